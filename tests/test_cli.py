@@ -1,0 +1,52 @@
+"""Settings blocks and flags: same names, types, booleans, unknown flags, printed overrides."""
+import pytest
+
+from GAcli import parse_settings, read_settings_block
+
+SCRIPT = '''
+x = 1
+# --- settings (edit here)
+data = "images/split"  # where the data is
+batch_size = 64  # images per step
+lr = 0.1  # learning rate
+weights = "imagenet"  # imagenet, none, or a file
+shuffle = False  # shuffle first
+# --- end of settings
+'''
+
+
+@pytest.fixture
+def script(tmp_path):
+    path = tmp_path / "script.py"
+    path.write_text(SCRIPT)
+    return path
+
+
+def test_block_gives_names_defaults_and_help(script):
+    assert read_settings_block(script) == [
+        ("data", "images/split", "where the data is"), ("batch_size", 64, "images per step"),
+        ("lr", 0.1, "learning rate"), ("weights", "imagenet", "imagenet, none, or a file"),
+        ("shuffle", False, "shuffle first")]
+
+
+def test_no_arguments_use_the_block(script):
+    settings, given = parse_settings(script, "test", [])
+    assert settings == {"data": "images/split", "batch_size": 64, "lr": 0.1,
+                        "weights": "imagenet", "shuffle": False}
+    assert given == set()
+
+
+def test_flags_override_with_types_and_are_printed(script, capsys):
+    settings, given = parse_settings(
+        script, "test", ["--batch-size", "32", "--lr", "1e-4", "--shuffle", "--weights", "none"])
+    assert settings["batch_size"] == 32 and settings["lr"] == 1e-4
+    assert settings["shuffle"] is True and settings["weights"] is None
+    assert given == {"batch_size", "lr", "shuffle", "weights"}
+    assert "override: batch_size = 32 (settings block: 64)" in capsys.readouterr().out
+
+
+def test_unknown_flag_and_bad_type_are_errors(script):
+    with pytest.raises(SystemExit):
+        parse_settings(script, "test", ["--batchsize", "32"])
+    with pytest.raises(SystemExit):
+        parse_settings(script, "test", ["--batch_size", "many"])
