@@ -25,6 +25,8 @@ RESIZE_METHODS = {"bilinear": Image.Resampling.BILINEAR, "nearest": Image.Resamp
 MAX_PIXELS = 50_000_000  # larger declared sizes are refused before decoding (decompression bombs)
 
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # PIL then raises instead of only warning past 2x this
+IMAGENET_MEAN_RGB = np.array([123.68, 116.779, 103.939], np.float32)  # as in keras.applications
+IMAGENET_STD_RGB = np.array([0.229, 0.224, 0.225], np.float32) * 255
 
 
 def natural_key(path: str | Path) -> list:
@@ -98,3 +100,32 @@ def read_rgb(source, size: int | None = None, resize: str = "bilinear") -> np.nd
     if size is not None and rgb.size != (size, size):
         rgb = rgb.resize((size, size), RESIZE_METHODS[resize])
     return np.asarray(rgb, dtype=np.uint8)
+
+
+def preprocessing_weights(mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """The (kernel, bias) of a 1x1 convolution that maps RGB 0-255 to a backbone's input.
+
+    The models built here apply this inside themselves (GAmodel); models without it, such as the
+    original project's, get it applied by `preprocess`. Modes, as in keras.applications:
+    "caffe" (ResNet v1) matches keras.applications.resnet.preprocess_input exactly: the kernel is
+    a channel permutation (RGB -> BGR) and the bias subtracts the ImageNet means in BGR order;
+    "tf" (ResNet v2) scales to -1..1; "torch" (keras-hub presets) scales to 0..1 and standardizes.
+    """
+    kernel = np.zeros((1, 1, 3, 3), np.float32)
+    if mode == "caffe":
+        for rgb_channel in range(3):
+            kernel[0, 0, rgb_channel, 2 - rgb_channel] = 1.0
+        return kernel, -IMAGENET_MEAN_RGB[::-1].copy()
+    if mode == "tf":
+        kernel[0, 0] = np.eye(3) / 127.5
+        return kernel, -np.ones(3, np.float32)
+    if mode == "torch":
+        kernel[0, 0] = np.diag(1.0 / IMAGENET_STD_RGB)
+        return kernel, -IMAGENET_MEAN_RGB / IMAGENET_STD_RGB
+    raise ValueError(f"unknown preprocessing mode {mode!r}")
+
+
+def preprocess(pixels: np.ndarray, mode: str) -> np.ndarray:
+    """Applies a backbone's preprocessing to RGB 0-255 pixels (..., 3), outside any model."""
+    kernel, bias = preprocessing_weights(mode)
+    return np.asarray(pixels, np.float32) @ kernel[0, 0] + bias

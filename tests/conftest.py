@@ -20,3 +20,43 @@ def synthetic_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synthetic")
     generate_dataset(root, 40, 40, seed=3, progress=False, **SMALL)
     return root
+
+
+TINY = ["--weights", "none", "--image_size", "32", "--batch_size", "16", "--lr", "0.01"]
+
+
+@pytest.fixture(scope="session")
+def split_dir(synthetic_root, tmp_path_factory) -> Path:
+    """The synthetic dataset split 70/25/5: 28/10/2 images per class."""
+    import GAsplit
+    dest = tmp_path_factory.mktemp("split") / "split"
+    GAsplit.main(["--source", str(synthetic_root), "--dest", str(dest)])
+    return dest
+
+
+@pytest.fixture(scope="session")
+def runs(split_dir, tmp_path_factory):
+    """Two tiny ResNet-101 runs with the same seed, made once for the whole test session.
+
+    Run A: 2 epochs with every deliverable (ONNX too), counting the images each predict() call
+    sees. Run B: 1 epoch without ONNX, to compare the first epoch with A's.
+    """
+    import keras
+    import GAmain
+    runs_dir = tmp_path_factory.mktemp("runs")
+    predicted = []  # samples per predict() call, in order
+    original_predict = keras.Model.predict
+
+    def counting_predict(self, x, *args, **kwargs):
+        out = original_predict(self, x, *args, **kwargs)
+        predicted.append(len(out))
+        return out
+    keras.Model.predict = counting_predict
+    try:
+        GAmain.main(["--data", str(split_dir), "--runs", str(runs_dir), "--epochs", "2", *TINY])
+    finally:
+        keras.Model.predict = original_predict
+    GAmain.main(["--data", str(split_dir), "--runs", str(runs_dir), "--epochs", "1",
+                 "--no-export_onnx", *TINY])
+    run_a, run_b = sorted(runs_dir.iterdir(), key=lambda p: p.stat().st_mtime)
+    return {"a": run_a, "b": run_b, "predicted": predicted}

@@ -1,0 +1,103 @@
+"""The tf.data input pipeline: split folders -> batches of (RGB 0-255 images, labels).
+
+Decoding goes through GAimages.read_rgb, the same function inference uses, so training, evaluation
+and labelling see identical pixels. Decoded images are cached in memory when they fit; training
+batches are augmented as the original did (rotation, shift, zoom, flips, nearest fill).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+import keras
+from keras import layers
+
+from GAcli import UserError
+from GAimages import CLASS_NAMES, list_images, read_rgb
+
+CACHE_SHARE_OF_MEMORY = 0.4  # cache decoded images only while they take less than this share
+
+
+def class_folder(split_dir: Path, class_name: str) -> Path | None:
+    """split_dir/CEX or split_dir/cex (any case), or None."""
+    matches = [p for p in split_dir.iterdir() if p.is_dir() and p.name.upper() == class_name]
+    return matches[0] if matches else None
+
+
+def list_split(split_dir: str | Path) -> tuple[list[str], np.ndarray]:
+    """Paths and labels (CEX = 0, PG = 1) of one split folder, checked for a usable layout."""
+    split_dir = Path(split_dir)
+    if not split_dir.is_dir():
+        raise UserError(f"no split folder at {split_dir}; make one with `python GAsplit.py` "
+                        "(or run `python GAmain.py --demo`)")
+    paths, labels = [], []
+    for label, name in enumerate(CLASS_NAMES):
+        folder = class_folder(split_dir, name)
+        files = list_images(folder) if folder else []
+        if not files:
+            raise UserError(f"{split_dir} has no {name} images (expected {split_dir}/{name}/*.png); "
+                            "both classes are needed to train and evaluate a CEX/PG classifier")
+        paths += [str(p) for p in files]
+        labels += [label] * len(files)
+    return paths, np.array(labels, np.float32)
+
+
+def augmentation(seed: int) -> keras.Sequential:
+    """The original's ImageDataGenerator settings as Keras preprocessing layers, seeded.
+
+    rotation_range=30 degrees, width/height_shift_range=0.2, zoom_range=0.3, horizontal and
+    vertical flips, fill_mode="nearest".
+    """
+    return keras.Sequential([
+        layers.RandomRotation(30 / 360, fill_mode="nearest", seed=seed),
+        layers.RandomTranslation(0.2, 0.2, fill_mode="nearest", seed=seed + 1),
+        layers.RandomZoom(0.3, 0.3, fill_mode="nearest", seed=seed + 2),
+        layers.RandomFlip("horizontal_and_vertical", seed=seed + 3),
+    ], name="augmentation")
+
+
+def fits_in_memory(n_images: int, image_size: int) -> bool:
+    """True when the decoded images take less than CACHE_SHARE_OF_MEMORY of physical memory."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not on every platform
+        total = 8 * 2**30
+    return n_images * image_size * image_size * 3 < CACHE_SHARE_OF_MEMORY * total
+
+
+def decode(image_size: int, resize: str):
+    """A tf.data map function: path -> uint8 image of shape (size, size, 3), via read_rgb."""
+    def read(path):
+        return read_rgb(path.decode(), image_size, resize)
+
+    def load(path, label):
+        image = tf.numpy_function(read, [path], tf.uint8, stateful=False)
+        image.set_shape((image_size, image_size, 3))
+        return image, label
+    return load
+
+
+def make_dataset(paths, labels, image_size, batch_size, training=False, seed=42,
+                 resize="bilinear") -> tf.data.Dataset:
+    """Batches of (float32 RGB 0-255 images, float32 labels).
+
+    Args:
+        training: shuffle every epoch and augment; validation and test data are neither.
+    """
+    autotune = tf.data.AUTOTUNE
+    ds = tf.data.Dataset.from_tensor_slices((list(paths), np.asarray(labels, np.float32)))
+    ds = ds.map(decode(image_size, resize), num_parallel_calls=autotune)
+    if fits_in_memory(len(paths), image_size):
+        ds = ds.cache()
+    if training:
+        ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=autotune)
+    if training:
+        augment = augmentation(seed)
+        # Sequential on purpose: the layers draw from one seeded stream, and a parallel map could
+        # interleave those draws. One call per batch keeps it far cheaper than a training step.
+        ds = ds.map(lambda x, y: (augment(x, training=True), y))
+    return ds.prefetch(autotune)

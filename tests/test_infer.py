@@ -1,0 +1,216 @@
+"""Labelling: batching, label/confidence semantics, CSV, bad files, ONNX, the original's files, map."""
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import GAinfer
+from GAcli import UserError
+from GAimages import list_images, read_rgb
+from conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def test_images(split_dir):
+    return [str(p) for p in sorted((split_dir / "test").rglob("*.png"))] + \
+           [str(p) for p in sorted((split_dir / "val").rglob("*.png"))][:10]
+
+
+def brightness_model(tmp_path, image_size=16):
+    """A model whose output is known: P(PG) = sigmoid((mean red level - 128) / 8).
+
+    Its first layer is named like this project's preprocessing layer (and is the identity), so
+    it is read as one of our models: raw pixels in.
+    """
+    import keras
+    inputs = keras.Input((image_size, image_size, 3))
+    x = keras.layers.Conv2D(3, 1, name="preprocess_identity", trainable=False,
+                            kernel_initializer=keras.initializers.Constant(np.eye(3)[None, None]),
+                            bias_initializer="zeros")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid",
+                                 kernel_initializer=keras.initializers.Constant([[1 / 8], [0], [0]]),
+                                 bias_initializer=keras.initializers.Constant(-16.0))(x)
+    path = tmp_path / "brightness.keras"
+    keras.Model(inputs, outputs).save(path)
+    return path
+
+
+def test_label_and_confidence_follow_p_pg(tmp_path):
+    classifier = GAinfer.load_classifier(brightness_model(tmp_path))
+    levels = np.array([0, 120, 128, 136, 255], np.float32)
+    batch = np.ones((5, 16, 16, 3), np.float32) * levels[:, None, None, None]
+    records = classifier.label(batch)
+    expected_p = 1 / (1 + np.exp(-(levels - 128) / 8))
+    for r, p in zip(records, expected_p):
+        assert r["p_pg"] == pytest.approx(p, abs=1e-5)
+        assert r["label"] == ("PG" if p >= 0.5 else "CEX")
+        assert r["confidence"] == pytest.approx(p if p >= 0.5 else 1 - p, abs=1e-5)
+    assert [r["label"] for r in records] == ["CEX", "CEX", "PG", "PG", "PG"]
+    assert records[0]["confidence"] > 0.99  # a dark image is confidently CEX, not "PG 1.0000"
+
+
+def test_batches_give_the_same_numbers_as_single_images(runs, test_images):
+    classifier = GAinfer.load_classifier(runs["a"] / "model.keras")
+    batched = classifier.label(test_images, batch_size=4)
+    single = [classifier.label([f])[0] for f in test_images[:6]]
+    for b, s in zip(batched, single):
+        assert b["file"] == s["file"] and b["p_pg"] == pytest.approx(s["p_pg"], abs=1e-5)
+
+
+def test_paths_pil_images_and_arrays_give_the_same_answer(runs, test_images):
+    classifier = GAinfer.load_classifier(runs["a"] / "model.keras")
+    files = test_images[:3]
+    from_paths = [r["p_pg"] for r in classifier.label(files)]
+    from_pil = [r["p_pg"] for r in classifier.label([Image.open(f) for f in files])]
+    from_array = [r["p_pg"] for r in classifier.label(np.stack([read_rgb(f, 32) for f in files]))]
+    np.testing.assert_allclose(from_pil, from_paths, atol=1e-6)
+    np.testing.assert_allclose(from_array, from_paths, atol=1e-6)
+
+
+def test_keras_and_onnx_paths_agree(runs, test_images):
+    on_keras = GAinfer.load_classifier(runs["a"] / "model.keras").label(test_images)
+    on_onnx = GAinfer.load_classifier(runs["a"] / "model.onnx").label(test_images)
+    np.testing.assert_allclose([r["p_pg"] for r in on_onnx], [r["p_pg"] for r in on_keras],
+                               atol=1e-4)
+    assert [r["label"] for r in on_onnx] == [r["label"] for r in on_keras]
+
+
+def test_onnx_card_is_embedded_and_tensorflow_is_never_imported(runs, test_images):
+    code = ("import sys, GAinfer; c = GAinfer.load_classifier(sys.argv[1]); "
+            "r = c.label(sys.argv[2:]); "
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules; "
+            "print(c.card['image_size'], c.card['preprocessing_inside'], r[0]['label'])")
+    result = subprocess.run([sys.executable, "-c", code, str(runs["a"] / "model.onnx"),
+                             *test_images[:2]], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    size, inside, label = result.stdout.split()
+    assert size == "32" and inside == "True" and label in ("CEX", "PG")
+
+
+def test_script_writes_csv_table_and_summary(runs, split_dir, tmp_path, capsys):
+    out = tmp_path / "labels.csv"
+    folder = split_dir / "test" / "PG"
+    status = GAinfer.main(["--weights", str(runs["a"] / "model.keras"), "--images", str(folder),
+                           "--out", str(out)])
+    assert status == 0
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["file", "label", "p_pg", "confidence", "error"]
+    assert [r["file"] for r in rows] == [str(p) for p in list_images(folder)]
+    for r in rows:
+        p = float(r["p_pg"])
+        assert r["label"] == ("PG" if p >= 0.5 else "CEX")
+        assert float(r["confidence"]) == pytest.approx(max(p, 1 - p), abs=1e-6)
+    printed = capsys.readouterr().out
+    assert "P(PG)" in printed and f"{len(rows)} images:" in printed
+    with pytest.raises(UserError, match="already exist"):
+        GAinfer.main(["--weights", str(runs["a"] / "model.keras"), "--images", str(folder),
+                      "--out", str(out)])
+
+
+def test_bad_files_get_error_rows_and_the_run_goes_on(runs, split_dir, tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    good = sorted((split_dir / "test" / "CEX").glob("*.png"))[:2]
+    for p in good:
+        (folder / p.name).write_bytes(p.read_bytes())
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "notes.png").write_text("not an image")
+    (folder / "cut.png").write_bytes(good[0].read_bytes()[:300])
+    out = tmp_path / "mixed.csv"
+    status = GAinfer.main(["--weights", str(runs["a"] / "model.keras"), "--images", str(folder),
+                           "--out", str(out)])
+    assert status == 1
+    with open(out, newline="") as f:
+        rows = {r["file"].rsplit("/", 1)[-1]: r for r in csv.DictReader(f)}
+    assert {n for n, r in rows.items() if r["label"] == "ERROR"} == {"empty.png", "notes.png",
+                                                                    "cut.png"}
+    assert all(rows[n]["error"] for n in ("empty.png", "notes.png", "cut.png"))
+    assert all(rows[p.name]["label"] in ("CEX", "PG") for p in good)
+
+
+def original_format_files(tmp_path, project_model):
+    """The original project's two formats, holding project_model's weights without its
+    preprocessing layer: a Keras 2 full-model .h5 (written by tf_keras, as Keras 2.10 did) and a
+    plain ONNX export whose input is already preprocessed (no model card)."""
+    import keras
+    import tf_keras
+    layers = [l for l in project_model.layers[1:] if not l.name.startswith("preprocess_")]
+    inputs = tf_keras.Input(project_model.input_shape[1:])
+    x = tf_keras.layers.Conv2D(8, 3, strides=2, activation="relu")(inputs)
+    x = tf_keras.layers.GlobalAveragePooling2D()(x)
+    outputs = tf_keras.layers.Dense(1, activation="sigmoid")(x)
+    keras2 = tf_keras.Model(inputs, outputs)
+    keras2.set_weights(layers[0].get_weights() + layers[2].get_weights())
+    keras2.save(str(tmp_path / "GAweights.h5"), save_format="h5")
+    keras3 = keras.Sequential([keras.Input(project_model.input_shape[1:])] + layers)
+    keras3(np.zeros((1, *project_model.input_shape[1:]), np.float32))  # export needs a called model
+    keras3.export(str(tmp_path / "GAweights.onnx"), format="onnx", verbose=False)
+    return tmp_path / "GAweights.h5", tmp_path / "GAweights.onnx"
+
+
+def small_project_model(tmp_path):
+    import keras
+    from GAmodel import preprocessing_layer
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((32, 32, 3))
+    x = preprocessing_layer("caffe")(inputs)
+    x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid",
+                                 bias_initializer=keras.initializers.Constant(0.3))(x)
+    model = keras.Model(inputs, outputs)
+    model.save(tmp_path / "project.keras")
+    return model
+
+
+def test_original_h5_and_onnx_give_the_project_models_labels(tmp_path, test_images):
+    project = small_project_model(tmp_path)
+    h5, onnx_file = original_format_files(tmp_path, project)
+    # Arrays at the model's size skip resizing: nearest (original) and bilinear (ours) see the same.
+    pixels = np.stack([read_rgb(f, 32) for f in test_images])
+    reference = GAinfer.load_classifier(tmp_path / "project.keras").label(pixels)
+    for path in (h5, onnx_file):
+        classifier = GAinfer.load_classifier(path)
+        assert classifier.card["preprocessing_inside"] is False
+        assert classifier.card["resize"] == "nearest"
+        records = classifier.label(pixels)
+        np.testing.assert_allclose([r["p_pg"] for r in records],
+                                   [r["p_pg"] for r in reference], atol=1e-4)
+        assert [r["label"] for r in records] == [r["label"] for r in reference]
+
+
+def test_embedding_map_writes_plot_and_csv(runs, split_dir, tmp_path):
+    folder = split_dir / "val" / "CEX"
+    map_dir = tmp_path / "map"
+    GAinfer.main(["--weights", str(runs["a"] / "model.keras"), "--images", str(folder),
+                  "--map", str(map_dir), "--clusters", "3"])
+    assert Image.open(map_dir / "embedding_map.png").size[0] > 500
+    with open(map_dir / "embedding_map.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(list_images(folder))
+    assert {int(r["cluster"]) for r in rows} == {0, 1, 2}
+    assert all(r["label"] in ("CEX", "PG") for r in rows)
+
+
+def test_missing_model_or_images_say_what_to_do(tmp_path, split_dir):
+    with pytest.raises(UserError, match="GAmain.py --demo"):
+        GAinfer.main(["--weights", str(tmp_path / "none.keras"),
+                      "--images", str(split_dir / "test" / "CEX")])
+    with pytest.raises(UserError, match="--recursive"):
+        GAinfer.main(["--weights", str(tmp_path / "none.keras"), "--images", str(split_dir)])
+    with pytest.raises(UserError, match="no image folder"):
+        GAinfer.main(["--images", str(tmp_path / "absent")])
+    bogus = tmp_path / "model.pt"
+    bogus.write_text("x")
+    with pytest.raises(UserError, match="unknown model format"):
+        GAinfer.load_classifier(bogus)
+    bad = tmp_path / "broken.keras"
+    bad.write_text("not a zip")
+    with pytest.raises(UserError, match="could not load"):
+        GAinfer.load_classifier(bad)

@@ -1,0 +1,92 @@
+"""A tiny end-to-end training run: every deliverable, reloadable and consistent, and reproducible."""
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import GAmain
+from GAcli import UserError
+from GAimages import read_rgb
+
+from conftest import TINY
+
+
+def read_history(run_dir):
+    with open(run_dir / "history.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_every_deliverable_is_written(runs):
+    names = {p.name for p in runs["a"].iterdir()}
+    assert {"model.keras", "model.h5", "model.onnx", "history.csv", "training_curves.png",
+            "confusion_matrix.png", "test_report.txt", "config.json"} <= names
+    for png in ("training_curves.png", "confusion_matrix.png"):
+        assert Image.open(runs["a"] / png).size[0] > 300
+    report = (runs["a"] / "test_report.txt").read_text()
+    assert "CEX" in report and "PG" in report and "macro avg" in report
+
+
+def test_history_has_one_row_per_epoch_with_validation_metrics(runs):
+    rows = read_history(runs["a"])
+    assert len(rows) == 2
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "val_f1_CEX", "val_f1_PG",
+                "val_f1_macro", "val_f1_weighted", "learning_rate"):
+        assert key in rows[0]
+    assert float(rows[0]["learning_rate"]) == pytest.approx(0.01)
+
+
+def test_validation_images_go_through_the_model_once_per_epoch(runs, split_dir):
+    n_val = len(list((split_dir / "val").rglob("*.png")))
+    n_test = len(list((split_dir / "test").rglob("*.png")))
+    assert runs["predicted"] == [n_val, n_val, n_test]  # two epochs, then the test set
+
+
+def test_config_records_settings_versions_counts_and_time(runs):
+    config = json.loads((runs["a"] / "config.json").read_text())
+    assert config["model"]["class_names"] == ["CEX", "PG"]
+    assert config["model"]["image_size"] == 32 and config["model"]["backbone"] == "ResNet101"
+    assert config["settings"]["lr"] == 0.01 and config["settings"]["weights"] is None
+    assert config["dataset"]["train"] == {"CEX": 28, "PG": 28}
+    assert config["training"]["epochs_run"] == 2 and config["training"]["elapsed_seconds"] > 0
+    assert {"tensorflow", "keras", "python"} <= set(config["versions"])
+
+
+def test_keras_h5_and_onnx_files_reload_and_agree(runs, split_dir):
+    import keras
+    import onnxruntime as ort
+    images = np.stack([read_rgb(p, 32) for p in sorted((split_dir / "test").rglob("*.png"))])
+    images = images.astype(np.float32)
+    p_keras = keras.models.load_model(runs["a"] / "model.keras").predict(images, verbose=0)
+    p_h5 = keras.models.load_model(runs["a"] / "model.h5", compile=False).predict(images, verbose=0)
+    session = ort.InferenceSession(str(runs["a"] / "model.onnx"))
+    p_onnx = session.run(None, {session.get_inputs()[0].name: images})[0]
+    np.testing.assert_allclose(p_h5, p_keras, atol=1e-5)
+    np.testing.assert_allclose(p_onnx, p_keras, atol=1e-4)
+
+
+def test_runs_get_new_folders_and_same_seed_gives_same_first_epoch(runs):
+    assert runs["a"] != runs["b"] and (runs["a"] / "model.keras").exists()
+    first_a, first_b = read_history(runs["a"])[0], read_history(runs["b"])[0]
+    assert float(first_a["loss"]) == pytest.approx(float(first_b["loss"]), rel=1e-5)
+    assert float(first_a["val_loss"]) == pytest.approx(float(first_b["val_loss"]), rel=1e-5)
+
+
+def test_missing_or_one_class_data_are_one_line_errors(tmp_path):
+    with pytest.raises(UserError, match="GAsplit.py"):
+        GAmain.main(["--data", str(tmp_path / "absent")])
+    (tmp_path / "one" / "train" / "CEX").mkdir(parents=True)
+    Image.new("RGB", (40, 40)).save(tmp_path / "one" / "train" / "CEX" / "CEX (1).png")
+    with pytest.raises(UserError, match="no PG images"):
+        GAmain.main(["--data", str(tmp_path / "one"), *TINY])
+
+
+def test_paper_preset_and_demo_fill_only_settings_not_given():
+    s = {"preset": "paper", "demo": False, "backbone": "ResNet101", "lr": 0.1, "batch_size": 64,
+         "weights": "imagenet"}
+    resolved = GAmain.resolve_settings(dict(s), given={"batch_size"})
+    assert resolved["backbone"] == "ResNet50" and resolved["lr"] == 1e-4
+    assert resolved["batch_size"] == 64
+    with pytest.raises(UserError, match="Received: preset=fast"):
+        GAmain.resolve_settings(dict(s, preset="fast"), given=set())
