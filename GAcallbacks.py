@@ -6,6 +6,8 @@ History and progress bar, which Keras appends last) read.
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import keras
 from sklearn.metrics import classification_report, precision_recall_fscore_support
@@ -60,6 +62,9 @@ class ValidationMetrics(keras.callbacks.Callback):
         self.dataset, self.labels, self.verbose = dataset, np.asarray(labels), verbose
         self.passes = 0  # validation passes so far (the tests count them)
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_started = time.perf_counter()
+
     def on_epoch_end(self, epoch, logs=None):
         p_pg = self.model.predict(self.dataset, verbose=0)[:, 0]
         self.passes += 1
@@ -67,6 +72,7 @@ class ValidationMetrics(keras.callbacks.Callback):
             logs.update(classification_metrics(self.labels, p_pg))
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(
                 self.model.optimizer.learning_rate))
+            logs["epoch_seconds"] = time.perf_counter() - self.epoch_started  # validation included
         if self.verbose:
             print(f"\nEpoch {epoch + 1} - validation ({len(self.labels)} images):\n"
                   + report_text(self.labels, p_pg))

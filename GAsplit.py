@@ -1,12 +1,19 @@
-"""Copies the class images into train/val/test folders: 70/25/5 per class, as the original did.
+"""Copies the class images into train/val/test folders: 70/25/5 per class, without leaks.
 
     python GAsplit.py --source images/kaggle --dest images/split
     python GAsplit.py --source images/synthetic --dest images/split --shuffle --seed 7
+    python GAsplit.py --source images/kaggle --dest images/split-original --no-group
+    python GAsplit.py --check images/split        # report copies that cross splits
 
 SOURCE may be the folder the Kaggle zip was extracted to, its archive/cropped/cropped, or any folder
-holding cex/ and pg/ (any case). DEST receives train/, val/ and test/, each with CEX/ and PG/, and
-manifest.csv (split, class, source, dest, size, sha256). Files are copied, never moved, renamed or
-deleted. Files that are not readable images are left out and listed in skipped.csv.
+holding cex/ and pg/ (any case). DEST receives train/, val/ and test/, each with CEX/ and PG/,
+manifest.csv (split, class, source, dest, size, sha256, group) and leak_report.txt. Files are
+copied, never moved, renamed or deleted. Files that are not readable images are left out and listed
+in skipped.csv.
+
+Copies of one crop (rotated, mirrored, re-encoded; see GAgroups.py) go to one split together, so
+no validation or test image has a copy in training. --no-group splits file by file, as the original
+did (and reports the leak that leaves).
 """
 from __future__ import annotations
 
@@ -22,6 +29,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from GAcli import UserError, parse_settings, run_main
+from GAgroups import Signature, exact_key, find_groups, leak_summary, signature
 from GAimages import CLASS_NAMES, find_class_folders, list_images, read_rgb
 
 # --- settings (edit here, or override on the command line with the same names) ---
@@ -31,11 +39,13 @@ train_fraction = 0.70  # share of each class for training (original: 0.70)
 val_fraction = 0.25  # share of each class for validation; test gets the rest (original: 0.25)
 shuffle = False  # shuffle each class before splitting (original: natural file-number order)
 seed = 42  # random seed for --shuffle
+group = True  # keep copies of one crop (rotated, mirrored, re-encoded) in one split (original: no)
 overwrite = False  # replace an earlier split in DEST (removes only its train/ val/ test/ manifest)
+check = ""  # instead of splitting: report copies that cross the splits of this existing split folder
 # --- end of settings
 
 SPLITS = ("train", "val", "test")
-OUTPUTS = SPLITS + ("manifest.csv", "skipped.csv")  # everything a split writes into DEST
+OUTPUTS = SPLITS + ("manifest.csv", "skipped.csv", "leak_report.txt")  # all a split writes
 GET_DATA_HELP = (
     "Download the Kaggle dataset 'OpenCrystalData - Cephalexin reactive crystallization' "
     "(kaggle.com/datasets/opencrystaldata/cephalexin-reactive-crystallization) and extract it "
@@ -51,6 +61,9 @@ class Scanned:
     size: int = 0
     sha256: str = ""
     error: str = ""
+    signature: Signature | None = None  # thumbnails for finding copies (GAgroups)
+    exact: bytes = b""  # the same for exact rotated/mirrored copies
+    group: int = -1  # index of its group of copies within its class
 
 
 def split_counts(n: int, train_fraction=0.70, val_fraction=0.25) -> tuple[int, int, int]:
@@ -64,38 +77,71 @@ def split_counts(n: int, train_fraction=0.70, val_fraction=0.25) -> tuple[int, i
     return n_train, n_val, n - n_train - n_val
 
 
-def partition(items: list, train_fraction=0.70, val_fraction=0.25, shuffle=False, seed=42):
-    """Splits one class's items, in the order given, into {"train": [...], "val": ..., "test": ...}."""
-    items = list(items)
+def partition_groups(groups: list[list], train_fraction=0.70, val_fraction=0.25, shuffle=False,
+                     seed=42) -> dict[str, list]:
+    """Splits one class's groups of items, whole, into {"train": [...], "val": ..., "test": ...}.
+
+    Groups are taken in the order given (or shuffled); each goes to the split in which its middle
+    item falls on the file-by-file split's boundaries, so each split is within half a group of its
+    target at each boundary. Groups of one item give exactly the file-by-file split.
+    """
+    groups = list(groups)
     if shuffle:
-        random.Random(seed).shuffle(items)
-    n_train, n_val, _ = split_counts(len(items), train_fraction, val_fraction)
-    return {"train": items[:n_train], "val": items[n_train:n_train + n_val],
-            "test": items[n_train + n_val:]}
+        random.Random(seed).shuffle(groups)
+    n_train, n_val, _ = split_counts(sum(len(g) for g in groups), train_fraction, val_fraction)
+    parts = {split: [] for split in SPLITS}
+    position = 0
+    for group in groups:
+        middle = position + len(group) / 2
+        split = "train" if middle <= n_train else "val" if middle <= n_train + n_val else "test"
+        parts[split].extend(group)
+        position += len(group)
+    return parts
+
+
+def partition(items: list, train_fraction=0.70, val_fraction=0.25, shuffle=False, seed=42):
+    """Splits one class's items file by file, as the original did (see partition_groups)."""
+    return partition_groups([[item] for item in items], train_fraction, val_fraction, shuffle, seed)
 
 
 def scan_file(path: Path, class_name: str) -> Scanned:
-    """Reads a file once: size, SHA-256, and a full decode to prove it is a readable image."""
+    """Reads a file once: size, SHA-256, a full decode (to prove it is a readable image) and the
+    thumbnails that find its copies."""
     record = Scanned(path, class_name)
     try:
         data = path.read_bytes()
         record.size, record.sha256 = len(data), hashlib.sha256(data).hexdigest()
-        read_rgb(io.BytesIO(data))
+        pixels = read_rgb(io.BytesIO(data))
+        record.signature, record.exact = signature(pixels), exact_key(pixels)
     except Exception as error:  # any decoder failure means "not a usable image"; we say which
         record.error = f"{type(error).__name__}: {error}"
     return record
 
 
-def scan_classes(class_folders: dict[str, Path]) -> list[Scanned]:
-    """Scans every image of every class, in parallel (decoding and hashing release the GIL)."""
+def scan_files(jobs: list[tuple[Path, str]]) -> list[Scanned]:
+    """Scans (path, class) jobs in parallel (decoding and hashing release the GIL)."""
     from tqdm import tqdm
 
-    jobs = [(path, name) for name, folder in class_folders.items() for path in list_images(folder)]
     with ThreadPoolExecutor(max_workers=4) as pool:
         records = list(tqdm(pool.map(lambda job: scan_file(*job), jobs), total=len(jobs),
                             desc="reading", unit="img", disable=len(jobs) < 500,
                             mininterval=0.1 if sys.stderr.isatty() else 5.0))
     return records
+
+
+def scan_classes(class_folders: dict[str, Path]) -> list[Scanned]:
+    """Scans every image of every class folder."""
+    return scan_files([(path, name) for name, folder in class_folders.items()
+                       for path in list_images(folder)])
+
+
+def group_copies(records: list[Scanned]) -> list[list[Scanned]]:
+    """Groups one class's readable records into copies of one crop; sets each record's group."""
+    groups = find_groups([r.signature for r in records], [r.exact for r in records])
+    for number, members in enumerate(groups):
+        for i in members:
+            records[i].group = number
+    return [[records[i] for i in members] for members in groups]
 
 
 def copy_split(assignment: dict[str, dict[str, list[Scanned]]], dest: Path) -> list[dict]:
@@ -109,7 +155,8 @@ def copy_split(assignment: dict[str, dict[str, list[Scanned]]], dest: Path) -> l
                 target = folder / record.path.name
                 shutil.copyfile(record.path, target)
                 rows.append({"split": split, "class": class_name, "source": str(record.path),
-                             "dest": str(target), "size": record.size, "sha256": record.sha256})
+                             "dest": str(target), "size": record.size, "sha256": record.sha256,
+                             "group": record.group})
     return rows
 
 
@@ -121,10 +168,59 @@ def write_csv(path: Path, rows: list[dict], columns: list[str]):
 
 
 def print_counts(assignment):
-    print(f"{'split':<6}" + "".join(f"{name:>8}" for name in CLASS_NAMES) + f"{'total':>8}")
+    """Images per split and class, with each class's achieved percentages."""
+    totals = {name: sum(len(assignment[split][name]) for split in SPLITS) for name in CLASS_NAMES}
+    print(f"{'split':<6}" + "".join(f"{name:>14}" for name in CLASS_NAMES) + f"{'total':>8}")
     for split, by_class in assignment.items():
         counts = [len(by_class[name]) for name in CLASS_NAMES]
-        print(f"{split:<6}" + "".join(f"{c:>8}" for c in counts) + f"{sum(counts):>8}")
+        cells = "".join(f"{c:>7} ({100 * c / max(totals[n], 1):4.1f}%)"
+                        for c, n in zip(counts, CLASS_NAMES))
+        print(f"{split:<6}{cells}{sum(counts):>8}")
+
+
+def leak_report(by_class: dict[str, list[Scanned]], split_of: dict[Path, str]) -> tuple[str, bool]:
+    """A text report of copies that cross splits, per class; and whether any does."""
+    lines = ["Copies of one crop (rotated, mirrored, re-encoded) found in more than one split.",
+             "", f"{'class':<6}{'images':>8}{'groups':>8}{'crossing':>10}"
+             f"{'val with a copy in train':>28}{'test with a copy in train':>28}"]
+    crossing_lines, leaked = [], False
+    for name, records in by_class.items():
+        groups = [[i for i, r in enumerate(records) if r.group == g]
+                  for g in sorted({r.group for r in records})]
+        summary = leak_summary([split_of[r.path] for r in records], groups)
+        leaked = leaked or bool(summary["crossing"])
+        cells = [f"{summary[f'{s}_leaked']} / {summary[s]} ({100 * summary[f'{s}_leak']:.1f}%)"
+                 for s in ("val", "test")]
+        lines.append(f"{name:<6}{len(records):>8}{len(groups):>8}{len(summary['crossing']):>10}"
+                     f"{cells[0]:>28}{cells[1]:>28}")
+        for group in summary["crossing"]:
+            members = ", ".join(f"{split_of[records[i].path]}: {records[i].path.name}" for i in group)
+            crossing_lines.append(f"  {name}: {members}")
+    if crossing_lines:
+        lines += ["", "Groups that cross splits:"] + crossing_lines
+    else:
+        lines += ["", "No group crosses splits: no validation or test image has a copy in train."]
+    return "\n".join(lines) + "\n", leaked
+
+
+def check_existing_split(dest: Path) -> int:
+    """--check: groups the images of an existing split folder and reports copies across splits."""
+    jobs = []
+    for split in SPLITS:
+        for name in CLASS_NAMES:
+            folders = [p for p in (dest / split).glob("*") if p.is_dir() and p.name.upper() == name]
+            jobs += [(path, name) for folder in folders for path in list_images(folder)]
+    if not jobs:
+        raise UserError(f"no split folder at check={dest}: expected {dest}/train/CEX/ and so on")
+    records = scan_files(jobs)
+    split_of = {r.path: r.path.parent.parent.name for r in records}
+    by_class = {name: [r for r in records if r.class_name == name and not r.error]
+                for name in CLASS_NAMES}
+    for records_of_class in by_class.values():
+        group_copies(records_of_class)
+    text, leaked = leak_report(by_class, split_of)
+    print(text, end="")
+    return 1 if leaked else 0
 
 
 def overlaps(dest: Path, class_folder: Path) -> bool:
@@ -171,23 +267,42 @@ def remove_previous_split(dest: Path):
 
 def main(argv=None):
     s, _ = parse_settings(__file__, "Split the CEX/PG images into train/val/test folders.", argv)
+    if s["check"]:
+        return check_existing_split(Path(s["check"]))
     class_folders = check_settings(s)
     dest = Path(s["dest"])
     records = scan_classes(class_folders)
     skipped = [r for r in records if r.error]
     assignment = {split: {} for split in SPLITS}
+    by_class = {}
     for name in CLASS_NAMES:
         usable = [r for r in records if r.class_name == name and not r.error]
-        parts = partition(usable, s["train_fraction"], s["val_fraction"], s["shuffle"], s["seed"])
+        groups = group_copies(usable)
+        units = groups if s["group"] else [[r] for r in usable]
+        parts = partition_groups(units, s["train_fraction"], s["val_fraction"], s["shuffle"],
+                                 s["seed"])
         for split in SPLITS:
             assignment[split][name] = parts[split]
+        by_class[name] = usable
     if s["overwrite"]:
         remove_previous_split(dest)
     dest.mkdir(parents=True, exist_ok=True)
     rows = copy_split(assignment, dest)
-    write_csv(dest / "manifest.csv", rows, ["split", "class", "source", "dest", "size", "sha256"])
+    write_csv(dest / "manifest.csv", rows,
+              ["split", "class", "source", "dest", "size", "sha256", "group"])
+    split_of = {r.path: split for split, parts in assignment.items()
+                for members in parts.values() for r in members}
+    report, leaked = leak_report(by_class, split_of)
+    (dest / "leak_report.txt").write_text(report)
     print_counts(assignment)
     print(f"copied {len(rows)} images to {dest}; manifest: {dest / 'manifest.csv'}")
+    groups = {name: len({r.group for r in recs}) for name, recs in by_class.items()}
+    print("copies of one crop: " + ", ".join(
+        f"{name} {len(recs)} images in {groups[name]} groups" for name, recs in by_class.items())
+        + ("; whole groups kept in one split" if s["group"] else "; split file by file (--no-group)"))
+    if leaked:
+        print("LEAK: " + report.splitlines()[0].lower() + " See " + str(dest / "leak_report.txt"))
+        print("\n".join(report.splitlines()[2:5]))
     if skipped:
         write_csv(dest / "skipped.csv",
                   [{"class": r.class_name, "source": str(r.path), "error": r.error} for r in skipped],

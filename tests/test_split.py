@@ -61,7 +61,7 @@ def read_manifest(dest):
 def test_split_copies_files_and_manifest_hashes_match(synthetic_root, tmp_path):
     before = tree_state(synthetic_root)
     dest = tmp_path / "split"
-    main(["--source", str(synthetic_root), "--dest", str(dest)])
+    main(["--source", str(synthetic_root), "--dest", str(dest), "--no-group"])
     assert tree_state(synthetic_root) == before
     rows = read_manifest(dest)
     assert len(rows) == 80

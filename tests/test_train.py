@@ -32,7 +32,7 @@ def test_history_has_one_row_per_epoch_with_validation_metrics(runs):
     rows = read_history(runs["a"])
     assert len(rows) == 2
     for key in ("loss", "accuracy", "val_loss", "val_accuracy", "val_f1_CEX", "val_f1_PG",
-                "val_f1_macro", "val_f1_weighted", "learning_rate"):
+                "val_f1_macro", "val_f1_weighted", "learning_rate", "epoch_seconds"):
         assert key in rows[0]
     assert float(rows[0]["learning_rate"]) == pytest.approx(0.01)
 
@@ -43,12 +43,13 @@ def test_validation_images_go_through_the_model_once_per_epoch(runs, split_dir):
     assert runs["predicted"] == [n_val, n_val, n_test]  # two epochs, then the test set
 
 
-def test_config_records_settings_versions_counts_and_time(runs):
+def test_config_records_settings_versions_counts_and_time(runs, split_dir):
     config = json.loads((runs["a"] / "config.json").read_text())
+    in_folder = {name: len(list((split_dir / "train" / name).glob("*.png"))) for name in ("CEX", "PG")}
     assert config["model"]["class_names"] == ["CEX", "PG"]
     assert config["model"]["image_size"] == 32 and config["model"]["backbone"] == "ResNet101"
     assert config["settings"]["lr"] == 0.01 and config["settings"]["weights"] is None
-    assert config["dataset"]["train"] == {"CEX": 28, "PG": 28}
+    assert config["dataset"]["train"] == in_folder and in_folder["CEX"] == 28
     assert config["training"]["epochs_run"] == 2 and config["training"]["elapsed_seconds"] > 0
     assert {"tensorflow", "keras", "python"} <= set(config["versions"])
 

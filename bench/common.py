@@ -1,0 +1,74 @@
+"""Helpers shared by the benchmarks: synthetic folders, child processes, peak memory, medians."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def synthetic_split(dest: Path, n_train: int, n_val: int, n_test: int = 8, seed: int = 0) -> Path:
+    """A split folder with n_train/n_val/n_test images, half CEX and half PG, at real sizes."""
+    from GAsynth import generate_dataset
+    if (dest / "done").exists():
+        return dest
+    shutil.rmtree(dest, ignore_errors=True)
+    per_class = (n_train + n_val + n_test) // 2
+    written = generate_dataset(dest / "source", per_class, per_class, seed=seed, progress=False)
+    for name, files in written.items():
+        bounds = {"train": (0, n_train // 2), "val": (n_train // 2, (n_train + n_val) // 2),
+                  "test": ((n_train + n_val) // 2, per_class)}
+        for split, (lo, hi) in bounds.items():
+            folder = dest / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for path in files[lo:hi]:
+                shutil.copyfile(path, folder / path.name)
+    (dest / "done").write_text("")
+    return dest
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory, from the operating system.
+
+    Linux: VmHWM of /proc/self/status, which starts afresh at exec. (ru_maxrss does not: a child
+    inherits its parent's peak through fork and exec, so it would report the parent's.)
+    """
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
+    except (OSError, StopIteration):
+        scale = 1 if sys.platform == "darwin" else 1024  # macOS reports bytes, Linux KiB
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+
+
+def run_child(script: Path, args: list[str]) -> dict:
+    """Runs `script --child ARGS` in a fresh process and returns the JSON it prints last."""
+    result = subprocess.run([sys.executable, str(script), "--child", *args], cwd=ROOT,
+                            capture_output=True, text=True,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    if result.returncode != 0:
+        raise RuntimeError(f"child {args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def median(values) -> float:
+    values = sorted(values)
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def machine() -> str:
+    cpu = platform.processor() or ""
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"

@@ -1,0 +1,144 @@
+"""Labelling speed against the batched ceiling, start-up time and peak memory (run by hand).
+
+    python bench/infer.py                          # 500 images, 224 px, ResNet-101
+    python bench/infer.py --images 500 --more 5000  # also memory at 5,000 images (ONNX path)
+
+ceiling-tf / ceiling-onnx: a batched forward pass over in-memory tensors (no decoding, no files).
+keras / onnx: GAinfer.main() end to end on a folder of PNGs: model loading, decoding, batching,
+the table and the CSV. single: one model.predict() call per image, as the original labelled.
+start-up: from process start to the first image's label. Each path runs in its own process; peak
+resident memory is that process's, from the operating system.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import machine, peak_rss_mb, run_child
+
+
+def image_folder(dest: Path, n: int) -> Path:
+    """n synthetic images (half CEX, half PG, at the real sizes) in one flat folder."""
+    from GAsynth import generate_dataset
+    if (dest / "done").exists():
+        return dest
+    shutil.rmtree(dest, ignore_errors=True)
+    written = generate_dataset(dest / "source", n - n // 2, n // 2, seed=1, progress=False)
+    (dest / "images").mkdir()
+    for files in written.values():
+        for path in files:
+            shutil.copyfile(path, dest / "images" / path.name)
+    (dest / "done").write_text("")
+    return dest
+
+
+def build_models(work: Path, image_size: int, backbone: str):
+    """A scratch model saved as .keras and .onnx (with its model card), as GAmain writes them."""
+    import numpy as np
+    import GAmain
+    from GAmodel import build_classifier
+    if (work / "model.onnx").exists():
+        return
+    model = build_classifier(backbone, None, image_size)
+    model(np.zeros((1, image_size, image_size, 3), np.float32))
+    model.save(work / "model.keras")
+    model.export(str(work / "model.onnx"), format="onnx", verbose=False)
+    card = GAmain.model_card({"backbone": backbone, "image_size": image_size, "resize": "bilinear"})
+    GAmain.add_onnx_model_card(work / "model.onnx", card)
+
+
+def child(args) -> dict:
+    import numpy as np
+    work, started = Path(args.work), args.started
+    folder = work / f"n{args.n}" / "images"
+    files = sorted(str(p) for p in folder.iterdir())
+    size = args.image_size
+    if args.child in ("keras", "onnx"):
+        import GAinfer
+        classifier = GAinfer.load_classifier(work / f"model.{args.child}")
+        classifier.label(files[:1])
+        startup = time.time() - started
+        start = time.perf_counter()
+        GAinfer.main(["--weights", str(work / f"model.{args.child}"), "--images", str(folder),
+                      "--out", str(work / f"labels-{args.child}-{args.n}.csv"), "--overwrite",
+                      "--batch_size", str(args.batch_size)])
+        seconds = time.perf_counter() - start
+        return {"images_per_s": len(files) / seconds, "seconds": seconds, "startup_s": startup,
+                "peak_rss_mb": peak_rss_mb()}
+    x = np.random.default_rng(0).uniform(0, 255, (len(files), size, size, 3)).astype(np.float32)
+    if args.child == "ceiling-onnx":
+        import onnxruntime as ort
+        session = ort.InferenceSession(str(work / "model.onnx"), providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        run = lambda batch: session.run(None, {name: batch})  # noqa: E731
+    else:
+        import keras
+        model = keras.models.load_model(work / "model.keras", compile=False)
+        run = model.predict_on_batch
+    if args.child == "single":
+        import keras
+        from GAimages import read_rgb
+        model = keras.models.load_model(work / "model.keras", compile=False)
+        model.predict(x[:1], verbose=0)  # warm-up
+        start = time.perf_counter()
+        for path in files[:args.single]:
+            model.predict(read_rgb(path, size)[None].astype(np.float32), verbose=0)
+        return {"images_per_s": args.single / (time.perf_counter() - start),
+                "peak_rss_mb": peak_rss_mb()}
+    run(x[:args.batch_size])  # warm-up
+    start = time.perf_counter()
+    for i in range(0, len(x), args.batch_size):
+        run(x[i:i + args.batch_size])
+    seconds = time.perf_counter() - start
+    return {"images_per_s": len(x) / seconds, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=500, help="images in the folder")
+    parser.add_argument("--more", type=int, default=0, help="also run the ONNX path on this many")
+    parser.add_argument("--single", type=int, default=60, help="images for the one-by-one baseline")
+    parser.add_argument("--image_size", type=int, default=224)
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--backbone", default="ResNet101")
+    parser.add_argument("--work", default="", help="folder for images and models (default: temp)")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--started", type=float, default=0.0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args)))
+        return
+    work = Path(args.work or tempfile.mkdtemp(prefix="ga-bench-infer-"))
+    for n in filter(None, (args.images, args.more)):
+        image_folder(work / f"n{n}", n)
+    build_models(work, args.image_size, args.backbone)
+    print(f"machine: {machine()}")
+    print(f"{args.backbone}, {args.image_size} px, batch {args.batch_size}, {args.images} PNG images "
+          "(151-230 px, decoded and resized)")
+    common = ["--work", str(work), "--image_size", str(args.image_size),
+              "--batch_size", str(args.batch_size), "--single", str(args.single)]
+    plan = [("ceiling-tf", args.images), ("keras", args.images), ("ceiling-onnx", args.images),
+            ("onnx", args.images), ("single", args.images)]
+    if args.more:
+        plan.append(("onnx", args.more))
+    results = {}
+    for mode, n in plan:
+        r = run_child(Path(__file__), [mode, "--n", str(n), "--started", str(time.time()), *common])
+        results[(mode, n)] = r
+        extra = f"   start-up {r['startup_s']:4.1f} s" if "startup_s" in r else ""
+        print(f"  {mode:<13} {n:>5} images  {r['images_per_s']:6.2f} images/s   "
+              f"peak RSS {r['peak_rss_mb'] / 1024:5.2f} GB{extra}")
+    for runtime, ceiling in (("keras", "ceiling-tf"), ("onnx", "ceiling-onnx")):
+        share = results[(runtime, args.images)]["images_per_s"] / results[(ceiling, args.images)]["images_per_s"]
+        print(f"  {runtime}: end to end at {100 * share:.0f}% of its batched ceiling")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    main()

@@ -1,0 +1,106 @@
+"""Training speed against the compute ceiling, and peak memory (run by hand, not by the tests).
+
+    python bench/train.py                       # 320 train + 128 val images, 224 px, ResNet-101
+    python bench/train.py --train 640 --val 256 --repeats 3 --image_size 224
+
+(a) ceiling: fit() on in-memory tensors of the same shapes, plus one predict() over the
+    validation tensors: the same model and batch size, no input pipeline, no callbacks.
+(b) real: GAmain.main() itself on a synthetic split: decoding, caching, augmentation, the
+    validation callback, CSV log; its per-epoch time is history.csv's epoch_seconds.
+Each runs in its own process; the first epoch (warm-up: tracing, caches) is excluded and the
+median of the rest is reported, with each process's peak resident memory.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import machine, median, peak_rss_mb, run_child, synthetic_split
+
+
+def ceiling(args) -> dict:
+    import numpy as np
+    import GAmain
+    import keras
+    s = bench_settings(args)
+    keras.utils.set_random_seed(0)
+    model = GAmain.build_and_compile(s)
+    rng = np.random.default_rng(0)
+    shape = (args.image_size, args.image_size, 3)
+    x = rng.integers(0, 256, (args.train, *shape)).astype(np.float32)
+    y = (np.arange(args.train) % 2).astype(np.float32)
+    x_val = rng.integers(0, 256, (args.val, *shape)).astype(np.float32)
+    seconds = []
+    for _ in range(args.repeats + 1):
+        start = time.perf_counter()
+        model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0, shuffle=False)
+        model.predict(x_val, batch_size=args.batch_size, verbose=0)
+        seconds.append(time.perf_counter() - start)
+    return {"epoch_seconds": seconds, "peak_rss_mb": peak_rss_mb()}
+
+
+def real(args) -> dict:
+    import GAmain
+    runs = Path(args.work, "runs")
+    argv = ["--data", str(Path(args.work, "split")), "--runs", str(runs), "--weights", "none",
+            "--epochs", str(args.repeats + 1), "--f1_stop", "2", "--backbone", args.backbone,
+            "--image_size", str(args.image_size), "--batch_size", str(args.batch_size)]
+    if not args.onnx:
+        argv.append("--no-export_onnx")
+    started = time.perf_counter()
+    GAmain.main(argv)
+    total = time.perf_counter() - started
+    run_dir = max(runs.iterdir(), key=lambda p: p.stat().st_mtime)
+    with open(run_dir / "history.csv", newline="") as f:
+        seconds = [float(row["epoch_seconds"]) for row in csv.DictReader(f)]
+    return {"epoch_seconds": seconds, "peak_rss_mb": peak_rss_mb(), "run_seconds": total}
+
+
+def bench_settings(args) -> dict:
+    import GAmain
+    from GAcli import read_settings_block
+    s = {name: value for name, value, _ in read_settings_block(GAmain.__file__)}
+    s.update(backbone=args.backbone, weights=None, image_size=args.image_size,
+             batch_size=args.batch_size, demo=False)
+    return s
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train", type=int, default=320, help="training images")
+    parser.add_argument("--val", type=int, default=128, help="validation images")
+    parser.add_argument("--image_size", type=int, default=224)
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--backbone", default="ResNet101")
+    parser.add_argument("--repeats", type=int, default=3, help="timed epochs after the warm-up")
+    parser.add_argument("--onnx", action="store_true", help="include the ONNX export in (b)")
+    parser.add_argument("--work", default="", help="folder for data and runs (default: temporary)")
+    parser.add_argument("--child", choices=["ceiling", "real"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps((ceiling if args.child == "ceiling" else real)(args)))
+        return
+    args.work = args.work or tempfile.mkdtemp(prefix="ga-bench-train-")
+    synthetic_split(Path(args.work, "split"), args.train, args.val)
+    passed = [a for a in sys.argv[1:] if a not in ("--child",)]
+    if "--work" not in passed:
+        passed += ["--work", args.work]
+    print(f"machine: {machine()}")
+    print(f"{args.backbone}, {args.image_size} px, batch {args.batch_size}, "
+          f"{args.train} train + {args.val} val images, median of {args.repeats} epochs after 1 warm-up")
+    results = {mode: run_child(Path(__file__), [mode, *passed]) for mode in ("ceiling", "real")}
+    for mode, r in results.items():
+        r["median"] = median(r["epoch_seconds"][1:])
+        print(f"  {mode:<8} {r['median']:7.1f} s/epoch   peak RSS {r['peak_rss_mb'] / 1024:5.2f} GB"
+              f"   epochs: {', '.join(f'{t:.1f}' for t in r['epoch_seconds'])}")
+    ratio = results["ceiling"]["median"] / results["real"]["median"]
+    print(f"  real epoch runs at {100 * ratio:.0f}% of the compute ceiling")
+
+
+if __name__ == "__main__":
+    main()
