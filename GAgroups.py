@@ -13,16 +13,18 @@ How (fast enough for 13,664 images on two cores, no pairwise pixel comparisons o
    (slightly blurred) 64 x 64 thumbnails differs by at most BLOCK_TOLERANCE grey levels on
    average. Re-encoding and resizing change every block a little; a different crop, even one that
    differs only in a small patch or by a shift of a few pixels, changes some block a lot.
-   Measured on synthetic crops (largest or smallest worst-block difference of 30 crops): rotated
-   or mirrored copies <= 2.1, JPEG quality 75 <= 0.8, resized to 60% or 120% <= 5.3 (to 80%:
-   up to 7.6, so a few such copies are missed); an 8 x 8 px patch changed >= 6.6, shifted by 2 px
-   >= 5.9, distinct crops >= 48. A 1 px shift (>= 2.9) can count as a copy.
-4. Copies are joined into groups (union-find); an image with no copy is a group of one.
+   Measured on 30 synthetic crops (the largest difference of a copy, the smallest of a change):
+   rotated or mirrored copies 0.00, JPEG quality 75 <= 0.75, resized to 60-120% <= 1.96; an
+   8 x 8 px patch inverted >= 2.51, a 1 px shift >= 2.65, a 2 px shift >= 5.38, distinct crops
+   >= 45. Less blur (0.5, none) lets resized copies overlap the changes.
+4. Copies are joined into groups (union-find); an image with no copy is a group of one. Flat
+   images (no contrast to correlate) are grouped by an exact hash of all eight transforms.
 """
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from PIL import Image
@@ -30,7 +32,7 @@ from scipy.ndimage import gaussian_filter
 
 SMALL, CHECK = 16, 64  # thumbnail sides: candidate search and verification
 CANDIDATE_CORRELATION = 0.85  # 16 x 16 correlation above which a pair is verified
-BLOCK_TOLERANCE = 5.0  # grey levels: the largest mean difference of an 8 x 8 block of a copy
+BLOCK_TOLERANCE = 2.25  # grey levels: the largest mean difference of an 8 x 8 block of a copy
 CHECK_BLUR = 1.0  # pixels (Gaussian sigma) of blur on the 64 x 64 thumbnail: resampling noise out
 BLOCK = 8
 ROWS_PER_PRODUCT = 2048  # rows of the similarity matrix computed at once (bounds memory)
@@ -38,9 +40,10 @@ ROWS_PER_PRODUCT = 2048  # rows of the similarity matrix computed at once (bound
 
 @dataclass
 class Signature:
-    """What grouping needs of one image: two grey thumbnails."""
+    """What grouping needs of one image: two grey thumbnails (and a hash, for flat images)."""
     small: np.ndarray  # (SMALL * SMALL,) float32, zero mean, unit length (zeros for flat images)
     check: np.ndarray  # (CHECK, CHECK) float32 grey levels, slightly blurred
+    flat_key: bytes | None = None  # flat images have no correlation to compare: exact hash instead
 
 
 def dihedral(square: np.ndarray, index: int) -> np.ndarray:
@@ -49,53 +52,89 @@ def dihedral(square: np.ndarray, index: int) -> np.ndarray:
     return np.fliplr(rotated) if index >= 4 else rotated
 
 
+@lru_cache(maxsize=1024)
+def area_weights(n: int, side: int) -> np.ndarray:
+    """(side, n) weights that average n source pixels into side output pixels by exact overlap.
+
+    Exact overlaps are symmetric under reversing the axis, so thumbnails made with them commute
+    with rotations and mirrors: a rotated copy's thumbnail is the rotated thumbnail. (PIL's box
+    filter rounds its windows asymmetrically: a 90-degree copy of a 160 x 146 crop then differed by
+    5.5 grey levels.)
+    """
+    edges = np.arange(side + 1) * (n / side)
+    source = np.arange(n)[None, :]
+    overlap = np.minimum(edges[1:, None], source + 1) - np.maximum(edges[:-1, None], source)
+    return np.clip(overlap, 0, None) / (n / side)
+
+
+def thumbnail(grey: np.ndarray, side: int) -> np.ndarray:
+    """A side x side area average of a grey image of any shape."""
+    height, width = grey.shape
+    return (area_weights(height, side) @ grey @ area_weights(width, side).T).astype(np.float32)
+
+
 def signature(pixels: np.ndarray) -> Signature:
-    """The thumbnails of an RGB or grey uint8 image of any size (area-averaged, in float)."""
-    grey = Image.fromarray(pixels).convert("L").convert("F")
-    small = np.asarray(grey.resize((SMALL, SMALL), Image.Resampling.BOX), np.float32).ravel()
+    """The thumbnails of an RGB or grey uint8 image of any size."""
+    grey = np.asarray(Image.fromarray(pixels).convert("L"), np.float64)
+    small = thumbnail(grey, SMALL).ravel()
     small = small - small.mean()
     norm = np.linalg.norm(small)
     small = small / norm if norm > 1e-3 * SMALL else np.zeros_like(small)
-    check = np.asarray(grey.resize((CHECK, CHECK), Image.Resampling.BOX), np.float32)
-    return Signature(small, gaussian_filter(check, CHECK_BLUR, mode="nearest"))
+    check = thumbnail(grey, CHECK)
+    flat_key = None if small.any() else exact_key(pixels)
+    return Signature(small, gaussian_filter(check, CHECK_BLUR, mode="nearest"), flat_key)
 
 
-def worst_block_difference(a: np.ndarray, b: np.ndarray) -> float:
-    """The largest mean absolute difference over the 8 x 8 blocks of two CHECK x CHECK arrays."""
-    blocks = np.abs(a - b).reshape(CHECK // BLOCK, BLOCK, CHECK // BLOCK, BLOCK)
-    return float(blocks.mean(axis=(1, 3)).max())
+def worst_block_differences(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per pair, the largest mean absolute difference over the 8 x 8 blocks of (n, CHECK, CHECK)."""
+    n = len(a)
+    blocks = np.abs(a - b).reshape(n, CHECK // BLOCK, BLOCK, CHECK // BLOCK, BLOCK)
+    return blocks.mean(axis=(2, 4)).max(axis=(1, 2))
 
 
-def is_copy(a: Signature, b: Signature) -> bool:
-    """True when b is a, up to one of the eight transforms, re-encoding and resizing."""
-    return any(worst_block_difference(a.check, dihedral(b.check, k)) <= BLOCK_TOLERANCE
-               for k in range(8))
+def dihedral_batch(squares: np.ndarray, index: int) -> np.ndarray:
+    """dihedral() applied to each array of a stack (n, side, side)."""
+    rotated = np.rot90(squares, index % 4, axes=(1, 2))
+    return rotated[:, :, ::-1] if index >= 4 else rotated
 
 
-def candidate_pairs(signatures: list[Signature]) -> set[tuple[int, int]]:
-    """Pairs (i < j) whose small thumbnails correlate highly under some transform."""
+def candidate_pairs(signatures: list[Signature]) -> dict[int, np.ndarray]:
+    """For each transform k, the pairs (i < j) whose small thumbnails correlate highly when k is
+    applied to j, as an array of shape (pairs, 2)."""
     base = np.stack([s.small for s in signatures])
-    pairs = set()
+    square = base.reshape(-1, SMALL, SMALL)
+    pairs = {}
     for k in range(8):
-        moved = np.stack([dihedral(s.small.reshape(SMALL, SMALL), k).ravel() for s in signatures])
+        moved = dihedral_batch(square, k).reshape(len(base), -1)
+        found = []
         for start in range(0, len(base), ROWS_PER_PRODUCT):
-            similarity = base[start:start + ROWS_PER_PRODUCT] @ moved.T
-            rows, cols = np.nonzero(similarity > CANDIDATE_CORRELATION)
-            for i, j in zip(rows + start, cols):
-                if i != j:
-                    pairs.add((min(i, j), max(i, j)))
+            rows, cols = np.nonzero(base[start:start + ROWS_PER_PRODUCT] @ moved.T
+                                    > CANDIDATE_CORRELATION)
+            rows += start
+            found.append(np.stack([rows, cols], axis=1)[rows < cols])
+        pairs[k] = np.concatenate(found)
     return pairs
 
 
+def verified_pairs(signatures: list[Signature], candidates: dict[int, np.ndarray]):
+    """Yields the candidate pairs (i, j) that are copies (see the module docstring, step 3)."""
+    checks = np.stack([s.check for s in signatures])
+    for k, pairs in candidates.items():
+        for start in range(0, len(pairs), 4096):
+            chunk = pairs[start:start + 4096]
+            worst = worst_block_differences(checks[chunk[:, 0]],
+                                            dihedral_batch(checks[chunk[:, 1]], k))
+            yield from chunk[worst <= BLOCK_TOLERANCE].tolist()
+
+
 def exact_key(pixels: np.ndarray) -> bytes:
-    """A hash that is the same for all eight transforms of an image: finds exact copies even of
-    flat images, which have no correlation to compare."""
+    """A hash that is the same for all eight transforms of an image."""
     grey = np.asarray(Image.fromarray(pixels).convert("L"))
     return min(hashlib.sha1(np.ascontiguousarray(dihedral(grey, k)).tobytes()
                             + str(dihedral(grey, k).shape).encode()).digest() for k in range(8))
 
 
-def find_groups(signatures: list[Signature], exact_keys: list[bytes] | None = None) -> list[list[int]]:
+def find_groups(signatures: list[Signature]) -> list[list[int]]:
     """Groups of copies, as lists of indices in ascending order, ordered by their first index."""
     parent = list(range(len(signatures)))
 
@@ -109,13 +148,12 @@ def find_groups(signatures: list[Signature], exact_keys: list[bytes] | None = No
         parent[max(root(i), root(j))] = min(root(i), root(j))
 
     if signatures:
-        for i, j in candidate_pairs(signatures):
-            if root(i) != root(j) and is_copy(signatures[i], signatures[j]):
-                join(i, j)
-    if exact_keys:
-        first_with_key = {}
-        for i, key in enumerate(exact_keys):
-            join(i, first_with_key.setdefault(key, i))
+        for i, j in verified_pairs(signatures, candidate_pairs(signatures)):
+            join(i, j)
+    first_with_key = {}
+    for i, s in enumerate(signatures):
+        if s.flat_key is not None:
+            join(i, first_with_key.setdefault(s.flat_key, i))
     groups: dict[int, list[int]] = {}
     for i in range(len(signatures)):
         groups.setdefault(root(i), []).append(i)

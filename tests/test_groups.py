@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 import GAsplit
-from GAgroups import exact_key, find_groups, leak_summary, signature
+from GAgroups import find_groups, leak_summary, signature
 from GAimages import KAGGLE_SUBPATH
 from GAsynth import DIHEDRAL, class_rng, dihedral, draw_cex, draw_pg
 from GAsplit import partition_groups, split_counts
@@ -18,8 +18,7 @@ def rgb(grey):
 
 
 def groups_of(images):
-    pixels = [rgb(g) for g in images]
-    return find_groups([signature(p) for p in pixels], [exact_key(p) for p in pixels])
+    return find_groups([signature(rgb(g)) for g in images])
 
 
 @pytest.fixture(scope="module")
