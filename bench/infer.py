@@ -104,7 +104,7 @@ def main():
     parser.add_argument("--more", type=int, default=0, help="also run the ONNX path on this many")
     parser.add_argument("--single", type=int, default=60, help="images for the one-by-one baseline")
     parser.add_argument("--image_size", type=int, default=224)
-    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--backbone", default="ResNet101")
     parser.add_argument("--work", default="", help="folder for images and models (default: temp)")
     parser.add_argument("--child", help=argparse.SUPPRESS)

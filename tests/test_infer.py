@@ -214,3 +214,21 @@ def test_missing_model_or_images_say_what_to_do(tmp_path, split_dir):
     bad.write_text("not a zip")
     with pytest.raises(UserError, match="could not load"):
         GAinfer.load_classifier(bad)
+
+
+def test_jpeg_bmp_tiff_and_subfolders_with_recursive(runs, split_dir, tmp_path):
+    source = Image.open(sorted((split_dir / "test" / "PG").glob("*.png"))[0])
+    (tmp_path / "sub").mkdir()
+    source.save(tmp_path / "a.jpg", quality=95)
+    source.save(tmp_path / "b.BMP")
+    source.convert("L").save(tmp_path / "c.tif")
+    source.save(tmp_path / "sub" / "d.png")
+    (tmp_path / "notes.txt").write_text("not an image, not listed")
+    model = str(runs["a"] / "model.keras")
+    flat, deep = tmp_path / "flat.csv", tmp_path / "deep.csv"
+    assert GAinfer.main(["--weights", model, "--images", str(tmp_path), "--out", str(flat)]) == 0
+    assert GAinfer.main(["--weights", model, "--images", str(tmp_path), "--out", str(deep),
+                         "--recursive"]) == 0
+    names = lambda path: [r["file"].rsplit("/", 1)[-1] for r in csv.DictReader(open(path))]  # noqa: E731
+    assert names(flat) == ["a.jpg", "b.BMP", "c.tif"]
+    assert names(deep) == ["a.jpg", "b.BMP", "c.tif", "d.png"]
