@@ -97,8 +97,20 @@ def freeze_all_but_last(backbone: keras.Model, trainable_fraction: float) -> int
     return n_trainable
 
 
+def set_batchnorm_momentum(model: keras.Model, momentum: float):
+    """Sets the moving-statistics momentum of every BatchNormalization layer in the backbone.
+
+    Keras's 0.99 suits ImageNet weights, whose statistics are already right. From scratch, 0.99
+    needs several hundred steps before the statistics used at validation and inference are
+    usable; 0.9 settles in about twenty, which short runs (the demo) need.
+    """
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            layer.momentum = momentum
+
+
 def build_classifier(backbone="ResNet101", weights="imagenet", image_size=224,
-                     trainable_fraction=0.1, dropout=(0.4, 0.3)) -> keras.Model:
+                     trainable_fraction=0.1, dropout=(0.4, 0.3), bn_momentum=None) -> keras.Model:
     """Builds the classifier: preprocessing, backbone, then the original project's head.
 
     Args:
@@ -107,12 +119,15 @@ def build_classifier(backbone="ResNet101", weights="imagenet", image_size=224,
         image_size: side of the square input in pixels.
         trainable_fraction: share of the backbone's layers, counted from the end, left trainable.
         dropout: the two dropout rates of the head.
+        bn_momentum: momentum of the backbone's BatchNormalization layers; None keeps Keras's.
 
     Returns:
         An uncompiled keras.Model: raw RGB 0-255 in, P(PG) out.
     """
     features = build_backbone(backbone, weights, image_size)
     freeze_all_but_last(features, trainable_fraction)
+    if bn_momentum is not None:
+        set_batchnorm_momentum(features, bn_momentum)
     inputs = keras.Input((image_size, image_size, 3), name="image")
     x = preprocessing_layer(BACKBONES[backbone][1])(inputs)
     x = features(x)

@@ -88,3 +88,11 @@ def test_resnet18_without_keras_hub_names_the_package():
         pass
     with pytest.raises(UserError, match="pip install keras-hub"):
         build_backbone("ResNet18", None, 32)
+
+
+def test_batchnorm_momentum_is_a_setting_and_keras_default_otherwise(resnet101):
+    def momenta(model):
+        return {layer.momentum for layer in backbone_of(model).layers
+                if isinstance(layer, keras.layers.BatchNormalization)}
+    assert momenta(resnet101) == {0.99}
+    assert momenta(build_classifier("ResNet50", None, 32, bn_momentum=0.9)) == {0.9}
