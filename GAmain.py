@@ -118,6 +118,9 @@ def prepare_demo_data(s: dict):
 def load_splits(s: dict) -> dict:
     """Paths, labels and tf.data pipelines of train, val and test."""
     from GAdata import list_split, make_dataset
+    if not Path(s["data"]).is_dir():
+        raise UserError(f"no split folder at data={s['data']}; make one with `python GAsplit.py` "
+                        "(or run `python GAmain.py --demo`, which makes synthetic data)")
     splits = {}
     for split in ("train", "val", "test"):
         paths, labels = list_split(Path(s["data"], split))
