@@ -15,15 +15,9 @@ import keras
 from keras import layers
 
 from GAcli import UserError
-from GAimages import CLASS_NAMES, list_images, read_rgb
+from GAimages import CLASS_NAMES, class_subfolders, list_images, read_rgb
 
 CACHE_SHARE_OF_MEMORY = 0.4  # cache decoded images only while they take less than this share
-
-
-def class_folder(split_dir: Path, class_name: str) -> Path | None:
-    """split_dir/CEX or split_dir/cex (any case), or None."""
-    matches = [p for p in split_dir.iterdir() if p.is_dir() and p.name.upper() == class_name]
-    return matches[0] if matches else None
 
 
 def list_split(split_dir: str | Path) -> tuple[list[str], np.ndarray]:
@@ -33,8 +27,9 @@ def list_split(split_dir: str | Path) -> tuple[list[str], np.ndarray]:
         raise UserError(f"no split folder at {split_dir}; make one with `python GAsplit.py` "
                         "(or run `python GAmain.py --demo`)")
     paths, labels = [], []
+    folders = class_subfolders(split_dir)
     for label, name in enumerate(CLASS_NAMES):
-        folder = class_folder(split_dir, name)
+        folder = folders.get(name)
         files = list_images(folder) if folder else []
         if not files:
             raise UserError(f"{split_dir} has no {name} images (expected {split_dir}/{name}/*.png); "

@@ -35,6 +35,15 @@ def natural_key(path: str | Path) -> list:
     return [int(part) if part.isdigit() else part for part in parts]
 
 
+def class_subfolders(folder: str | Path) -> dict[str, Path]:
+    """The class folders directly in folder, by class name: cex/, CEX/, Cex/ are all "CEX"."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return {}
+    return {p.name.upper(): p for p in sorted(folder.iterdir())
+            if p.is_dir() and p.name.upper() in CLASS_NAMES}
+
+
 def find_class_folders(root: str | Path) -> dict[str, Path] | None:
     """Finds the cex/ and pg/ folders (any case) in root or in root/archive/cropped/cropped.
 
@@ -43,10 +52,8 @@ def find_class_folders(root: str | Path) -> dict[str, Path] | None:
     """
     root = Path(root)
     for candidate in (root, root / KAGGLE_SUBPATH, root / "cropped"):
-        if not candidate.is_dir():
-            continue
-        folders = {p.name.upper(): p for p in candidate.iterdir() if p.is_dir()}
-        if all(name in folders for name in CLASS_NAMES):
+        folders = class_subfolders(candidate)
+        if len(folders) == len(CLASS_NAMES):
             return {name: folders[name] for name in CLASS_NAMES}
     return None
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from GAcli import UserError, parse_settings, run_main
 from GAgroups import Signature, find_groups, leak_summary, signature
-from GAimages import CLASS_NAMES, find_class_folders, list_images, read_rgb
+from GAimages import CLASS_NAMES, class_subfolders, find_class_folders, list_images, read_rgb
 
 # --- settings (edit here, or override on the command line with the same names) ---
 source = "images/kaggle"  # the extracted Kaggle download, or any folder holding cex/ and pg/
@@ -210,11 +210,9 @@ def leak_report(by_class: dict[str, list[Scanned]], split_of: dict[Path, str]) -
 
 def check_existing_split(dest: Path) -> int:
     """--check: groups the images of an existing split folder and reports copies across splits."""
-    jobs = []
-    for split in SPLITS:
-        for name in CLASS_NAMES:
-            folders = [p for p in (dest / split).glob("*") if p.is_dir() and p.name.upper() == name]
-            jobs += [(path, name) for folder in folders for path in list_images(folder)]
+    jobs = [(path, name) for split in SPLITS
+            for name, folder in class_subfolders(dest / split).items()
+            for path in list_images(folder)]
     if not jobs:
         raise UserError(f"no split folder at check={dest}: expected {dest}/train/CEX/ and so on")
     records = scan_files(jobs)
