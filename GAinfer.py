@@ -87,11 +87,17 @@ class Classifier:
         self.fixed_batch = fixed_batch  # an ONNX input with a fixed batch dimension
         self.image_size, self.resize = card["image_size"], card["resize"]
 
-    def predict(self, pixels: np.ndarray) -> np.ndarray:
-        """P(PG) for a batch of RGB 0-255 images of shape (n, image_size, image_size, 3)."""
+    def model_input(self, pixels) -> np.ndarray:
+        """RGB 0-255 pixels as the model takes them: float32, preprocessed here only for models
+        that do not preprocess inside themselves (the original project's)."""
         pixels = np.asarray(pixels, np.float32)
         if not self.card["preprocessing_inside"]:
             pixels = preprocess(pixels, self.card["preprocessing"])
+        return pixels
+
+    def predict(self, pixels: np.ndarray) -> np.ndarray:
+        """P(PG) for a batch of RGB 0-255 images of shape (n, image_size, image_size, 3)."""
+        pixels = self.model_input(pixels)
         step = self.fixed_batch or max(len(pixels), 1)
         parts = [self._run_batch(pixels[i:i + step]) for i in range(0, len(pixels), step)]
         return np.concatenate(parts).reshape(-1) if parts else np.zeros(0, np.float32)
@@ -235,15 +241,16 @@ def summary(records: list[dict]) -> str:
     return f"{len(records)} images: " + ", ".join(f"{v} {k}" for k, v in counts.items())
 
 
-def write_records_csv(records: list[dict], path: Path):
+def write_csv(rows: list[dict], path: Path, columns: list[str]):
+    """A CSV of the rows: floats with 6 decimals, None as an empty cell."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
-        for r in records:
-            writer.writerow({k: ("" if r[k] is None else
-                                 f"{r[k]:.6f}" if isinstance(r[k], float) else r[k])
-                             for k in COLUMNS})
+        for row in rows:
+            writer.writerow({k: ("" if row[k] is None else
+                                 f"{row[k]:.6f}" if isinstance(row[k], float) else row[k])
+                             for k in columns})
 
 
 def pooled_features(classifier: Classifier, files: list[str], batch_size: int) -> np.ndarray:
@@ -255,13 +262,8 @@ def pooled_features(classifier: Classifier, files: list[str], batch_size: int) -
     pool = next(layer for layer in classifier.model.layers
                 if type(layer).__name__ == "GlobalAveragePooling2D")
     extractor = keras.Model(classifier.model.inputs, pool.output)
-    features = []
-    for start in range(0, len(files), batch_size):
-        pixels = np.stack([read_rgb(f, classifier.image_size, classifier.resize)
-                           for f in files[start:start + batch_size]]).astype(np.float32)
-        if not classifier.card["preprocessing_inside"]:
-            pixels = preprocess(pixels, classifier.card["preprocessing"])
-        features.append(np.asarray(extractor.predict_on_batch(pixels)))
+    features = [np.asarray(extractor.predict_on_batch(classifier.model_input(pixels)))
+                for _, pixels, _ in classifier._decoded_batches(files, batch_size, progress=False)]
     return np.concatenate(features)
 
 
@@ -280,11 +282,7 @@ def draw_map(classifier, records: list[dict], out_dir: Path, clusters: int, batc
     cluster = KMeans(n_clusters=clusters, n_init=10, random_state=seed).fit_predict(features)
     rows = [{"file": r["file"], "x": float(x), "y": float(y), "cluster": int(c),
              "label": r["label"], "p_pg": r["p_pg"]} for r, (x, y), c in zip(usable, xy, cluster)]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / "embedding_map.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(rows, out_dir / "embedding_map.csv", list(rows[0]))
     plot_embedding_map(rows, out_dir / "embedding_map.png")
     return rows
 
@@ -325,7 +323,7 @@ def main(argv=None):
     print(format_table(records))
     print(summary(records))
     if s["out"]:
-        write_records_csv(records, Path(s["out"]))
+        write_csv(records, Path(s["out"]), COLUMNS)
         print(f"labels written to {s['out']}")
     if s["map"]:
         draw_map(classifier, records, Path(s["map"]), s["clusters"], s["batch_size"])
