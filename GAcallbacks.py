@@ -78,21 +78,63 @@ class ValidationMetrics(keras.callbacks.Callback):
                   + report_text(self.labels, p_pg))
 
 
+class StopOnNaN(keras.callbacks.Callback):
+    """Stops at the first training batch whose loss is NaN or infinite, and remembers where."""
+
+    def __init__(self):
+        super().__init__()
+        self.where = None  # (epoch, batch) of the first bad loss
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and self.where is None and not np.isfinite(float(loss)):
+            self.where = (self.epoch, batch)
+            self.model.stop_training = True
+
+
+class BackupEachEpoch(keras.callbacks.BackupAndRestore):
+    """Keras's backup-and-restore after each completed epoch, skipping an epoch that went NaN.
+
+    The backup (weights, optimizer state, epoch number) stays after training; GAmain removes it
+    once every deliverable is written, so a crash while saving can still be resumed.
+    """
+
+    def __init__(self, backup_dir, nan_guard: StopOnNaN):
+        super().__init__(str(backup_dir), save_freq="epoch", double_checkpoint=True,
+                         delete_checkpoint=False)
+        self.nan_guard = nan_guard
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.nan_guard.where is None:
+            super().on_epoch_end(epoch, logs)
+
+
 class StopWhenF1Reached(keras.callbacks.Callback):
     """Stops training once both classes' validation F1 reach the threshold (the original's rule).
 
     patience: how many further epochs the rule must hold before stopping (0: stop at once).
+    earlier_logs: the logs of the epochs before a resumed run's first, to carry the count over.
     """
 
-    def __init__(self, threshold=0.997, patience=0):
+    def __init__(self, threshold=0.997, patience=0, earlier_logs=()):
         super().__init__()
         self.threshold, self.patience = threshold, patience
         self.epochs_met = 0
+        for logs in earlier_logs:
+            self.epochs_met = self._count(logs)
         self.stopped_epoch = None
+
+    def _count(self, logs) -> int:
+        f1 = [logs[f"val_f1_{name}"] for name in CLASS_NAMES]
+        return self.epochs_met + 1 if min(f1) >= self.threshold else 0
 
     def on_epoch_end(self, epoch, logs=None):
         f1 = [logs[f"val_f1_{name}"] for name in CLASS_NAMES]
-        self.epochs_met = self.epochs_met + 1 if min(f1) >= self.threshold else 0
+        self.epochs_met = self._count(logs)
         if self.epochs_met > self.patience:
             self.stopped_epoch = epoch
             self.model.stop_training = True
@@ -107,9 +149,21 @@ class EarlyStopOnValLoss(keras.callbacks.EarlyStopping):
     run ends any other way, which would replace the weights that met the F1 rule with others.
     """
 
-    def __init__(self, patience=50, min_delta=0.001):
+    def __init__(self, patience=50, min_delta=0.001, earlier_logs=()):
         super().__init__(monitor="val_loss", patience=patience, min_delta=min_delta,
                          restore_best_weights=True, verbose=1)
+        self.earlier_logs = list(earlier_logs)
+
+    def on_train_begin(self, logs=None):
+        """Resets, then replays a resumed run's earlier epochs: best loss, its epoch, the wait.
+        (Their weights are gone; the first resumed epoch's stand in for them.)"""
+        super().on_train_begin(logs)
+        if self.monitor_op is None:
+            self._set_monitor_op()
+        for epoch, earlier in enumerate(self.earlier_logs):
+            self.wait += 1
+            if self._is_improvement(earlier["val_loss"], self.best):
+                self.best, self.best_epoch, self.wait = earlier["val_loss"], epoch, 0
 
     def on_train_end(self, logs=None):
         if self.stopped_epoch == 0:

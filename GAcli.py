@@ -93,6 +93,9 @@ def parse_settings(script: str | Path, description: str, argv=None, extra=()):
 
 def run_main(main, argv=None) -> int:
     """Runs a script's main(); a UserError or Ctrl-C becomes one line on stderr and an exit status."""
+    for stream in (sys.stdout, sys.stderr):  # file names that are not UTF-8 print, escaped
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         return main(argv) or 0
     except UserError as error:

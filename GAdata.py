@@ -15,7 +15,8 @@ import keras
 from keras import layers
 
 from GAcli import UserError
-from GAimages import CLASS_NAMES, class_subfolders, list_images, read_rgb
+from GAimages import (CLASS_NAMES, ImageError, class_subfolders, list_images, read_rgb,
+                      why_unreadable)
 
 CACHE_SHARE_OF_MEMORY = 0.4  # cache decoded images only while they take less than this share
 
@@ -37,6 +38,24 @@ def list_split(split_dir: str | Path) -> tuple[list[str], np.ndarray]:
         paths += [str(p) for p in files]
         labels += [label] * len(files)
     return paths, np.array(labels, np.float32)
+
+
+def drop_unreadable(paths, labels, image_size: int, resize: str = "bilinear"):
+    """Decodes every file once; returns the readable paths and labels, and (path, reason) pairs
+    for the others. A file that cannot be decoded would otherwise stop training mid-epoch."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def reason(path):
+        try:
+            read_rgb(path, image_size, resize)
+            return ""
+        except (ImageError, OSError) as error:
+            return why_unreadable(error)
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        reasons = list(pool.map(reason, paths))
+    keep = [not r for r in reasons]
+    skipped = [(p, r) for p, r in zip(paths, reasons) if r]
+    return [p for p, k in zip(paths, keep) if k], np.asarray(labels)[keep], skipped
 
 
 def augmentation(seed: int) -> keras.Sequential:

@@ -11,11 +11,13 @@ No TensorFlow here, so the split and the ONNX inference path start fast.
 """
 from __future__ import annotations
 
+import io
+import os
 import re
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 CLASS_NAMES = ("CEX", "PG")  # index = label; the model outputs P(CLASS_NAMES[1]) = P(PG)
 POSITIVE_CLASS = CLASS_NAMES[1]
@@ -59,12 +61,19 @@ def find_class_folders(root: str | Path) -> dict[str, Path] | None:
 
 
 def list_images(folder: str | Path, recursive: bool = False) -> list[Path]:
-    """Image files in folder (by suffix, any case), in natural order. Hidden files are skipped."""
+    """Image files in folder (by suffix, any case), in natural order. Hidden files are skipped;
+    linked folders are not followed (a link loop cannot trap the walk)."""
     folder = Path(folder)
     candidates = folder.rglob("*") if recursive else folder.iterdir()
+    # Broken and looping links are listed too, so that readers report them by name.
     files = [p for p in candidates
-             if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()]
+             if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+             and (p.is_file() or (p.is_symlink() and not p.exists()))]
     return sorted(files, key=natural_key)
+
+
+class ImageError(ValueError):
+    """A file that is not a usable image; the message says why in a few words."""
 
 
 def open_image(source) -> Image.Image:
@@ -74,8 +83,26 @@ def open_image(source) -> Image.Image:
     image = Image.open(source)
     width, height = image.size
     if width * height > MAX_PIXELS:
-        raise ValueError(f"image too large: {width} x {height} pixels (limit {MAX_PIXELS:,})")
+        image.close()
+        raise ImageError(f"image too large: {width} x {height} pixels (limit {MAX_PIXELS:,}); "
+                         "not decoded")
     return image
+
+
+def why_unreadable(error: Exception) -> str:
+    """A short reason for a decoder's exception (decoders raise many kinds for broken files)."""
+    if isinstance(error, ImageError):
+        return str(error)
+    if isinstance(error, FileNotFoundError):
+        return "file not found"
+    if isinstance(error, OSError) and error.strerror:  # permissions, a symlink loop, a folder
+        return f"cannot read the file ({error.strerror})"
+    if isinstance(error, UnidentifiedImageError):
+        return "not an image (unknown or unsupported format)"
+    if isinstance(error, Image.DecompressionBombError):
+        return f"image too large (limit {MAX_PIXELS:,} pixels); not decoded"
+    text = str(error).splitlines()[0][:200] if str(error) else ""
+    return f"broken image data ({type(error).__name__}{': ' + text if text else ''})"
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -91,22 +118,36 @@ def read_rgb(source, size: int | None = None, resize: str = "bilinear") -> np.nd
     """Reads one image as RGB uint8 pixels, resized to size x size when size is given.
 
     Args:
-        source: a path, a binary file object or a PIL image.
+        source: a path, the file's bytes, a binary file object or a PIL image.
         size: the model's input size in pixels; None keeps the image's own size.
         resize: "bilinear" (this project's models) or "nearest" (the original project's models).
 
     Returns:
         An array of shape (size, size, 3) and dtype uint8, values 0-255.
+
+    Raises:
+        ImageError: for anything that is not a readable image (empty, truncated, not an image,
+            larger than MAX_PIXELS), with the reason in its message.
     """
-    image = open_image(source)
+    if isinstance(source, bytes):
+        source = io.BytesIO(source)
     try:
-        rgb = to_rgb(image)
-    finally:
-        if image is not source:  # close only what we opened; a caller's PIL image stays open
-            image.close()
-    if size is not None and rgb.size != (size, size):
-        rgb = rgb.resize((size, size), RESIZE_METHODS[resize])
-    return np.asarray(rgb, dtype=np.uint8)
+        if (isinstance(source, io.BytesIO) and not source.getbuffer().nbytes) or (
+                isinstance(source, (str, Path)) and os.path.getsize(source) == 0):
+            raise ImageError("empty file (0 bytes)")
+        image = open_image(source)
+        try:
+            rgb = to_rgb(image)
+        finally:
+            if image is not source:  # close only what we opened; a caller's PIL image stays open
+                image.close()
+        if size is not None and rgb.size != (size, size):
+            rgb = rgb.resize((size, size), RESIZE_METHODS[resize])
+        return np.asarray(rgb, dtype=np.uint8)
+    except MemoryError:
+        raise
+    except Exception as error:  # decoders raise OSError, SyntaxError, struct.error, ... for junk
+        raise ImageError(why_unreadable(error)) from error
 
 
 def preprocessing_weights(mode: str) -> tuple[np.ndarray, np.ndarray]:

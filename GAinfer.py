@@ -22,7 +22,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter is not for users
 
-import csv  # noqa: E402
+import contextlib  # noqa: E402
 import json  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -30,7 +30,9 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 from GAcli import UserError, parse_settings, run_main  # noqa: E402
-from GAimages import CLASS_NAMES, list_images, preprocess, read_rgb  # noqa: E402
+from GAfiles import exclusive_lock, write_csv  # noqa: E402
+from GAimages import (CLASS_NAMES, ImageError, list_images, preprocess, read_rgb,  # noqa: E402
+                      why_unreadable)
 
 # --- settings (edit here, or override on the command line with the same names) ---
 weights = "weights/model.keras"  # model file: .keras, .h5 or .onnx (this project's or the original's)
@@ -42,6 +44,7 @@ threshold = 0.5  # P(PG) at or above this is labelled PG
 map = ""  # folder to write the embedding map into (PNG and CSV); empty: no map
 clusters = 4  # k of the map's k-means
 overwrite = False  # replace an existing --out CSV or map files
+trust_model = False  # allow a legacy .h5 model's Lambda layers (runs code from the file: trusted files only)
 # --- end of settings
 
 CONFIG_KEY = "ga_model"  # where our .onnx files keep their model card (ONNX metadata_props)
@@ -141,8 +144,8 @@ class Classifier:
                 from PIL import Image
                 source = Image.fromarray(np.asarray(source).clip(0, 255).astype(np.uint8))
             return read_rgb(source, self.image_size, self.resize), ""
-        except Exception as error:  # an unreadable file is a result row, not a crash
-            return None, f"{type(error).__name__}: {error}"
+        except (ImageError, OSError, ValueError) as error:  # a result row, not a crash
+            return None, why_unreadable(error)
 
     def _decoded_batches(self, inputs, batch_size, progress):
         """Yields (indices, pixels, errors) per batch, decoding the next batch while one runs."""
@@ -163,20 +166,68 @@ class Classifier:
         bar.close()
 
 
-def load_keras_classifier(path: Path) -> Classifier:
-    """A .keras or .h5 file: this project's (preprocessing inside) or the original's (outside)."""
-    import keras
+def code_layers_in_h5(path: Path) -> list[str]:
+    """Names of the Lambda layers in a legacy .h5 model: each holds Python code that loading runs."""
+    import h5py
     try:
-        model = keras.models.load_model(path, compile=False)
+        with h5py.File(path, "r") as f:
+            config = f.attrs.get("model_config")
+    except OSError:
+        return []  # not HDF5 at all; load_model says so
+    if config is None:
+        return []
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("class_name") == "Lambda":
+                found.append(node.get("config", {}).get("name", "?"))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+    walk(json.loads(config if isinstance(config, str) else config.decode()))
+    return found
+
+
+def load_keras_model(path: Path, trust_model: bool = False):
+    """keras.models.load_model without running code from the file unless the user trusts it.
+
+    .keras files load in Keras's safe mode (a Lambda layer's code is refused). A legacy .h5 file
+    with Lambda layers is refused here, before loading, unless trust_model is set.
+    """
+    import keras
+    if path.suffix.lower() in (".h5", ".hdf5") and not trust_model:
+        code = code_layers_in_h5(path)
+        if code:
+            raise UserError(f"{path} holds Lambda layers ({', '.join(code)}) whose Python code "
+                            "would run on loading; load it only if you trust its source, with "
+                            "--trust-model")
+    try:
+        return keras.models.load_model(path, compile=False, safe_mode=not trust_model)
     except Exception as error:
+        text = str(error).splitlines()[0][:200] if str(error) else ""
+        if "safe_mode" in str(error):
+            text = ("it holds a Lambda layer whose Python code would run on loading; load it only "
+                    "if you trust its source, with --trust-model")
         raise UserError(f"could not load {path} as a Keras model ({type(error).__name__}: "
-                        f"{str(error).splitlines()[0][:200]})") from None
+                        f"{text})") from None
+
+
+def load_keras_classifier(path: Path, trust_model: bool = False) -> Classifier:
+    """A .keras or .h5 file: this project's (preprocessing inside) or the original's (outside)."""
+    model = load_keras_model(path, trust_model)
     if len(model.inputs) != 1 or model.input_shape[-1] != 3 or model.output_shape[-1] != 1:
         raise UserError(f"{path} is not a CEX/PG classifier: expected input (batch, size, size, 3) "
                         f"and output (batch, 1). Received: input {model.input_shape}, "
                         f"output {model.output_shape}")
     inside = any(layer.name.startswith("preprocess_") for layer in model.layers[:3])
     card = read_model_card(path, model.input_shape[1] or 224, inside)
+    if model.input_shape[1] not in (None, card["image_size"]):
+        raise UserError(f"{path} takes {model.input_shape[1]} px images but the config.json beside "
+                        f"it says image_size={card['image_size']}; keep each model with its own "
+                        "config.json")
     return Classifier(path, lambda x: np.asarray(model.predict_on_batch(x)), card, model=model)
 
 
@@ -204,12 +255,13 @@ def load_onnx_classifier(path: Path) -> Classifier:
                       fixed_batch=fixed_batch)
 
 
-def load_classifier(path: str | Path) -> Classifier:
+def load_classifier(path: str | Path, trust_model: bool = False) -> Classifier:
     """Loads a .keras, .h5 or .onnx classifier, this project's or the original project's.
 
     The returned object's `label(...)` takes file paths, PIL images or a NumPy batch of RGB 0-255
     images and returns records with the label, P(PG) and confidence; `predict(batch)` returns
-    P(PG) for images already at `image_size`.
+    P(PG) for images already at `image_size`. trust_model allows a legacy .h5 file's Lambda
+    layers, whose Python code runs on loading (never needed for this project's files).
     """
     path = Path(path)
     if not path.is_file():
@@ -218,7 +270,7 @@ def load_classifier(path: str | Path) -> Classifier:
     if suffix == ".onnx":
         return load_onnx_classifier(path)
     if suffix in (".keras", ".h5", ".hdf5"):
-        return load_keras_classifier(path)
+        return load_keras_classifier(path, trust_model)
     raise UserError(f"unknown model format {suffix!r}. Expected .keras, .h5 or .onnx. "
                     f"Received: weights={path}")
 
@@ -239,18 +291,6 @@ def format_table(records: list[dict]) -> str:
 def summary(records: list[dict]) -> str:
     counts = {name: sum(r["label"] == name for r in records) for name in (*CLASS_NAMES, "ERROR")}
     return f"{len(records)} images: " + ", ".join(f"{v} {k}" for k, v in counts.items())
-
-
-def write_csv(rows: list[dict], path: Path, columns: list[str]):
-    """A CSV of the rows: floats with 6 decimals, None as an empty cell."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: ("" if row[k] is None else
-                                 f"{row[k]:.6f}" if isinstance(row[k], float) else row[k])
-                             for k in columns})
 
 
 def pooled_features(classifier: Classifier, files: list[str], batch_size: int) -> np.ndarray:
@@ -314,7 +354,16 @@ def check_settings(s: dict) -> list[Path]:
 def main(argv=None):
     s, _ = parse_settings(__file__, "Label microscope images as CEX or PG.", argv)
     files = check_settings(s)
-    classifier = load_classifier(s["weights"])
+    with contextlib.ExitStack() as locks:  # a second run writing the same files is refused
+        for target in (s["out"], s["map"]):
+            if target:
+                locks.enter_context(exclusive_lock(target, "another labelling run"))
+        return label_folder(s, files)
+
+
+def label_folder(s: dict, files: list[Path]) -> int:
+    """Labels the files, prints and writes the results; returns the exit status."""
+    classifier = load_classifier(s["weights"], s["trust_model"])
     if not classifier.card["preprocessing_inside"]:
         print(f"{Path(s['weights']).name}: the original project's format (input preprocessed "
               "outside the model); applying its ResNet preprocessing and nearest resize")

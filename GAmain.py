@@ -24,6 +24,7 @@ from datetime import datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from GAcli import UserError, parse_settings, run_main  # noqa: E402
+from GAfiles import copy_atomic, exclusive_lock  # noqa: E402
 
 # --- settings (edit here, or override on the command line with the same names) ---
 data = "images/split"  # split folder with train/ val/ test/, each holding CEX/ and PG/ (GAsplit.py)
@@ -48,6 +49,7 @@ loss_min_delta = 0.001  # the smallest val-loss decrease that counts as an impro
 seed = 42  # seeds the head's initial weights, shuffling and augmentation
 runs = "runs"  # each run writes a new folder here, never over an earlier one
 export_onnx = True  # also write model.onnx (about a minute for ResNet-101)
+resume = ""  # the folder of an interrupted run, to continue it from its last completed epoch
 # --- end of settings
 
 PRESETS = {
@@ -65,6 +67,7 @@ DEMO_SOURCE = "images/synthetic"
 DEMO_COUNTS = {"cex_count": 400, "pg_count": 400}
 WEIGHTS_DIR = Path("weights")
 MODEL_FILES = ("model.keras", "model.h5", "model.onnx", "config.json")
+BACKUP = "backup"  # in the run folder while training: Keras's BackupAndRestore files
 
 
 def resolve_settings(s: dict, given: set) -> dict:
@@ -117,13 +120,18 @@ def prepare_demo_data(s: dict):
 
 def load_splits(s: dict) -> dict:
     """Paths, labels and tf.data pipelines of train, val and test."""
-    from GAdata import list_split, make_dataset
+    from GAdata import drop_unreadable, list_split, make_dataset
     if not Path(s["data"]).is_dir():
         raise UserError(f"no split folder at data={s['data']}; make one with `python GAsplit.py` "
                         "(or run `python GAmain.py --demo`, which makes synthetic data)")
     splits = {}
     for split in ("train", "val", "test"):
         paths, labels = list_split(Path(s["data"], split))
+        paths, labels, skipped = drop_unreadable(paths, labels, s["image_size"], s["resize"])
+        for path, reason in skipped:
+            print(f"skipped {path}: {reason}")
+        if len(set(labels.tolist())) < 2:
+            raise UserError(f"{Path(s['data'], split)} has no readable images of one class")
         dataset = make_dataset(paths, labels, s["image_size"], s["batch_size"],
                                training=split == "train" and s["augment"], seed=s["seed"],
                                resize=s["resize"])
@@ -162,21 +170,70 @@ def new_run_dir(runs: str, s: dict) -> Path:
     raise UserError(f"could not create a new run folder in {runs}")
 
 
+def read_history(run_dir: Path, before_epoch: int | None = None) -> list[dict]:
+    """history.csv's rows as dicts of floats (without the epoch column), optionally only the
+    rows of epochs before `before_epoch`."""
+    import csv
+    path = run_dir / "history.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    if before_epoch is not None:
+        rows = [row for row in rows if row["epoch"] < before_epoch]
+    return [{k: v for k, v in row.items() if k != "epoch"} for row in rows]
+
+
+def write_history(run_dir: Path, rows: list[dict]):
+    from GAfiles import write_csv
+    if rows:
+        write_csv([{"epoch": i, **row} for i, row in enumerate(rows)], run_dir / "history.csv",
+                  ["epoch", *rows[0]])
+    else:
+        (run_dir / "history.csv").unlink(missing_ok=True)
+
+
+def backed_up_epochs(run_dir: Path) -> int:
+    """Epochs completed according to the run's backup (0 when there is none)."""
+    metadata = run_dir / BACKUP / "training_metadata.json"
+    return json.loads(metadata.read_text())["epoch"] if metadata.exists() else 0
+
+
 def train(model, splits: dict, s: dict, run_dir: Path):
-    """fit() with the validation, F1-stop, early-stop and CSV-log callbacks; returns the history."""
+    """fit() with the validation, stop-rule, NaN, backup and CSV-log callbacks.
+
+    A resumed run continues from the backup's epoch; history.csv is first cut back to the epochs
+    the backup holds (a crash can fall between writing a row and the backup). Returns the
+    history of every epoch (from history.csv) and what stopped the run.
+    """
     import keras
-    from GAcallbacks import EarlyStopOnValLoss, StopWhenF1Reached, ValidationMetrics
-    f1_rule = StopWhenF1Reached(s["f1_stop"], s["f1_patience"])
-    loss_rule = EarlyStopOnValLoss(s["loss_patience"], s["loss_min_delta"])
+    from GAcallbacks import (BackupEachEpoch, EarlyStopOnValLoss, StopOnNaN, StopWhenF1Reached,
+                             ValidationMetrics)
+    earlier = read_history(run_dir, before_epoch=backed_up_epochs(run_dir))
+    write_history(run_dir, earlier)
+    if earlier:
+        print(f"resuming after epoch {len(earlier)} from {run_dir / BACKUP}")
+    f1_rule = StopWhenF1Reached(s["f1_stop"], s["f1_patience"], earlier)
+    loss_rule = EarlyStopOnValLoss(s["loss_patience"], s["loss_min_delta"], earlier)
+    nan_guard = StopOnNaN()
     callbacks = [
-        ValidationMetrics(splits["val"]["dataset"], splits["val"]["labels"]),  # first: it logs
+        nan_guard,
+        ValidationMetrics(splits["val"]["dataset"], splits["val"]["labels"]),  # it logs for the rest
         f1_rule,
         loss_rule,
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
+        BackupEachEpoch(run_dir / BACKUP, nan_guard),  # after the CSV row: see the docstring
     ]
-    history = model.fit(splits["train"]["dataset"], epochs=s["epochs"], callbacks=callbacks,
-                        shuffle=False,  # the tf.data pipeline shuffles, seeded
-                        verbose=2 if not sys.stdout.isatty() else 1)
+    try:
+        model.fit(splits["train"]["dataset"], epochs=s["epochs"], callbacks=callbacks,
+                  shuffle=False,  # the tf.data pipeline shuffles, seeded
+                  verbose=2 if not sys.stdout.isatty() else 1)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted. Every completed epoch is saved; continue with:\n"
+              f"  python GAmain.py --resume {run_dir}", file=sys.stderr)
+        raise
+    if nan_guard.where is not None:
+        raise UserError(nan_message(nan_guard.where, s, run_dir))
     if f1_rule.stopped_epoch is not None:
         stopped_by = f"F1 rule at epoch {f1_rule.stopped_epoch + 1}"
     elif loss_rule.stopped_epoch > 0:
@@ -184,7 +241,25 @@ def train(model, splits: dict, s: dict, run_dir: Path):
                       f"(weights of epoch {loss_rule.best_epoch + 1})")
     else:
         stopped_by = f"epoch limit ({s['epochs']})"
-    return history.history, stopped_by
+    return columns(read_history(run_dir)), stopped_by
+
+
+def columns(rows: list[dict]) -> dict[str, list[float]]:
+    """Rows of per-epoch logs as Keras's History does: a list of values per metric."""
+    return {k: [row[k] for row in rows] for k in rows[0]} if rows else {}
+
+
+def nan_message(where: tuple[int, int], s: dict, run_dir: Path) -> str:
+    """Why the loss went NaN, most likely, and what to do about it."""
+    epoch, batch = where
+    cause = (f"the learning rate lr={s['lr']} is too high for a network that starts from scratch "
+             "(--weights none); lr 0.1 is the original's rate for ImageNet weights"
+             if s["weights"] is None else f"the learning rate lr={s['lr']} is too high")
+    kept = backed_up_epochs(run_dir)
+    return (f"the training loss became NaN in epoch {epoch + 1}, batch {batch + 1}. Most likely "
+            f"{cause}; start again with a lower one, e.g. --lr {s['lr'] / 10:g}. The last good "
+            + (f"state (epoch {kept}) is kept in {run_dir / BACKUP}" if kept
+               else "state was the initial one; nothing to keep"))
 
 
 def evaluate(model, split: dict) -> dict:
@@ -222,21 +297,25 @@ def add_onnx_model_card(path: Path, card: dict):
 
 
 def save_models(model, run_dir: Path, s: dict) -> list[Path]:
-    """The trained model as .keras, legacy .h5 and (optionally) .onnx."""
+    """The trained model as .keras, legacy .h5 and (optionally) .onnx, each written under a
+    temporary name and renamed when complete (a crash never leaves a truncated model file)."""
+    from GAfiles import atomic_path
     files = [run_dir / "model.keras", run_dir / "model.h5"]
-    model.save(files[0])
+    with atomic_path(files[0]) as temporary:
+        model.save(temporary)
     import absl.logging
     verbosity = absl.logging.get_verbosity()
     absl.logging.set_verbosity(absl.logging.ERROR)  # Keras warns that .h5 is legacy: we know
-    model.save(files[1])
+    with atomic_path(files[1]) as temporary:
+        model.save(temporary)
     absl.logging.set_verbosity(verbosity)
     if s["export_onnx"]:
         print("exporting model.onnx (about a minute for ResNet-101) ...")
         files.append(run_dir / "model.onnx")
-        with warnings.catch_warnings():
+        with atomic_path(files[-1]) as temporary, warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model.export(str(files[-1]), format="onnx", verbose=False)
-        add_onnx_model_card(files[-1], model_card(s))
+            model.export(str(temporary), format="onnx", verbose=False)
+            add_onnx_model_card(temporary, model_card(s))
     return files
 
 
@@ -249,23 +328,44 @@ def library_versions() -> dict:
             "keras": keras.__version__, "numpy": numpy.__version__, "scikit-learn": sklearn.__version__}
 
 
-def write_config(run_dir: Path, s: dict, counts: dict, history: dict, stopped_by: str,
-                 test: dict, elapsed: float, files: list[Path]):
-    """config.json: what inference needs (model section), and everything to reproduce the run."""
+def write_config(run_dir: Path, s: dict, counts: dict, training: dict, test: dict | None = None,
+                 files: tuple = ()):
+    """config.json: what inference needs (model section), and everything to reproduce the run.
+
+    Written when the run starts (training: {"status": "running"}), which is what --resume reads,
+    and again, complete, at the end.
+    """
+    from GAfiles import write_text_atomic
     config = {
         "model": model_card(s),
         "settings": {k: v for k, v in s.items()},
         "dataset": counts,
-        "training": {"epochs_run": len(history["loss"]), "stopped_by": stopped_by,
-                     "elapsed_seconds": round(elapsed, 1),
-                     "final": {k: v[-1] for k, v in history.items()}},
-        "test": test["metrics"],
+        "training": training,
+        "test": test["metrics"] if test else None,
         "versions": library_versions(),
         "files": [f.name for f in files],
         "created": datetime.now().isoformat(timespec="seconds"),
         "demo": bool(s["demo"]),
     }
-    (run_dir / "config.json").write_text(json.dumps(config, indent=2, default=float))
+    write_text_atomic(run_dir / "config.json", json.dumps(config, indent=2, default=float))
+
+
+def settings_to_resume(s: dict, given: set) -> dict:
+    """--resume RUN_DIR: the run's own settings from its config.json, checked for a usable run."""
+    run_dir = Path(s["resume"])
+    config_path = run_dir / "config.json"
+    if not config_path.is_file():
+        raise UserError(f"{run_dir} is not a run folder (no config.json); pass the folder that "
+                        "GAmain.py printed as 'run folder:'")
+    config = json.loads(config_path.read_text())
+    if config["training"].get("status") != "running":
+        raise UserError(f"the run in {run_dir} has finished; there is nothing to resume")
+    others = sorted(given - {"resume"})
+    if others:
+        raise UserError(f"a resumed run keeps its own settings; leave out {', '.join(others)} "
+                        "(or start a new run)")
+    print(f"resuming the run in {run_dir} with its settings")
+    return dict(config["settings"], resume=str(run_dir))
 
 
 def publish_demo_model(run_dir: Path):
@@ -278,7 +378,7 @@ def publish_demo_model(run_dir: Path):
     WEIGHTS_DIR.mkdir(exist_ok=True)
     for name in MODEL_FILES:
         if (run_dir / name).exists():
-            shutil.copyfile(run_dir / name, WEIGHTS_DIR / name)
+            copy_atomic(run_dir / name, WEIGHTS_DIR / name)
     print(f"copied the demo model to {WEIGHTS_DIR}/ for GAinfer.py")
 
 
@@ -286,10 +386,20 @@ def main(argv=None):
     s, given = parse_settings(__file__, "Train the CEX/PG crystal classifier.", argv,
                               extra=[("demo", "the whole job on synthetic images in a few minutes "
                                               "(sets small images, scratch weights, few epochs)")])
+    if s["resume"]:
+        run_dir = Path(s["resume"])
+        with exclusive_lock(run_dir, "another training run"):  # before reading its state
+            run(settings_to_resume(s, given), run_dir)
+        return
     s = resolve_settings(s, given)
     check_settings(s)
     if s["demo"]:
         prepare_demo_data(s)
+    run(s)
+
+
+def run(s: dict, resumed_dir: Path | None = None):
+    """Loads the data, builds the model, trains (or resumes) and writes the deliverables."""
     started = time.time()
     import keras
     keras.utils.set_random_seed(s["seed"])
@@ -297,9 +407,35 @@ def main(argv=None):
     counts = class_counts(splits)
     print("images:", ", ".join(f"{k} {v['CEX']} CEX + {v['PG']} PG" for k, v in counts.items()))
     model = build_and_compile(s)
-    run_dir = new_run_dir(s["runs"], s)
-    print(f"run folder: {run_dir}")
+    if resumed_dir is not None:
+        print(f"run folder: {resumed_dir}")
+        history, stopped_by = train_or_restore(model, splits, s, resumed_dir)
+        return deliver(model, splits, s, resumed_dir, counts, history, stopped_by, started)
+    run_dir = new_run_dir(s["runs"], s)  # only now: a failed build leaves no empty run folder
+    with exclusive_lock(run_dir, "another training run"):
+        print(f"run folder: {run_dir}")
+        write_config(run_dir, s, counts, {"status": "running"})  # what --resume reads
+        history, stopped_by = train_or_restore(model, splits, s, run_dir)
+        deliver(model, splits, s, run_dir, counts, history, stopped_by, started)
+
+
+def train_or_restore(model, splits: dict, s: dict, run_dir: Path):
+    """Trains; or, when a resumed run had finished training before it stopped (while saving),
+    restores the trained weights. Either way the trained weights are kept in the backup folder
+    until every deliverable is written."""
+    finished = run_dir / BACKUP / "trained.json"
+    if finished.exists():
+        print("training had finished; writing the deliverables")
+        model.load_weights(run_dir / BACKUP / "trained.weights.h5")
+        return columns(read_history(run_dir)), json.loads(finished.read_text())["stopped_by"]
     history, stopped_by = train(model, splits, s, run_dir)
+    model.save_weights(run_dir / BACKUP / "trained.weights.h5")
+    finished.write_text(json.dumps({"stopped_by": stopped_by}))
+    return history, stopped_by
+
+
+def deliver(model, splits, s, run_dir, counts, history, stopped_by, started):
+    """Evaluates on the test split and writes every deliverable; then drops the backup."""
     test = evaluate(model, splits["test"])
     files = save_models(model, run_dir, s)
     from GAreport import plot_confusion_matrix, plot_history
@@ -307,7 +443,11 @@ def main(argv=None):
     plot_confusion_matrix(test["confusion"], run_dir / "confusion_matrix.png")
     (run_dir / "test_report.txt").write_text(
         f"Test set: {len(test['p_pg'])} images, threshold P(PG) >= 0.5 -> PG\n\n{test['report']}")
-    write_config(run_dir, s, counts, history, stopped_by, test, time.time() - started, files)
+    training = {"status": "finished", "epochs_run": len(history["loss"]), "stopped_by": stopped_by,
+                "resumed": bool(s["resume"]), "elapsed_seconds": round(time.time() - started, 1),
+                "final": {k: v[-1] for k, v in history.items()}}
+    write_config(run_dir, s, counts, training, test, files)
+    shutil.rmtree(run_dir / BACKUP, ignore_errors=True)
     if s["demo"]:
         publish_demo_model(run_dir)
     print(f"\nstopped by: {stopped_by}\ntest set:\n{test['report']}")

@@ -17,9 +17,7 @@ did (and reports the leak that leaves).
 """
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import random
 import shutil
 import sys
@@ -30,8 +28,10 @@ from fractions import Fraction
 from pathlib import Path
 
 from GAcli import UserError, parse_settings, run_main
+from GAfiles import exclusive_lock, write_csv, write_text_atomic
 from GAgroups import Signature, find_groups, leak_summary, signature
-from GAimages import CLASS_NAMES, class_subfolders, find_class_folders, list_images, read_rgb
+from GAimages import (CLASS_NAMES, ImageError, class_subfolders, find_class_folders, list_images,
+                      read_rgb, why_unreadable)
 
 # --- settings (edit here, or override on the command line with the same names) ---
 source = "images/kaggle"  # the extracted Kaggle download, or any folder holding cex/ and pg/
@@ -111,10 +111,9 @@ def scan_file(path: Path, class_name: str) -> Scanned:
     try:
         data = path.read_bytes()
         record.size, record.sha256 = len(data), hashlib.sha256(data).hexdigest()
-        pixels = read_rgb(io.BytesIO(data))
-        record.signature = signature(pixels)
-    except Exception as error:  # any decoder failure means "not a usable image"; we say which
-        record.error = f"{type(error).__name__}: {error}"
+        record.signature = signature(read_rgb(data))
+    except (ImageError, OSError) as error:  # OSError: permissions, a symlink loop, ...
+        record.error = why_unreadable(error)
     return record
 
 
@@ -161,13 +160,6 @@ def copy_split(assignment: dict[str, dict[str, list[Scanned]]], dest: Path) -> l
                              "dest": str(target), "size": record.size, "sha256": record.sha256,
                              "group": record.group})
     return rows
-
-
-def write_csv(path: Path, rows: list[dict], columns: list[str]):
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def print_counts(assignment):
@@ -268,11 +260,8 @@ def remove_previous_split(dest: Path):
             path.unlink()
 
 
-def main(argv=None):
-    s, _ = parse_settings(__file__, "Split the CEX/PG images into train/val/test folders.", argv)
-    if s["check"]:
-        return check_existing_split(Path(s["check"]))
-    class_folders = check_settings(s)
+def split_into(s: dict, class_folders: dict[str, Path]):
+    """Scans, groups, partitions and copies; writes the manifest and the reports."""
     dest = Path(s["dest"])
     started = time.perf_counter()
     records = scan_classes(class_folders)
@@ -294,12 +283,12 @@ def main(argv=None):
         remove_previous_split(dest)
     dest.mkdir(parents=True, exist_ok=True)
     rows = copy_split(assignment, dest)
-    write_csv(dest / "manifest.csv", rows,
+    write_csv(rows, dest / "manifest.csv",
               ["split", "class", "source", "dest", "size", "sha256", "group"])
     split_of = {r.path: split for split, parts in assignment.items()
                 for members in parts.values() for r in members}
     report, leaked = leak_report(by_class, split_of)
-    (dest / "leak_report.txt").write_text(report)
+    write_text_atomic(dest / "leak_report.txt", report)
     print_counts(assignment)
     print(f"copied {len(rows)} images to {dest}; manifest: {dest / 'manifest.csv'}")
     print(f"read and checked in {scanned - started:.1f} s, grouped in {grouped - scanned:.1f} s, "
@@ -312,15 +301,22 @@ def main(argv=None):
         print("LEAK: " + report.splitlines()[0].lower() + " See " + str(dest / "leak_report.txt"))
         print("\n".join(report.splitlines()[2:5]))
     if skipped:
-        write_csv(dest / "skipped.csv",
-                  [{"class": r.class_name, "source": str(r.path), "error": r.error} for r in skipped],
-                  ["class", "source", "error"])
+        write_csv([{"class": r.class_name, "source": str(r.path), "error": r.error}
+                   for r in skipped], dest / "skipped.csv", ["class", "source", "error"])
         print(f"left out {len(skipped)} unreadable files (listed in {dest / 'skipped.csv'}):")
         for r in skipped[:10]:
             print(f"  {r.path}: {r.error}")
         if len(skipped) > 10:
             print(f"  ... and {len(skipped) - 10} more")
     print(f"next: python GAmain.py --data {dest}")
+
+
+def main(argv=None):
+    s, _ = parse_settings(__file__, "Split the CEX/PG images into train/val/test folders.", argv)
+    if s["check"]:
+        return check_existing_split(Path(s["check"]))
+    with exclusive_lock(s["dest"], "another split"):
+        return split_into(s, check_settings(s))
 
 
 if __name__ == "__main__":

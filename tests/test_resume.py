@@ -1,0 +1,115 @@
+"""Training survives Ctrl-C and SIGKILL (--resume), stops cleanly on NaN, writes files atomically."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, TINY
+
+import GAcli
+import GAmain
+
+
+def start_training(args):
+    """GAmain.py in a child process (so that it can be interrupted and killed)."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.Popen([sys.executable, str(ROOT / "GAmain.py"), *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_backup(process, runs_dir, epochs, timeout=240):
+    """The run folder, once its backup holds at least `epochs` completed epochs."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for metadata in runs_dir.glob("*/backup/training_metadata.json"):
+            try:
+                if json.loads(metadata.read_text())["epoch"] >= epochs:
+                    return metadata.parents[1]
+            except (ValueError, KeyError):  # being written
+                pass
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    process.kill()
+    raise AssertionError("no backup in time")
+
+
+def history_column(run_dir, name):
+    header, *lines = (run_dir / "history.csv").read_text().splitlines()
+    return [float(line.split(",")[header.split(",").index(name)]) for line in lines]
+
+
+def backed_up(run_dir):
+    return json.loads((run_dir / "backup" / "training_metadata.json").read_text())["epoch"]
+
+
+def test_ctrl_c_then_kill_then_resume_finishes_the_run(split_dir, tmp_path, runs):
+    runs_dir = tmp_path / "runs"
+    args = ["--data", str(split_dir), "--runs", str(runs_dir), "--epochs", "5",
+            "--no-export_onnx", *TINY]
+    first = start_training(args)
+    run_dir = wait_for_backup(first, runs_dir, 1)
+    first.send_signal(signal.SIGINT)
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 130
+    assert f"--resume {run_dir}" in err  # Ctrl-C says how to go on
+
+    second = start_training(["--resume", str(run_dir)])
+    wait_for_backup(second, runs_dir, backed_up(run_dir) + 1)
+    second.kill()  # SIGKILL: no chance to clean up
+    second.wait()
+    assert json.loads((run_dir / "config.json").read_text())["training"]["status"] == "running"
+    assert not (run_dir / "model.keras").exists()
+
+    assert GAcli.run_main(GAmain.main, ["--resume", str(run_dir)]) == 0
+    config = json.loads((run_dir / "config.json").read_text())
+    assert history_column(run_dir, "epoch") == [0, 1, 2, 3, 4]  # each epoch once, in order
+    assert config["training"]["epochs_run"] == 5 and config["training"]["resumed"]
+    assert config["settings"]["epochs"] == 5 and config["settings"]["image_size"] == 32
+    assert not (run_dir / "backup").exists()  # removed once everything was written
+    uninterrupted = sorted(p.name for p in runs["b"].iterdir())
+    assert sorted(p.name for p in run_dir.iterdir()) == uninterrupted
+    # The first epoch ran before any interruption: the same seed gives the same loss as run B.
+    assert history_column(run_dir, "loss")[0] == pytest.approx(
+        history_column(runs["b"], "loss")[0], rel=1e-4)
+
+
+def test_resume_refuses_a_finished_run_and_new_settings(runs, capsys):
+    assert GAcli.run_main(GAmain.main, ["--resume", str(runs["b"])]) == 2
+    assert "has finished" in capsys.readouterr().err
+    assert GAcli.run_main(GAmain.main, ["--resume", str(runs["b"].parent)]) == 2
+    assert "not a run folder" in capsys.readouterr().err
+
+
+def test_nan_loss_stops_with_the_likely_cause_and_keeps_the_last_good_epoch(split_dir, tmp_path,
+                                                                             capsys):
+    code = GAcli.run_main(GAmain.main, [
+        "--data", str(split_dir), "--runs", str(tmp_path), "--epochs", "3", "--no-export_onnx",
+        "--weights", "none", "--image_size", "32", "--batch_size", "16", "--lr", "10"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "NaN" in err and "lr=10" in err and "scratch" in err and "--lr 1" in err
+    run_dir = next(tmp_path.iterdir())
+    assert not (run_dir / "model.keras").exists()
+    if "epoch 1," not in err:  # the NaN came after a good epoch: that epoch is kept
+        assert f"(epoch {backed_up(run_dir)})" in err
+
+
+def test_a_crash_while_writing_a_model_leaves_no_file_that_looks_complete(split_dir, tmp_path,
+                                                                          monkeypatch):
+    import keras
+
+    def crashing_export(self, path, **kwargs):
+        open(path, "wb").write(b"half an ONNX file")
+        raise OSError("disk full")
+    monkeypatch.setattr(keras.Model, "export", crashing_export)
+    with pytest.raises(OSError):
+        GAmain.main(["--data", str(split_dir), "--runs", str(tmp_path), "--epochs", "1", *TINY])
+    run_dir = next(p for p in tmp_path.iterdir() if p.is_dir())
+    names = {p.name for p in run_dir.iterdir()}
+    assert {"model.keras", "model.h5"} <= names and "model.onnx" not in names
+    assert not [n for n in names if "partial" in n]
+    assert (run_dir / "backup" / "trained.json").exists()  # --resume can still deliver
