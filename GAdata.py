@@ -84,7 +84,7 @@ def fits_in_memory(n_images: int, image_size: int) -> bool:
 def decode(image_size: int, resize: str):
     """A tf.data map function: path -> uint8 image of shape (size, size, 3), via read_rgb."""
     def read(path):
-        return read_rgb(path.decode(), image_size, resize)
+        return read_rgb(os.fsdecode(path), image_size, resize)
 
     def load(path, label):
         image = tf.numpy_function(read, [path], tf.uint8, stateful=False)
@@ -101,7 +101,10 @@ def make_dataset(paths, labels, image_size, batch_size, training=False, seed=42,
         training: shuffle every epoch and augment; validation and test data are neither.
     """
     autotune = tf.data.AUTOTUNE
-    ds = tf.data.Dataset.from_tensor_slices((list(paths), np.asarray(labels, np.float32)))
+    # Paths as the file system's bytes: a name that is not valid UTF-8 cannot be a tf.string
+    # made from Python text, but its bytes can.
+    ds = tf.data.Dataset.from_tensor_slices(([os.fsencode(p) for p in paths],
+                                             np.asarray(labels, np.float32)))
     ds = ds.map(decode(image_size, resize), num_parallel_calls=autotune)
     if fits_in_memory(len(paths), image_size):
         ds = ds.cache()
