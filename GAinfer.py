@@ -4,10 +4,13 @@
     python GAinfer.py --weights weights/model.onnx --images FOLDER     # ONNX Runtime, no TensorFlow
     python GAinfer.py --weights weights/GAweights.h5 --images FOLDER   # the original project's file
     python GAinfer.py --images FOLDER --map map/                        # + embedding map (k-means)
+    python GAinfer.py --images FOLDER --explain gradcam/                # + Grad-CAM overlays
 
-Output per image: file, label (CEX or PG; ERROR when the file cannot be read), P(PG), and
-confidence = the probability of the label given (P(PG) for PG, 1 - P(PG) for CEX). The exit status
-is 1 when any file could not be read, else 0.
+Output per image: file, label (CEX or PG; UNKNOWN when the image is unlike the training images;
+ERROR when the file cannot be read), P(PG), confidence = the probability of the class given (P(PG)
+for PG, 1 - P(PG) for CEX), and ood_score (distance from the training images; above 1 is UNKNOWN,
+see GAood.py; --no-reject turns rejection off). The exit status is 1 when any file could not be
+read, else 0.
 
 In your own code:
 
@@ -29,6 +32,8 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+import GAood  # noqa: E402
+
 from GAcli import UserError, parse_settings, run_main  # noqa: E402
 from GAfiles import exclusive_lock, write_csv  # noqa: E402
 from GAimages import (CLASS_NAMES, ImageError, list_images, preprocess, read_rgb,  # noqa: E402
@@ -44,11 +49,14 @@ threshold = 0.5  # P(PG) at or above this is labelled PG
 map = ""  # folder to write the embedding map into (PNG and CSV); empty: no map
 clusters = 4  # k of the map's k-means
 overwrite = False  # replace an existing --out CSV or map files
+reject = True  # label images unlike the training images UNKNOWN (models with an ood.npz beside them)
+explain = ""  # folder to write a Grad-CAM overlay per image into (.keras/.h5 models); empty: none
 trust_model = False  # allow a legacy .h5 model's Lambda layers (runs code from the file: trusted files only)
 # --- end of settings
 
 CONFIG_KEY = "ga_model"  # where our .onnx files keep their model card (ONNX metadata_props)
-COLUMNS = ["file", "label", "p_pg", "confidence", "error"]
+COLUMNS = ["file", "label", "p_pg", "confidence", "ood_score", "error"]
+UNKNOWN = "UNKNOWN"  # the label of an image unlike the training images
 GET_WEIGHTS_HELP = (
     "train a model with `python GAmain.py` (or `python GAmain.py --demo`, which puts a small one "
     "into weights/), or put the original project's released GAweights.h5 or GAweights.onnx into "
@@ -85,10 +93,16 @@ class Classifier:
             this project's models, what config.json says of them).
     """
 
-    def __init__(self, path: Path, run_batch, card: dict, model=None, fixed_batch=None):
+    def __init__(self, path: Path, run_batch, card: dict, model=None, fixed_batch=None,
+                 ood_stages=None):
         self.path, self._run_batch, self.card, self.model = path, run_batch, card, model
         self.fixed_batch = fixed_batch  # an ONNX input with a fixed batch dimension
         self.image_size, self.resize = card["image_size"], card["resize"]
+        self.ood_stages = ood_stages  # GAood statistics; None: rejection unavailable
+
+    @property
+    def can_reject(self) -> bool:
+        return self.ood_stages is not None
 
     def model_input(self, pixels) -> np.ndarray:
         """RGB 0-255 pixels as the model takes them: float32, preprocessed here only for models
@@ -98,27 +112,47 @@ class Classifier:
             pixels = preprocess(pixels, self.card["preprocessing"])
         return pixels
 
-    def predict(self, pixels: np.ndarray) -> np.ndarray:
-        """P(PG) for a batch of RGB 0-255 images of shape (n, image_size, image_size, 3)."""
+    def predict_and_score(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """P(PG) and (where the model has its OOD statistics) the ood_score of a batch of RGB
+        0-255 images of shape (n, image_size, image_size, 3)."""
         pixels = self.model_input(pixels)
         step = self.fixed_batch or max(len(pixels), 1)
         parts = [self._run_batch(pixels[i:i + step]) for i in range(0, len(pixels), step)]
-        return np.concatenate(parts).reshape(-1) if parts else np.zeros(0, np.float32)
+        if not parts:
+            return np.zeros(0, np.float32), None
+        p_pg = np.concatenate([p for p, _ in parts]).reshape(-1)
+        if not self.can_reject or parts[0][1] is None:
+            return p_pg, None
+        return p_pg, GAood.scores(self.ood_stages, np.concatenate([f for _, f in parts]))
 
-    def record(self, name: str, p_pg: float | None, error: str = "", threshold=0.5) -> dict:
-        """One result row: the label, P(PG) and the confidence of that label."""
+    def predict(self, pixels: np.ndarray) -> np.ndarray:
+        """P(PG) for a batch of RGB 0-255 images of shape (n, image_size, image_size, 3)."""
+        return self.predict_and_score(pixels)[0]
+
+    def record(self, name: str, p_pg: float | None, error: str = "", threshold=0.5,
+               ood_score: float | None = None, reject=True) -> dict:
+        """One result row: the label, P(PG), the confidence of that label and the ood_score.
+
+        The label is UNKNOWN when rejection is on and ood_score > 1 (the image is unlike the
+        training images); P(PG) is still given."""
         if p_pg is None:
-            return {"file": name, "label": "ERROR", "p_pg": None, "confidence": None, "error": error}
+            return {"file": name, "label": "ERROR", "p_pg": None, "confidence": None,
+                    "ood_score": None, "error": error}
         is_pg = p_pg >= threshold
-        return {"file": name, "label": CLASS_NAMES[int(is_pg)], "p_pg": float(p_pg),
-                "confidence": float(p_pg if is_pg else 1.0 - p_pg), "error": ""}
+        label = CLASS_NAMES[int(is_pg)]
+        if reject and ood_score is not None and ood_score > 1:
+            label = UNKNOWN
+        return {"file": name, "label": label, "p_pg": float(p_pg),
+                "confidence": float(p_pg if is_pg else 1.0 - p_pg),
+                "ood_score": None if ood_score is None else float(ood_score), "error": ""}
 
-    def label(self, inputs, batch_size=32, threshold=0.5, progress=False) -> list[dict]:
+    def label(self, inputs, batch_size=32, threshold=0.5, progress=False, reject=True) -> list[dict]:
         """Labels file paths, PIL images, or a NumPy batch (n, h, w, 3) / one image (h, w, 3).
 
         Returns:
-            One record per input: {"file", "label", "p_pg", "confidence", "error"}; a file that
-            cannot be read gets label "ERROR" and the reason in "error".
+            One record per input: {"file", "label", "p_pg", "confidence", "ood_score", "error"};
+            label is CEX, PG, UNKNOWN (unlike the training images; only with reject and a model
+            that has its OOD statistics) or ERROR (unreadable; the reason in "error").
         """
         if isinstance(inputs, np.ndarray):
             batch = inputs[None] if inputs.ndim == 3 else inputs
@@ -128,11 +162,12 @@ class Classifier:
         names = [str(x) if isinstance(x, (str, Path)) else f"<image {i}>" for i, x in enumerate(inputs)]
         records = []
         for indices, pixels, errors in self._decoded_batches(inputs, batch_size, progress):
-            good = [i for i, p in zip(indices, pixels) if p is not None]
-            p_pg = iter(self.predict(np.stack([p for p in pixels if p is not None]))) if good else None
+            good = [p for p in pixels if p is not None]
+            p_pg, ood = self.predict_and_score(np.stack(good)) if good else ([], None)
+            results = iter(zip(p_pg, ood if ood is not None else [None] * len(good)))
             for i, p, error in zip(indices, pixels, errors):
-                records.append(self.record(names[i], None if p is None else next(p_pg), error,
-                                           threshold))
+                p_one, ood_one = (None, None) if p is None else next(results)
+                records.append(self.record(names[i], p_one, error, threshold, ood_one, reject))
         return records
 
     def _read(self, source):
@@ -228,7 +263,21 @@ def load_keras_classifier(path: Path, trust_model: bool = False) -> Classifier:
         raise UserError(f"{path} takes {model.input_shape[1]} px images but the config.json beside "
                         f"it says image_size={card['image_size']}; keep each model with its own "
                         "config.json")
-    return Classifier(path, lambda x: np.asarray(model.predict_on_batch(x)), card, model=model)
+    stages = ood_statistics(path, card)
+    if stages is not None:  # one pass gives P(PG) and the features the OOD check reads
+        from GAmodel import scoring_model
+        scorer = scoring_model(model)[0]
+        return Classifier(path, lambda x: [np.asarray(y) for y in scorer.predict_on_batch(x)],
+                          card, model=model, ood_stages=stages)
+    return Classifier(path, lambda x: (np.asarray(model.predict_on_batch(x)), None), card,
+                      model=model)
+
+
+def ood_statistics(path: Path, card: dict) -> list[dict] | None:
+    """The OOD statistics saved beside a model of this project (ood.npz), or None."""
+    if not card["preprocessing_inside"]:
+        return None
+    return GAood.load(path.parent / GAood.FILE_NAME)
 
 
 def load_onnx_classifier(path: Path) -> Classifier:
@@ -251,8 +300,13 @@ def load_onnx_classifier(path: Path) -> Classifier:
         card = original_model_card(shape[1] if isinstance(shape[1], int) else 224)
     name = model_input.name
     fixed_batch = shape[0] if isinstance(shape[0], int) else None
-    return Classifier(path, lambda x: session.run(None, {name: x})[0], card,
-                      fixed_batch=fixed_batch)
+    # Our files' second output holds the features the OOD check reads.
+    stages = ood_statistics(path, card) if len(session.get_outputs()) > 1 else None
+
+    def run(x):
+        outputs = session.run(None, {name: x})
+        return outputs[0], outputs[1] if stages is not None else None
+    return Classifier(path, run, card, fixed_batch=fixed_batch, ood_stages=stages)
 
 
 def load_classifier(path: str | Path, trust_model: bool = False) -> Classifier:
@@ -278,18 +332,21 @@ def load_classifier(path: str | Path, trust_model: bool = False) -> Classifier:
 def format_table(records: list[dict]) -> str:
     """An aligned text table of the records."""
     width = max([len(Path(r["file"]).name) for r in records] + [4])
-    lines = [f"{'file':<{width}}  label  P(PG)   confidence"]
+    lines = [f"{'file':<{width}}  label    P(PG)   confidence  ood_score"]
     for r in records:
         name = Path(r["file"]).name
         if r["label"] == "ERROR":
-            lines.append(f"{name:<{width}}  ERROR  {r['error']}")
+            lines.append(f"{name:<{width}}  ERROR    {r['error']}")
         else:
-            lines.append(f"{name:<{width}}  {r['label']:<5}  {r['p_pg']:.4f}  {r['confidence']:.4f}")
+            ood = "" if r["ood_score"] is None else f"{r['ood_score']:9.2f}"
+            lines.append(f"{name:<{width}}  {r['label']:<7}  {r['p_pg']:.4f}  {r['confidence']:.4f}"
+                         f"      {ood}")
     return "\n".join(lines)
 
 
 def summary(records: list[dict]) -> str:
-    counts = {name: sum(r["label"] == name for r in records) for name in (*CLASS_NAMES, "ERROR")}
+    counts = {name: sum(r["label"] == name for r in records)
+              for name in (*CLASS_NAMES, UNKNOWN, "ERROR")}
     return f"{len(records)} images: " + ", ".join(f"{v} {k}" for k, v in counts.items())
 
 
@@ -346,6 +403,15 @@ def check_settings(s: dict) -> list[Path]:
     if existing and not s["overwrite"]:
         raise UserError(f"{', '.join(existing)} already exist; choose another name or pass "
                         "--overwrite")
+    if s["explain"]:
+        if Path(s["weights"]).suffix.lower() == ".onnx":
+            raise UserError("--explain needs the gradients of a .keras or .h5 model (ONNX Runtime "
+                            "gives none); pass --weights with the .keras file")
+        clashes = [f for f in files if Path(s["explain"], f"{f.stem}_gradcam.png").exists()]
+        if clashes and not s["overwrite"]:
+            raise UserError(f"{s['explain']} already holds Grad-CAM overlays of these images "
+                            f"(e.g. {clashes[0].stem}_gradcam.png); choose another folder or pass "
+                            "--overwrite")
     if not Path(s["weights"]).is_file():
         raise UserError(f"no model file at weights={s['weights']}; {GET_WEIGHTS_HELP}")
     return files
@@ -355,7 +421,7 @@ def main(argv=None):
     s, _ = parse_settings(__file__, "Label microscope images as CEX or PG.", argv)
     files = check_settings(s)
     with contextlib.ExitStack() as locks:  # a second run writing the same files is refused
-        for target in (s["out"], s["map"]):
+        for target in (s["out"], s["map"], s["explain"]):
             if target:
                 locks.enter_context(exclusive_lock(target, "another labelling run"))
         return label_folder(s, files)
@@ -367,13 +433,22 @@ def label_folder(s: dict, files: list[Path]) -> int:
     if not classifier.card["preprocessing_inside"]:
         print(f"{Path(s['weights']).name}: the original project's format (input preprocessed "
               "outside the model); applying its ResNet preprocessing and nearest resize")
+    if s["reject"] and not classifier.can_reject:
+        print("note: rejection of images unlike the training data is unavailable for this model "
+              f"(no {GAood.FILE_NAME} beside it, or not this project's model); every readable "
+              "image gets CEX or PG")
     records = classifier.label([str(f) for f in files], s["batch_size"], s["threshold"],
-                               progress=True)
+                               progress=True, reject=s["reject"])
     print(format_table(records))
     print(summary(records))
     if s["out"]:
         write_csv(records, Path(s["out"]), COLUMNS)
         print(f"labels written to {s['out']}")
+    if s["explain"]:
+        from GAexplain import explain_files
+        readable = [r["file"] for r in records if r["label"] != "ERROR"]
+        written = explain_files(classifier, readable, Path(s["explain"]), s["batch_size"])
+        print(f"{len(written)} Grad-CAM overlays written to {s['explain']}/")
     if s["map"]:
         draw_map(classifier, records, Path(s["map"]), s["clusters"], s["batch_size"])
         print(f"embedding map written to {Path(s['map'], 'embedding_map.png')} and .csv")

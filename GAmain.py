@@ -66,7 +66,8 @@ DEMO = {"data": "images/split-synthetic", "backbone": "ResNet50", "weights": Non
 DEMO_SOURCE = "images/synthetic"
 DEMO_COUNTS = {"cex_count": 400, "pg_count": 400}
 WEIGHTS_DIR = Path("weights")
-MODEL_FILES = ("model.keras", "model.h5", "model.onnx", "config.json")
+MODEL_FILES = ("model.keras", "model.h5", "model.onnx", "config.json", "ood.npz")
+OOD_FIT_IMAGES = 2000  # training images the out-of-distribution check is fitted on (at most)
 BACKUP = "backup"  # in the run folder while training: Keras's BackupAndRestore files
 
 
@@ -262,17 +263,45 @@ def nan_message(where: tuple[int, int], s: dict, run_dir: Path) -> str:
                else "state was the initial one; nothing to keep"))
 
 
-def evaluate(model, split: dict) -> dict:
-    """P(PG) for every image of a split, and the metrics and report from them."""
+def evaluate(scorer, split: dict, ood_stages: list[dict]) -> dict:
+    """P(PG) and ood_score for every image of a split (one pass), and the metrics and report."""
+    import GAood
     from GAcallbacks import classification_metrics, report_text
     from sklearn.metrics import confusion_matrix
-    p_pg = model.predict(split["dataset"], verbose=0)[:, 0]
+    p_pg, features = scorer.predict(split["dataset"], verbose=0)
+    p_pg = p_pg[:, 0]
     labels = split["labels"]
-    return {"p_pg": p_pg,
+    return {"p_pg": p_pg, "ood_score": GAood.scores(ood_stages, features),
             "metrics": classification_metrics(labels, p_pg, prefix="test_"),
             "report": report_text(labels, p_pg),
             "confusion": confusion_matrix(labels.astype(int), (p_pg >= 0.5).astype(int),
                                           labels=[0, 1])}
+
+
+def fit_ood(scorer, sizes: list[int], splits: dict, s: dict, run_dir: Path) -> tuple[list, dict]:
+    """Fits the out-of-distribution statistics on (up to OOD_FIT_IMAGES) un-augmented training
+    images, calibrates them on the validation images and saves them as ood.npz."""
+    import numpy as np
+    import GAood
+    from GAdata import make_dataset
+    started = time.time()
+    train = splits["train"]
+    chosen = np.random.default_rng(s["seed"]).permutation(len(train["paths"]))[:OOD_FIT_IMAGES]
+    chosen.sort()
+    dataset = make_dataset([train["paths"][i] for i in chosen], train["labels"][chosen],
+                           s["image_size"], s["batch_size"], resize=s["resize"])
+    train_features = scorer.predict(dataset, verbose=0)[1]
+    val_features = scorer.predict(splits["val"]["dataset"], verbose=0)[1]
+    stages = GAood.fit(train_features, train["labels"][chosen], val_features, sizes)
+    GAood.save(stages, run_dir / GAood.FILE_NAME)
+    summary = {"file": GAood.FILE_NAME, "threshold": 1.0, "method": "multi-stage Mahalanobis",
+               "fit_images": len(chosen),
+               "val_pass_rate": float(np.mean(GAood.scores(stages, val_features) <= 1)),
+               "stage_scales": [float(stage["scale"]) for stage in stages],
+               "seconds": round(time.time() - started, 1)}
+    print(f"out-of-distribution check fitted on {len(chosen)} training images; "
+          f"{100 * summary['val_pass_rate']:.1f}% of validation images pass")
+    return stages, summary
 
 
 def model_card(s: dict) -> dict:
@@ -296,9 +325,12 @@ def add_onnx_model_card(path: Path, card: dict):
     onnx.save(model, str(path))
 
 
-def save_models(model, run_dir: Path, s: dict) -> list[Path]:
+def save_models(model, scorer, run_dir: Path, s: dict) -> list[Path]:
     """The trained model as .keras, legacy .h5 and (optionally) .onnx, each written under a
-    temporary name and renamed when complete (a crash never leaves a truncated model file)."""
+    temporary name and renamed when complete (a crash never leaves a truncated model file).
+
+    The .onnx file is the scoring model: outputs P(PG) and the out-of-distribution features, so
+    that ONNX Runtime can reject foreign images too."""
     from GAfiles import atomic_path
     files = [run_dir / "model.keras", run_dir / "model.h5"]
     with atomic_path(files[0]) as temporary:
@@ -314,7 +346,7 @@ def save_models(model, run_dir: Path, s: dict) -> list[Path]:
         files.append(run_dir / "model.onnx")
         with atomic_path(files[-1]) as temporary, warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model.export(str(temporary), format="onnx", verbose=False)
+            scorer.export(str(temporary), format="onnx", verbose=False)
             add_onnx_model_card(temporary, model_card(s))
     return files
 
@@ -329,7 +361,7 @@ def library_versions() -> dict:
 
 
 def write_config(run_dir: Path, s: dict, counts: dict, training: dict, test: dict | None = None,
-                 files: tuple = ()):
+                 files: tuple = (), ood: dict | None = None):
     """config.json: what inference needs (model section), and everything to reproduce the run.
 
     Written when the run starts (training: {"status": "running"}), which is what --resume reads,
@@ -342,6 +374,7 @@ def write_config(run_dir: Path, s: dict, counts: dict, training: dict, test: dic
         "dataset": counts,
         "training": training,
         "test": test["metrics"] if test else None,
+        "ood": ood,
         "versions": library_versions(),
         "files": [f.name for f in files],
         "created": datetime.now().isoformat(timespec="seconds"),
@@ -435,9 +468,13 @@ def train_or_restore(model, splits: dict, s: dict, run_dir: Path):
 
 
 def deliver(model, splits, s, run_dir, counts, history, stopped_by, started):
-    """Evaluates on the test split and writes every deliverable; then drops the backup."""
-    test = evaluate(model, splits["test"])
-    files = save_models(model, run_dir, s)
+    """Fits the OOD check, evaluates on the test split and writes every deliverable; then drops
+    the backup."""
+    from GAmodel import scoring_model
+    scorer, sizes = scoring_model(model)
+    ood_stages, ood = fit_ood(scorer, sizes, splits, s, run_dir)
+    test = evaluate(scorer, splits["test"], ood_stages)
+    files = save_models(model, scorer, run_dir, s)
     from GAreport import plot_confusion_matrix, plot_history
     plot_history(history, run_dir / "training_curves.png")
     plot_confusion_matrix(test["confusion"], run_dir / "confusion_matrix.png")
@@ -446,7 +483,8 @@ def deliver(model, splits, s, run_dir, counts, history, stopped_by, started):
     training = {"status": "finished", "epochs_run": len(history["loss"]), "stopped_by": stopped_by,
                 "resumed": bool(s["resume"]), "elapsed_seconds": round(time.time() - started, 1),
                 "final": {k: v[-1] for k, v in history.items()}}
-    write_config(run_dir, s, counts, training, test, files)
+    ood["test_pass_rate"] = float((test["ood_score"] <= 1).mean())
+    write_config(run_dir, s, counts, training, test, files + [run_dir / ood["file"]], ood)
     shutil.rmtree(run_dir / BACKUP, ignore_errors=True)
     if s["demo"]:
         publish_demo_model(run_dir)

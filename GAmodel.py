@@ -144,3 +144,49 @@ def build_classifier(backbone="ResNet101", weights="imagenet", image_size=224,
 def backbone_of(model: keras.Model) -> keras.Model:
     """The nested backbone of a model made by build_classifier."""
     return next(layer for layer in model.layers if isinstance(layer, keras.Model))
+
+
+def stage_layer_names(backbone: keras.Model) -> list[str]:
+    """The backbone's stem activation and the output of each stage but the last (keras.applications
+    names: conv1_relu or conv1_conv, then the last convN_blockM_out of N = 2, 3, 4)."""
+    names = [layer.name for layer in backbone.layers]
+    stem = [n for n in ("conv1_relu", "conv1_conv") if n in names][:1]
+    stages = [[n for n in names if n.startswith(f"conv{i}_") and n.endswith("_out")] for i in (2, 3, 4)]
+    return stem + [found[-1] for found in stages if found]
+
+
+def spatial_mean_and_std(x):
+    """Each channel's mean and standard deviation over the image: (batch, 2 * channels)."""
+    return keras.ops.concatenate([keras.ops.mean(x, axis=(1, 2)), keras.ops.std(x, axis=(1, 2))],
+                                 axis=-1)
+
+
+def scoring_model(model: keras.Model) -> tuple[keras.Model, list[int]]:
+    """The classifier with a second output: the features the out-of-distribution test reads.
+
+    Those are, for the preprocessed input, the stem, each stage and the last stage (what the head
+    reads), every channel's spatial mean and standard deviation, concatenated. Low stages tell a
+    flat colour, a photograph or a checkerboard from a microscope image; high stages tell
+    crystals from other textures. Same weights and one pass: the head is re-applied to the
+    backbone's output.
+
+    Returns:
+        (model with outputs [P(PG), features], the size of each stage's part of the features).
+    """
+    backbone = backbone_of(model)
+    inner = keras.Model(backbone.inputs, [backbone.inputs[0]]
+                        + [backbone.get_layer(n).output for n in stage_layer_names(backbone)]
+                        + [backbone.output])
+    inputs = keras.Input(model.input_shape[1:], name="image")
+    position = model.layers.index(backbone)
+    x = inputs
+    for layer in model.layers[1:position]:  # the preprocessing layer
+        x = layer(x)
+    stages = inner(x)
+    x = stages[-1]
+    for layer in model.layers[position + 1:]:  # the head
+        x = layer(x)
+    features = [spatial_mean_and_std(stage) for stage in stages]
+    sizes = [int(f.shape[-1]) for f in features]
+    combined = keras.ops.concatenate(features, axis=-1)
+    return keras.Model(inputs, [x, combined], name=f"{model.name}_scoring"), sizes

@@ -1,0 +1,73 @@
+"""Grad-CAM: which regions of an image drove the model's P(PG).
+
+Selvaraju et al. (2017): the last convolutional stage's feature maps, weighted by the average
+gradient of P(PG) with respect to each map, summed, and kept where positive. The map has the
+stage's resolution (7 x 7 for 224 px ResNets) and is scaled up to the image's own size.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+OVERLAY_ALPHA = 0.45  # weight of the heat map over the image
+
+
+def gradcam_model(model):
+    """A model with outputs [last convolutional stage's maps, P(PG)]: the input of the head's
+    global average pooling, which is in the outer graph for nested and flat backbones alike."""
+    import keras
+    pool = next(layer for layer in model.layers
+                if isinstance(layer, keras.layers.GlobalAveragePooling2D))
+    return keras.Model(model.inputs, [pool.input, model.output])
+
+
+def gradcam(grad_model, pixels: np.ndarray) -> np.ndarray:
+    """Grad-CAM maps of P(PG) for a batch of model inputs: (n, h, w), each scaled to 0..1."""
+    import tensorflow as tf
+    x = tf.convert_to_tensor(np.asarray(pixels, np.float32))
+    with tf.GradientTape() as tape:
+        maps, p_pg = grad_model(x, training=False)
+        target = tf.reduce_sum(p_pg[:, 0])  # each image's P(PG) depends on its own maps only
+    grads = tape.gradient(target, maps)
+    weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
+    cams = tf.nn.relu(tf.reduce_sum(weights * maps, axis=-1)).numpy()
+    peaks = cams.max(axis=(1, 2), keepdims=True)
+    return np.divide(cams, peaks, out=np.zeros_like(cams), where=peaks > 0)
+
+
+def heat_map(cam: np.ndarray, width: int, height: int) -> np.ndarray:
+    """A Grad-CAM map scaled up (bilinear) to width x height, values 0..1."""
+    image = Image.fromarray(np.asarray(cam, np.float32), mode="F")
+    return np.asarray(image.resize((width, height), Image.Resampling.BILINEAR)).clip(0, 1)
+
+
+def overlay(rgb: np.ndarray, heat: np.ndarray) -> Image.Image:
+    """The image with the heat map (jet colours) blended over it, at the image's size."""
+    from matplotlib import colormaps
+    colours = colormaps["jet"](heat)[..., :3] * 255
+    blended = (1 - OVERLAY_ALPHA) * np.asarray(rgb, np.float32) + OVERLAY_ALPHA * colours
+    return Image.fromarray(blended.clip(0, 255).astype(np.uint8))
+
+
+def explain_files(classifier, files: list[str], out_dir: Path, batch_size: int) -> list[Path]:
+    """Writes OUT_DIR/<name>_gradcam.png for each readable file; returns the paths written."""
+    from GAfiles import atomic_path
+    from GAimages import read_rgb
+    grad_model = gradcam_model(classifier.model)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for indices, pixels, _ in classifier._decoded_batches(files, batch_size, progress=False):
+        readable = [(i, p) for i, p in zip(indices, pixels) if p is not None]
+        if not readable:
+            continue
+        cams = gradcam(grad_model, classifier.model_input(np.stack([p for _, p in readable])))
+        for (i, _), cam in zip(readable, cams):
+            original = read_rgb(files[i])  # at its own size
+            heat = heat_map(cam, original.shape[1], original.shape[0])
+            target = out_dir / f"{Path(files[i]).stem}_gradcam.png"
+            with atomic_path(target) as temporary:
+                overlay(original, heat).save(temporary)
+            written.append(target)
+    return written

@@ -1,0 +1,130 @@
+"""Out-of-distribution rejection: is this a crystal image like the training images?
+
+A sigmoid always answers: the original labelled a cat photo "PG, 90.27%". Here every image is
+compared with the training images in the network's own feature space, at several depths: for the
+preprocessed input, the stem and each backbone stage, every channel's spatial mean and standard
+deviation (GAmodel.scoring_model). Pooled last-stage features alone do not work here: measured on
+the demo model, flat colours, noise and checkerboards scored *closer* to the training images than
+held-out crystals, while the low stages put every one of them far away.
+
+Per stage, in units where training images score about 1:
+
+- within the training images' main directions (PCA): the Mahalanobis distance to the nearest
+  class mean under a shared, shrunk covariance (class-conditional Gaussians, Lee et al. 2018),
+  divided by the number of directions;
+- outside them: the squared residual, divided by its mean over the training images.
+
+Each stage's score is divided by its 99th percentile over images the statistics were not fitted
+on: the validation images, and each training image scored by statistics fitted on the other
+training folds (the validation split alone holds few distinct crops: measured on a small
+synthetic set, 73 validation images let only 95% of unseen crystal images pass). The largest
+scaled stage score, divided by the 99th percentile of that over the same images, is the image's
+`ood_score`. Above 1 means "not like the training data" and the label is UNKNOWN. The
+statistics are NumPy arrays in an .npz file (no pickle) beside the model.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+FILE_NAME = "ood.npz"
+PASS_RATE = 0.99  # share of validation images that pass
+MAX_DIRECTIONS = 32
+CALIBRATION_FOLDS = 5
+
+
+def fit_stage(features: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
+    """Fits one stage's feature statistics on the training images."""
+    from sklearn.covariance import LedoitWolf
+    features = np.asarray(features, np.float64)
+    labels = np.asarray(labels).astype(int)
+    classes = np.unique(labels)
+    mean = features.mean(axis=0)
+    centred = features - mean
+    # Five samples per direction at least, or unseen images look foreign.
+    k = int(max(1, min(MAX_DIRECTIONS, len(features) // 5, features.shape[1])))
+    components = np.linalg.svd(centred, full_matrices=False)[2][:k]
+    z = centred @ components.T
+    class_means = np.stack([z[labels == c].mean(axis=0) for c in classes])
+    within = z - class_means[np.searchsorted(classes, labels)]
+    residual = np.sum(centred ** 2, axis=1) - np.sum(z ** 2, axis=1)
+    total = np.sum(centred ** 2, axis=1).mean()
+    # With as many directions as features, the residual is rounding noise: leave it out.
+    scale = np.inf if k >= features.shape[1] else max(residual.mean(), 1e-9 * total)
+    return {"mean": mean, "components": components, "class_means": class_means,
+            "precision": LedoitWolf().fit(within).precision_,
+            "residual_scale": np.array(scale)}
+
+
+def stage_scores(stage: dict, features: np.ndarray) -> np.ndarray:
+    """One stage's distance of each feature vector from the training images (about 1 for them)."""
+    centred = np.asarray(features, np.float64) - stage["mean"]
+    z = centred @ stage["components"].T
+    diffs = z[:, None, :] - stage["class_means"][None]  # (n, classes, k)
+    mahalanobis = np.einsum("nck,kl,ncl->nc", diffs, stage["precision"], diffs).min(axis=1)
+    residual = np.maximum(np.sum(centred ** 2, axis=1) - np.sum(z ** 2, axis=1), 0)
+    return mahalanobis / len(stage["components"]) + residual / stage["residual_scale"]
+
+
+def split_stages(features: np.ndarray, sizes) -> list[np.ndarray]:
+    return np.split(np.asarray(features), np.cumsum(sizes)[:-1], axis=1)
+
+
+def calibration_scores(train, train_labels, val, folds=CALIBRATION_FOLDS) -> np.ndarray:
+    """One stage's scores of images its statistics were not fitted on: the validation images
+    (statistics of all training images) and each training image (statistics of the other
+    folds). Folds are contiguous, so copies of one crop, which carry consecutive numbers, mostly
+    stay in one fold. More, and more varied, images than the validation set alone."""
+    parts = [stage_scores(fit_stage(train, train_labels), val)]
+    for held in np.array_split(np.arange(len(train)), folds):
+        rest = np.setdiff1d(np.arange(len(train)), held)
+        if len(np.unique(train_labels[rest])) == len(np.unique(train_labels)):
+            parts.append(stage_scores(fit_stage(train[rest], train_labels[rest]), train[held]))
+    return np.concatenate(parts)
+
+
+def fit(train_features, train_labels, val_features, sizes, pass_rate=PASS_RATE) -> list[dict]:
+    """Fits every stage on the training images and calibrates it so that `pass_rate` of the
+    images it was not fitted on pass (see calibration_scores)."""
+    train_labels = np.asarray(train_labels).astype(int)
+    stages, calibration = [], []
+    for train, val in zip(split_stages(train_features, sizes), split_stages(val_features, sizes)):
+        stage = fit_stage(train, train_labels)
+        unseen = calibration_scores(train, train_labels, val)
+        stage["scale"] = np.array(np.quantile(unseen, pass_rate))
+        stages.append(stage)
+        calibration.append(unseen / stage["scale"])
+    threshold = np.quantile(np.max(calibration, axis=0), pass_rate)
+    for stage in stages:
+        stage["scale"] = stage["scale"] * threshold
+    return stages
+
+
+def scores(stages: list[dict], features: np.ndarray) -> np.ndarray:
+    """ood_score of each image: the largest of its scaled stage scores; above 1 is rejected."""
+    sizes = [len(stage["mean"]) for stage in stages]
+    return np.max([stage_scores(stage, part) / float(stage["scale"])
+                   for stage, part in zip(stages, split_stages(features, sizes))], axis=0)
+
+
+def save(stages: list[dict], path: str | Path):
+    from GAfiles import atomic_path
+    arrays = {f"stage{i}_{k}": np.asarray(v, np.float32)
+              for i, stage in enumerate(stages) for k, v in stage.items()}
+    with atomic_path(path) as temporary:
+        with open(temporary, "wb") as f:
+            np.savez(f, **arrays)
+
+
+def load(path: str | Path) -> list[dict] | None:
+    """The statistics saved beside a model, or None when there are none."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    stages: dict[int, dict] = {}
+    with np.load(path, allow_pickle=False) as data:
+        for key in data.files:
+            index, name = key.removeprefix("stage").split("_", 1)
+            stages.setdefault(int(index), {})[name] = data[key].astype(np.float64)
+    return [stages[i] for i in sorted(stages)]
