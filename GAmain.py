@@ -361,7 +361,7 @@ def library_versions() -> dict:
 
 
 def write_config(run_dir: Path, s: dict, counts: dict, training: dict, test: dict | None = None,
-                 files: tuple = (), ood: dict | None = None):
+                 files: tuple = (), ood: dict | None = None, report_seconds=None) -> dict:
     """config.json: what inference needs (model section), and everything to reproduce the run.
 
     Written when the run starts (training: {"status": "running"}), which is what --resume reads,
@@ -380,7 +380,23 @@ def write_config(run_dir: Path, s: dict, counts: dict, training: dict, test: dic
         "created": datetime.now().isoformat(timespec="seconds"),
         "demo": bool(s["demo"]),
     }
+    if report_seconds is not None:
+        config["report_seconds"] = report_seconds
     write_text_atomic(run_dir / "config.json", json.dumps(config, indent=2, default=float))
+    return config
+
+
+def write_report(model, test_split: dict, test: dict, s: dict, run_dir: Path, config: dict,
+                 history: dict) -> float:
+    """report.html in the run folder; returns the seconds it took."""
+    from GAreport import gallery_html, write_html_report
+    started = time.time()
+    gallery = gallery_html(model, test_split["paths"], test_split["labels"], test["p_pg"],
+                           test["ood_score"], s["image_size"], s["resize"])
+    leak = Path(s["data"], "leak_report.txt")
+    write_html_report(run_dir / "report.html", config, history, gallery, run_dir,
+                      leak.read_text() if leak.exists() else None)
+    return round(time.time() - started, 2)
 
 
 def settings_to_resume(s: dict, given: set) -> dict:
@@ -484,7 +500,10 @@ def deliver(model, splits, s, run_dir, counts, history, stopped_by, started):
                 "resumed": bool(s["resume"]), "elapsed_seconds": round(time.time() - started, 1),
                 "final": {k: v[-1] for k, v in history.items()}}
     ood["test_pass_rate"] = float((test["ood_score"] <= 1).mean())
-    write_config(run_dir, s, counts, training, test, files + [run_dir / ood["file"]], ood)
+    config = write_config(run_dir, s, counts, training, test, files + [run_dir / ood["file"]], ood)
+    config["report_seconds"] = write_report(model, splits["test"], test, s, run_dir, config, history)
+    write_config(run_dir, s, counts, training, test, files + [run_dir / ood["file"]], ood,
+                 report_seconds=config["report_seconds"])
     shutil.rmtree(run_dir / BACKUP, ignore_errors=True)
     if s["demo"]:
         publish_demo_model(run_dir)

@@ -1,4 +1,5 @@
-"""Pictures of a training run: accuracy/loss curves and the confusion matrix (PNG files)."""
+"""Pictures of a training run: accuracy/loss curves and the confusion matrix (PNG files), and the
+self-contained report.html that shows the whole run."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -70,3 +71,113 @@ def plot_embedding_map(rows: list[dict], path: Path):
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+# --- the run report: one self-contained HTML file (images embedded), opens offline anywhere ---
+
+GALLERY_SIZE = 12  # misclassified and least-confident test images shown at most
+REPORT_STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+h1{font-size:1.6em}h2{font-size:1.25em;border-bottom:1px solid #ccc;margin-top:1.6em}
+table{border-collapse:collapse;font-size:.85em}td,th{border:1px solid #ddd;padding:2px 6px;
+text-align:right}th{background:#f3f3f3}pre{background:#f7f7f7;padding:.6em;overflow-x:auto}
+.gallery{display:flex;flex-wrap:wrap;gap:12px}.card{border:1px solid #ddd;padding:6px;
+font-size:.8em;width:240px}.card img{width:115px;height:115px;image-rendering:pixelated}"""
+
+
+def data_uri(image) -> str:
+    """A PNG file's path, or a PIL image, as a data: URI to embed in HTML."""
+    import base64
+    import io
+    if isinstance(image, (str, Path)):
+        data = Path(image).read_bytes()
+    else:
+        buffer = io.BytesIO()
+        image.save(buffer, "PNG")
+        data = buffer.getvalue()
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def html_table(rows: list[dict], columns: list[str]) -> str:
+    from html import escape
+    head = "".join(f"<th>{escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(
+        f"<td>{row[c]:.4f}</td>" if isinstance(row[c], float) else f"<td>{escape(str(row[c]))}</td>"
+        for c in columns) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def gallery_choice(labels, p_pg, size=GALLERY_SIZE) -> list[tuple[int, str]]:
+    """(index, why) of the test images to show: every misclassified one, then the least
+    confident of the rest (P(PG) nearest 0.5), at most `size`."""
+    labels, p_pg = np.asarray(labels).astype(int), np.asarray(p_pg)
+    wrong = [int(i) for i in np.flatnonzero((p_pg >= 0.5).astype(int) != labels)]
+    unsure = [int(i) for i in np.argsort(np.abs(p_pg - 0.5)) if int(i) not in wrong]
+    chosen = [(i, "misclassified") for i in wrong] + [(i, "least confident") for i in unsure]
+    return chosen[:size]
+
+
+def gallery_html(model, paths, labels, p_pg, ood_score, image_size, resize) -> str:
+    """Cards of the chosen test images: the image, its Grad-CAM overlay, true class, P(PG)."""
+    from html import escape
+    from GAexplain import gradcam, gradcam_model, heat_map, overlay
+    from GAimages import read_rgb
+    from PIL import Image
+    chosen = gallery_choice(labels, p_pg)
+    if not chosen:
+        return "<p>No test images.</p>"
+    pixels = np.stack([read_rgb(paths[i], image_size, resize) for i, _ in chosen]).astype(np.float32)
+    cams = gradcam(gradcam_model(model), pixels)
+    cards = []
+    for (i, why), cam in zip(chosen, cams):
+        original = read_rgb(paths[i])
+        heat = heat_map(cam, original.shape[1], original.shape[0])
+        cards.append(
+            f'<div class="card"><img alt="image" src="{data_uri(Image.fromarray(original))}"> '
+            f'<img alt="Grad-CAM" src="{data_uri(overlay(original, heat))}"><br>'
+            f"{escape(Path(paths[i]).name)}<br>true {CLASS_NAMES[int(labels[i])]}, "
+            f"P(PG) {p_pg[i]:.3f}, ood_score {ood_score[i]:.2f}<br><i>{why}</i></div>")
+    return f'<div class="gallery">{"".join(cards)}</div>'
+
+
+def write_html_report(path: Path, config: dict, history: dict, gallery: str, run_dir: Path,
+                      leak_report: str | None):
+    """report.html: settings, data and leak check, curves, per-epoch metrics, confusion matrix,
+    test report, the gallery and the OOD threshold; every image embedded."""
+    from html import escape
+    from GAfiles import write_text_atomic
+    settings = [{"setting": k, "value": v} for k, v in config["settings"].items()]
+    counts = [{"split": split, **by_class, "total": sum(by_class.values())}
+              for split, by_class in config["dataset"].items()]
+    epoch_columns = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy",
+                     *[f"val_{m}_{c}" for m in ("precision", "recall", "f1") for c in CLASS_NAMES],
+                     "val_f1_macro", "learning_rate", "epoch_seconds"]
+    epochs = [{"epoch": i + 1, **{c: history[c][i] for c in epoch_columns[1:] if c in history}}
+              for i in range(len(history["loss"]))]
+    epoch_columns = [c for c in epoch_columns if c == "epoch" or c in history]
+    ood = config.get("ood") or {}
+    training = config["training"]
+    sections = [
+        ("Settings", html_table(settings, ["setting", "value"])),
+        ("Data", html_table(counts, ["split", *CLASS_NAMES, "total"])
+         + f"<h3>Leak check</h3><pre>{escape(leak_report or 'No leak report beside the split.')}</pre>"),
+        ("Accuracy and loss", f'<img alt="training curves" src="{data_uri(run_dir / "training_curves.png")}" style="max-width:100%">'),
+        ("Per-epoch validation metrics", html_table(epochs, epoch_columns)),
+        ("Confusion matrix (test)", f'<img alt="confusion matrix" src="{data_uri(run_dir / "confusion_matrix.png")}" style="max-width:420px">'),
+        ("Test classification report", f"<pre>{escape((run_dir / 'test_report.txt').read_text())}</pre>"),
+        ("Misclassified and least-confident test images", "<p>Left: the image; right: Grad-CAM "
+         "of P(PG) (red: regions that raised it).</p>" + gallery),
+        ("Out-of-distribution check", f"<p>Images with ood_score above {ood.get('threshold', 1.0)} "
+         f"are labelled UNKNOWN. Fitted on {ood.get('fit_images', '?')} training images; "
+         f"{100 * ood.get('val_pass_rate', float('nan')):.1f}% of validation and "
+         f"{100 * ood.get('test_pass_rate', float('nan')):.1f}% of test images pass. "
+         f"Per-stage scales: {', '.join(f'{x:.3g}' for x in ood.get('stage_scales', []))}.</p>"),
+    ]
+    body = "".join(f'<h2 id="{escape(title.lower().replace(" ", "-"))}">{escape(title)}</h2>{html}'
+                   for title, html in sections)
+    title = f"Run {run_dir.name}"
+    summary = (f"<p>{training['epochs_run']} epochs, stopped by {escape(training['stopped_by'])}; "
+               f"test macro F1 {config['test']['test_f1_macro']:.4f}; "
+               f"{training['elapsed_seconds']:.0f} s.</p>")
+    write_text_atomic(path, f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+                            f"<title>{escape(title)}</title><style>{REPORT_STYLE}</style></head>"
+                            f"<body><h1>{escape(title)}</h1>{summary}{body}</body></html>")
