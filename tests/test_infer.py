@@ -195,7 +195,7 @@ def test_embedding_map_writes_plot_and_csv(runs, split_dir, tmp_path):
         rows = list(csv.DictReader(f))
     assert len(rows) == len(list_images(folder))
     assert {int(r["cluster"]) for r in rows} == {0, 1, 2}
-    assert all(r["label"] in ("CEX", "PG") for r in rows)
+    assert all(r["label"] in ("CEX", "PG", "UNKNOWN") for r in rows)
 
 
 def test_missing_model_or_images_say_what_to_do(tmp_path, split_dir):
