@@ -3,9 +3,9 @@
     python bench/infer.py                          # 500 images, 224 px, ResNet-101
     python bench/infer.py --images 500 --more 5000  # also memory at 5,000 images (ONNX path)
 
-ceiling-tf / ceiling-onnx: a batched forward pass over in-memory tensors (no decoding, no files).
-keras / onnx: GAinfer.main() end to end on a folder of PNGs: model loading, decoding, batching,
-the table and the CSV. single: one model.predict() call per image, as the original labelled.
+ceiling-tf / ceiling-onnx / ceiling-int8: a batched forward pass over in-memory tensors (no
+decoding, no files). keras / onnx / int8.onnx: GAinfer.main() end to end on a folder of PNGs:
+model loading, decoding, batching, the OOD score, the table and the CSV. single: one model.predict() call per image, as the original labelled.
 start-up: from process start to the first image's label. Each path runs in its own process; peak
 resident memory is that process's, from the operating system.
 """
@@ -38,18 +38,29 @@ def image_folder(dest: Path, n: int) -> Path:
 
 
 def build_models(work: Path, image_size: int, backbone: str):
-    """A scratch model saved as .keras and .onnx (with its model card), as GAmain writes them."""
+    """A scratch model saved as GAmain writes it: .keras, the scoring .onnx with its model card,
+    and ood.npz (fitted on 60 of the bench's images); then its int8 copy (GAquantize)."""
     import numpy as np
     import GAmain
-    from GAmodel import build_classifier
-    if (work / "model.onnx").exists():
+    import GAood
+    from GAimages import read_rgb
+    from GAmodel import build_classifier, scoring_model
+    from GAquantize import int8_path, quantize
+    if (work / "model.int8.onnx").exists():
         return
     model = build_classifier(backbone, None, image_size)
     model(np.zeros((1, image_size, image_size, 3), np.float32))
     model.save(work / "model.keras")
-    model.export(str(work / "model.onnx"), format="onnx", verbose=False)
+    scorer, sizes = scoring_model(model)
+    scorer.export(str(work / "model.onnx"), format="onnx", verbose=False)
     card = GAmain.model_card({"backbone": backbone, "image_size": image_size, "resize": "bilinear"})
     GAmain.add_onnx_model_card(work / "model.onnx", card)
+    files = sorted(next(work.glob("n*/images")).iterdir())
+    pixels = np.stack([read_rgb(f, image_size) for f in files[:60]]).astype(np.float32)
+    features = scorer.predict(pixels, verbose=0)[1]
+    labels = np.arange(60) % 2
+    GAood.save(GAood.fit(features[:40], labels[:40], features[40:], sizes), work / "ood.npz")
+    quantize(work / "model.onnx", pixels[:32], int8_path(work / "model.onnx"))
 
 
 def child(args) -> dict:
@@ -58,7 +69,7 @@ def child(args) -> dict:
     folder = work / f"n{args.n}" / "images"
     files = sorted(str(p) for p in folder.iterdir())
     size = args.image_size
-    if args.child in ("keras", "onnx"):
+    if args.child in ("keras", "onnx", "int8.onnx"):
         import GAinfer
         classifier = GAinfer.load_classifier(work / f"model.{args.child}")
         classifier.label(files[:1])
@@ -71,9 +82,10 @@ def child(args) -> dict:
         return {"images_per_s": len(files) / seconds, "seconds": seconds, "startup_s": startup,
                 "peak_rss_mb": peak_rss_mb()}
     x = np.random.default_rng(0).uniform(0, 255, (len(files), size, size, 3)).astype(np.float32)
-    if args.child == "ceiling-onnx":
+    if args.child in ("ceiling-onnx", "ceiling-int8"):
         import onnxruntime as ort
-        session = ort.InferenceSession(str(work / "model.onnx"), providers=["CPUExecutionProvider"])
+        name = "model.onnx" if args.child == "ceiling-onnx" else "model.int8.onnx"
+        session = ort.InferenceSession(str(work / name), providers=["CPUExecutionProvider"])
         name = session.get_inputs()[0].name
         run = lambda batch: session.run(None, {name: batch})  # noqa: E731
     else:
@@ -124,7 +136,8 @@ def main():
     common = ["--work", str(work), "--image_size", str(args.image_size),
               "--batch_size", str(args.batch_size), "--single", str(args.single)]
     plan = [("ceiling-tf", args.images), ("keras", args.images), ("ceiling-onnx", args.images),
-            ("onnx", args.images), ("single", args.images)]
+            ("onnx", args.images), ("ceiling-int8", args.images), ("int8.onnx", args.images),
+            ("single", args.images)]
     if args.more:
         plan.append(("onnx", args.more))
     results = {}
@@ -134,7 +147,8 @@ def main():
         extra = f"   start-up {r['startup_s']:4.1f} s" if "startup_s" in r else ""
         print(f"  {mode:<13} {n:>5} images  {r['images_per_s']:6.2f} images/s   "
               f"peak RSS {r['peak_rss_mb'] / 1024:5.2f} GB{extra}")
-    for runtime, ceiling in (("keras", "ceiling-tf"), ("onnx", "ceiling-onnx")):
+    for runtime, ceiling in (("keras", "ceiling-tf"), ("onnx", "ceiling-onnx"),
+                             ("int8.onnx", "ceiling-int8")):
         share = results[(runtime, args.images)]["images_per_s"] / results[(ceiling, args.images)]["images_per_s"]
         print(f"  {runtime}: end to end at {100 * share:.0f}% of its batched ceiling")
 

@@ -127,7 +127,8 @@ def test_labelling_reports_hostile_files_and_labels_the_rest(corpus, runs, tmp_p
         if error:
             assert row["label"] == "ERROR" and error in row["error"], name
         else:
-            assert row["label"] in ("CEX", "PG") and 0 <= float(row["p_pg"]) <= 1, name
+            # Read and labelled (random-noise pictures may well be rejected as UNKNOWN).
+            assert row["label"] in ("CEX", "PG", "UNKNOWN") and 0 <= float(row["p_pg"]) <= 1, name
     assert "could not be read" in capsys.readouterr().err
 
 
