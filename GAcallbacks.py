@@ -6,6 +6,8 @@ History and progress bar, which Keras appends last) read.
 """
 from __future__ import annotations
 
+import json
+import os
 import time
 
 import numpy as np
@@ -103,14 +105,21 @@ class BackupEachEpoch(keras.callbacks.BackupAndRestore):
     once every deliverable is written, so a crash while saving can still be resumed.
     """
 
-    def __init__(self, backup_dir, nan_guard: StopOnNaN):
+    def __init__(self, backup_dir, nan_guard: StopOnNaN, extra_state=None):
         super().__init__(str(backup_dir), save_freq="epoch", double_checkpoint=True,
                          delete_checkpoint=False)
         self.nan_guard = nan_guard
+        self.extra_state = extra_state  # () -> {file name: JSON-able}, saved with each backup
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.nan_guard.where is None:
-            super().on_epoch_end(epoch, logs)
+        if self.nan_guard.where is not None:
+            return
+        if self.extra_state is not None:  # first: the epoch number, written last, commits it
+            from GAfiles import write_text_atomic
+            os.makedirs(self.backup_dir, exist_ok=True)
+            for name, value in self.extra_state().items():
+                write_text_atomic(os.path.join(self.backup_dir, name), json.dumps(value))
+        super().on_epoch_end(epoch, logs)
 
 
 class StopWhenF1Reached(keras.callbacks.Callback):

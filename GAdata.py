@@ -93,12 +93,16 @@ def decode(image_size: int, resize: str):
     return load
 
 
-def make_dataset(paths, labels, image_size, batch_size, training=False, seed=42,
-                 resize="bilinear") -> tf.data.Dataset:
+def make_dataset(paths, labels, image_size, batch_size, shuffle=False, augment=None, seed=42,
+                 resize="bilinear", first_epoch=0) -> tf.data.Dataset:
     """Batches of (float32 RGB 0-255 images, float32 labels).
 
     Args:
-        training: shuffle every epoch and augment; validation and test data are neither.
+        shuffle: the training split: a new order every epoch, drawn from (seed, epoch number), so
+            a run resumed at first_epoch sees the orders an uninterrupted run would. The dataset
+            is then endless; fit() needs steps_per_epoch (`steps_per_epoch(...)`).
+        augment: a Keras model of random layers (`augmentation(seed)`) applied to each batch, or
+            None. Validation and test data are neither shuffled nor augmented.
     """
     autotune = tf.data.AUTOTUNE
     # Paths as the file system's bytes: a name that is not valid UTF-8 cannot be a tf.string
@@ -108,13 +112,52 @@ def make_dataset(paths, labels, image_size, batch_size, training=False, seed=42,
     ds = ds.map(decode(image_size, resize), num_parallel_calls=autotune)
     if fits_in_memory(len(paths), image_size):
         ds = ds.cache()
-    if training:
-        ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
-    ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=autotune)
-    if training:
-        augment = augmentation(seed)
-        # Sequential on purpose: the layers draw from one seeded stream, and a parallel map could
-        # interleave those draws. One call per batch keeps it far cheaper than a training step.
-        ds = ds.map(lambda x, y: (augment(x, training=True), y))
-    return ds.prefetch(autotune)
+    if shuffle:
+        ordered, n = ds, len(paths)
+        ds = tf.data.Dataset.range(first_epoch, 2**62).flat_map(
+            lambda epoch: ordered.shuffle(n, seed=seed + 7919 * epoch).batch(batch_size)
+            .enumerate().map(lambda step, batch: ((epoch, step), batch)))
+    else:
+        ds = ds.batch(batch_size).map(lambda *batch: ((0, 0), batch))
+    ds = ds.map(lambda at, batch: (at, (tf.cast(batch[0], tf.float32), batch[1])),
+                num_parallel_calls=autotune)
+    if augment is not None:
+        # Sequential on purpose: the random streams are set, then drawn from, batch by batch.
+        # One call per batch keeps it far cheaper than a training step.
+        ds = ds.map(lambda at, batch: (at, (augment_at(augment, *at, batch[0]), batch[1])))
+    return ds.map(lambda at, batch: batch).prefetch(autotune)
+
+
+AUGMENT_DRAWS = 16  # more than the random numbers the augmentation layers draw per batch
+
+
+def augment_at(augment: keras.Model, epoch, step, images):
+    """Augments one batch with random numbers that depend only on (the layers' seeds, epoch,
+    step): not on how many batches were augmented before, or prefetched ahead. So a resumed run
+    augments its batches as an uninterrupted run would."""
+    position = (tf.cast(epoch, tf.int64) * 1_000_003 + tf.cast(step, tf.int64)) * AUGMENT_DRAWS
+    for state in seed_states([augment]):
+        state.assign(tf.cast(tf.stack([tf.cast(state[0], tf.int64), position]), state.dtype))
+    return augment(images, training=True)
+
+
+def seed_states(models) -> list:
+    """The random-stream state variables of the models' layers (augmentation, dropout)."""
+    return [v for model in models if model is not None for v in model.variables
+            if v.path.endswith("seed_generator_state")]
+
+
+def random_state(models) -> list:
+    """Where the models' random streams are (saved with each epoch's backup: Keras's own weight
+    files leave them out)."""
+    return [v.numpy().tolist() for v in seed_states(models)]
+
+
+def steps_per_epoch(n_images: int, batch_size: int) -> int:
+    return -(-n_images // batch_size)
+
+
+def restore_random_state(models, state: list):
+    """Puts the models' random streams where a resumed run's backup says they were."""
+    for variable, value in zip(seed_states(models), state):
+        variable.assign(value)

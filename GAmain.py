@@ -69,6 +69,7 @@ WEIGHTS_DIR = Path("weights")
 MODEL_FILES = ("model.keras", "model.h5", "model.onnx", "config.json", "ood.npz")
 OOD_FIT_IMAGES = 2000  # training images the out-of-distribution check is fitted on (at most)
 BACKUP = "backup"  # in the run folder while training: Keras's BackupAndRestore files
+RANDOM_STATE = "random_state.json"  # in BACKUP: the dropout layers' random streams
 
 
 def resolve_settings(s: dict, given: set) -> dict:
@@ -119,9 +120,10 @@ def prepare_demo_data(s: dict):
     GAsplit.main(["--source", DEMO_SOURCE, "--dest", s["data"]])
 
 
-def load_splits(s: dict) -> dict:
-    """Paths, labels and tf.data pipelines of train, val and test."""
-    from GAdata import drop_unreadable, list_split, make_dataset
+def load_splits(s: dict, first_epoch: int = 0) -> dict:
+    """Paths, labels and tf.data pipelines of train, val and test (the training pipeline starts
+    at first_epoch's shuffle order: a resumed run's)."""
+    from GAdata import augmentation, drop_unreadable, list_split, make_dataset
     if not Path(s["data"]).is_dir():
         raise UserError(f"no split folder at data={s['data']}; make one with `python GAsplit.py` "
                         "(or run `python GAmain.py --demo`, which makes synthetic data)")
@@ -133,10 +135,11 @@ def load_splits(s: dict) -> dict:
             print(f"skipped {path}: {reason}")
         if len(set(labels.tolist())) < 2:
             raise UserError(f"{Path(s['data'], split)} has no readable images of one class")
+        augment = augmentation(s["seed"]) if split == "train" and s["augment"] else None
         dataset = make_dataset(paths, labels, s["image_size"], s["batch_size"],
-                               training=split == "train" and s["augment"], seed=s["seed"],
-                               resize=s["resize"])
-        splits[split] = {"paths": paths, "labels": labels, "dataset": dataset}
+                               shuffle=split == "train", augment=augment, seed=s["seed"],
+                               resize=s["resize"], first_epoch=first_epoch)
+        splits[split] = {"paths": paths, "labels": labels, "dataset": dataset, "augment": augment}
     return splits
 
 
@@ -210,10 +213,14 @@ def train(model, splits: dict, s: dict, run_dir: Path):
     import keras
     from GAcallbacks import (BackupEachEpoch, EarlyStopOnValLoss, StopOnNaN, StopWhenF1Reached,
                              ValidationMetrics)
+    from GAdata import random_state, restore_random_state, steps_per_epoch
     earlier = read_history(run_dir, before_epoch=backed_up_epochs(run_dir))
     write_history(run_dir, earlier)
+    train_split = splits["train"]
     if earlier:
         print(f"resuming after epoch {len(earlier)} from {run_dir / BACKUP}")
+        state = json.loads((run_dir / BACKUP / RANDOM_STATE).read_text())
+        restore_random_state([model], state)
     f1_rule = StopWhenF1Reached(s["f1_stop"], s["f1_patience"], earlier)
     loss_rule = EarlyStopOnValLoss(s["loss_patience"], s["loss_min_delta"], earlier)
     nan_guard = StopOnNaN()
@@ -223,10 +230,12 @@ def train(model, splits: dict, s: dict, run_dir: Path):
         f1_rule,
         loss_rule,
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
-        BackupEachEpoch(run_dir / BACKUP, nan_guard),  # after the CSV row: see the docstring
+        BackupEachEpoch(run_dir / BACKUP, nan_guard,  # after the CSV row: see the docstring
+                        extra_state=lambda: {RANDOM_STATE: random_state([model])}),
     ]
     try:
-        model.fit(splits["train"]["dataset"], epochs=s["epochs"], callbacks=callbacks,
+        model.fit(train_split["dataset"], epochs=s["epochs"], callbacks=callbacks,
+                  steps_per_epoch=steps_per_epoch(len(train_split["paths"]), s["batch_size"]),
                   shuffle=False,  # the tf.data pipeline shuffles, seeded
                   verbose=2 if not sys.stdout.isatty() else 1)
     except KeyboardInterrupt:
@@ -452,7 +461,7 @@ def run(s: dict, resumed_dir: Path | None = None):
     started = time.time()
     import keras
     keras.utils.set_random_seed(s["seed"])
-    splits = load_splits(s)
+    splits = load_splits(s, first_epoch=backed_up_epochs(resumed_dir) if resumed_dir else 0)
     counts = class_counts(splits)
     print("images:", ", ".join(f"{k} {v['CEX']} CEX + {v['PG']} PG" for k, v in counts.items()))
     model = build_and_compile(s)
