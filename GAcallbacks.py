@@ -81,7 +81,9 @@ class ValidationMetrics(keras.callbacks.Callback):
 
 
 class StopOnNaN(keras.callbacks.Callback):
-    """Stops at the first training batch whose loss is NaN or infinite, and remembers where."""
+    """Stops at the first training batch whose loss is NaN or infinite, or at the end of an epoch
+    that left a weight NaN or infinite (a loss can blow up to 1e32 and stay finite while the
+    BatchNorm statistics overflow), and remembers where: (epoch, batch, or None for the end)."""
 
     def __init__(self):
         super().__init__()
@@ -95,6 +97,12 @@ class StopOnNaN(keras.callbacks.Callback):
         loss = (logs or {}).get("loss")
         if loss is not None and self.where is None and not np.isfinite(float(loss)):
             self.where = (self.epoch, batch)
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.where is None and not all(np.isfinite(keras.ops.convert_to_numpy(w)).all()
+                                          for w in self.model.weights):
+            self.where = (epoch, None)
             self.model.stop_training = True
 
 

@@ -266,7 +266,9 @@ def nan_message(where: tuple[int, int], s: dict, run_dir: Path) -> str:
              "(--weights none); lr 0.1 is the original's rate for ImageNet weights"
              if s["weights"] is None else f"the learning rate lr={s['lr']} is too high")
     kept = backed_up_epochs(run_dir)
-    return (f"the training loss became NaN in epoch {epoch + 1}, batch {batch + 1}. Most likely "
+    what = (f"the training loss became NaN in epoch {epoch + 1}, batch {batch + 1}" if batch is not None
+            else f"the weights became NaN or infinite in epoch {epoch + 1} (the loss diverged)")
+    return (f"{what}. Most likely "
             f"{cause}; start again with a lower one, e.g. --lr {s['lr'] / 10:g}. The last good "
             + (f"state (epoch {kept}) is kept in {run_dir / BACKUP}" if kept
                else "state was the initial one; nothing to keep"))
