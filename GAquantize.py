@@ -7,8 +7,9 @@ ONNX Runtime's static quantization: weights and activations in int8 (QDQ format,
 channel), the activation ranges calibrated on a handful of training images. It then labels the
 validation and test images with both models and prints the share of labels that agree and each
 model's speed on this machine. The int8 model is an option, not the default: use it where its
-measured agreement is good enough for you. It keeps the fp32 model's card (size, resize, classes)
-and, like it, works with the ood.npz beside it.
+measured agreement is good enough for you. It keeps the fp32 model's card (size, resize, classes),
+but labels without the out-of-distribution check: its features differ too much from the fp32
+ones that ood.npz was fitted on.
 """
 from __future__ import annotations
 
