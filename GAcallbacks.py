@@ -150,11 +150,11 @@ class StopWhenF1Reached(keras.callbacks.Callback):
         return self.epochs_met + 1 if min(f1) >= self.threshold else 0
 
     def on_epoch_end(self, epoch, logs=None):
-        f1 = [logs[f"val_f1_{name}"] for name in CLASS_NAMES]
         self.epochs_met = self._count(logs)
         if self.epochs_met > self.patience:
             self.stopped_epoch = epoch
             self.model.stop_training = True
+            f1 = [logs[f"val_f1_{name}"] for name in CLASS_NAMES]
             print(f"Epoch {epoch + 1}: validation F1 of CEX {f1[0]:.4f} and PG {f1[1]:.4f} "
                   f"both reached {self.threshold}; stopping.")
 

@@ -18,9 +18,8 @@ def gradcam_model(model):
     """A model with outputs [last convolutional stage's maps, P(PG)]: the input of the head's
     global average pooling, which is in the outer graph for nested and flat backbones alike."""
     import keras
-    pool = next(layer for layer in model.layers
-                if isinstance(layer, keras.layers.GlobalAveragePooling2D))
-    return keras.Model(model.inputs, [pool.input, model.output])
+    from GAmodel import pooling_layer
+    return keras.Model(model.inputs, [pooling_layer(model).input, model.output])
 
 
 def gradcam(grad_model, pixels: np.ndarray) -> np.ndarray:

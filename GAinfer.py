@@ -359,9 +359,8 @@ def pooled_features(classifier: Classifier, files: list[str], batch_size: int) -
     if classifier.model is None:
         raise UserError("the embedding map needs a .keras or .h5 model (an .onnx file holds only "
                         "the classifier's output); pass --weights with the .keras file")
-    pool = next(layer for layer in classifier.model.layers
-                if type(layer).__name__ == "GlobalAveragePooling2D")
-    extractor = keras.Model(classifier.model.inputs, pool.output)
+    from GAmodel import pooling_layer
+    extractor = keras.Model(classifier.model.inputs, pooling_layer(classifier.model).output)
     features = [np.asarray(extractor.predict_on_batch(classifier.model_input(pixels)))
                 for _, pixels, _ in classifier._decoded_batches(files, batch_size, progress=False)]
     return np.concatenate(features)

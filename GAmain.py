@@ -371,15 +371,11 @@ def library_versions() -> dict:
             "keras": keras.__version__, "numpy": numpy.__version__, "scikit-learn": sklearn.__version__}
 
 
-def write_config(run_dir: Path, s: dict, counts: dict, training: dict, test: dict | None = None,
-                 files: tuple = (), ood: dict | None = None, report_seconds=None) -> dict:
-    """config.json: what inference needs (model section), and everything to reproduce the run.
-
-    Written when the run starts (training: {"status": "running"}), which is what --resume reads,
-    and again, complete, at the end.
-    """
-    from GAfiles import write_text_atomic
-    config = {
+def run_config(s: dict, counts: dict, training: dict, test: dict | None = None,
+               files: tuple = (), ood: dict | None = None) -> dict:
+    """config.json's content: what inference needs (model section), and everything to
+    reproduce the run."""
+    return {
         "model": model_card(s),
         "settings": {k: v for k, v in s.items()},
         "dataset": counts,
@@ -391,10 +387,13 @@ def write_config(run_dir: Path, s: dict, counts: dict, training: dict, test: dic
         "created": datetime.now().isoformat(timespec="seconds"),
         "demo": bool(s["demo"]),
     }
-    if report_seconds is not None:
-        config["report_seconds"] = report_seconds
+
+
+def write_config(run_dir: Path, config: dict):
+    """Written when the run starts (training: {"status": "running"}), which is what --resume
+    reads, and again, complete, at the end."""
+    from GAfiles import write_text_atomic
     write_text_atomic(run_dir / "config.json", json.dumps(config, indent=2, default=float))
-    return config
 
 
 def write_report(model, test_split: dict, test: dict, s: dict, run_dir: Path, config: dict,
@@ -474,7 +473,7 @@ def run(s: dict, resumed_dir: Path | None = None):
     run_dir = new_run_dir(s["runs"], s)  # only now: a failed build leaves no empty run folder
     with exclusive_lock(run_dir, "another training run"):
         print(f"run folder: {run_dir}")
-        write_config(run_dir, s, counts, {"status": "running"})  # what --resume reads
+        write_config(run_dir, run_config(s, counts, {"status": "running"}))  # --resume reads it
         history, stopped_by = train_or_restore(model, splits, s, run_dir)
         deliver(model, splits, s, run_dir, counts, history, stopped_by, started)
 
@@ -511,10 +510,9 @@ def deliver(model, splits, s, run_dir, counts, history, stopped_by, started):
                 "resumed": bool(s["resume"]), "elapsed_seconds": round(time.time() - started, 1),
                 "final": {k: v[-1] for k, v in history.items()}}
     ood["test_pass_rate"] = float((test["ood_score"] <= 1).mean())
-    config = write_config(run_dir, s, counts, training, test, files + [run_dir / ood["file"]], ood)
+    config = run_config(s, counts, training, test, files + [run_dir / ood["file"]], ood)
     config["report_seconds"] = write_report(model, splits["test"], test, s, run_dir, config, history)
-    write_config(run_dir, s, counts, training, test, files + [run_dir / ood["file"]], ood,
-                 report_seconds=config["report_seconds"])
+    write_config(run_dir, config)
     shutil.rmtree(run_dir / BACKUP, ignore_errors=True)
     if s["demo"]:
         publish_demo_model(run_dir)

@@ -141,6 +141,13 @@ def build_classifier(backbone="ResNet101", weights="imagenet", image_size=224,
     return keras.Model(inputs, outputs, name=f"ga_{backbone.lower()}")
 
 
+def pooling_layer(model: keras.Model) -> layers.GlobalAveragePooling2D:
+    """The head's global average pooling: its input is the last convolutional stage and its
+    output the pooled features, in the outer graph (this project's and the original's models)."""
+    return next(layer for layer in model.layers
+                if isinstance(layer, layers.GlobalAveragePooling2D))
+
+
 def backbone_of(model: keras.Model) -> keras.Model:
     """The nested backbone of a model made by build_classifier."""
     return next(layer for layer in model.layers if isinstance(layer, keras.Model))

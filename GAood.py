@@ -71,12 +71,12 @@ def split_stages(features: np.ndarray, sizes) -> list[np.ndarray]:
     return np.split(np.asarray(features), np.cumsum(sizes)[:-1], axis=1)
 
 
-def calibration_scores(train, train_labels, val, folds=CALIBRATION_FOLDS) -> np.ndarray:
+def calibration_scores(stage, train, train_labels, val, folds=CALIBRATION_FOLDS) -> np.ndarray:
     """One stage's scores of images its statistics were not fitted on: the validation images
-    (statistics of all training images) and each training image (statistics of the other
+    (scored by `stage`, fitted on all training images) and each training image (statistics of the other
     folds). Folds are contiguous, so copies of one crop, which carry consecutive numbers, mostly
     stay in one fold. More, and more varied, images than the validation set alone."""
-    parts = [stage_scores(fit_stage(train, train_labels), val)]
+    parts = [stage_scores(stage, val)]
     for held in np.array_split(np.arange(len(train)), folds):
         rest = np.setdiff1d(np.arange(len(train)), held)
         if len(np.unique(train_labels[rest])) == len(np.unique(train_labels)):
@@ -91,7 +91,7 @@ def fit(train_features, train_labels, val_features, sizes, pass_rate=PASS_RATE) 
     stages, calibration = [], []
     for train, val in zip(split_stages(train_features, sizes), split_stages(val_features, sizes)):
         stage = fit_stage(train, train_labels)
-        unseen = calibration_scores(train, train_labels, val)
+        unseen = calibration_scores(stage, train, train_labels, val)
         stage["scale"] = np.array(np.quantile(unseen, pass_rate))
         stages.append(stage)
         calibration.append(unseen / stage["scale"])
