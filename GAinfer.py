@@ -36,6 +36,7 @@ import GAood  # noqa: E402
 
 from GAcli import UserError, parse_settings, run_main  # noqa: E402
 from GAfiles import exclusive_lock, write_csv  # noqa: E402
+from GAonnx import CARD_KEY  # noqa: E402
 from GAimages import (CLASS_NAMES, ImageError, list_images, preprocess, read_rgb,  # noqa: E402
                       why_unreadable)
 
@@ -54,7 +55,6 @@ explain = ""  # folder to write a Grad-CAM overlay per image into (.keras/.h5 mo
 trust_model = False  # allow a legacy .h5 model's Lambda layers (runs code from the file: trusted files only)
 # --- end of settings
 
-CONFIG_KEY = "ga_model"  # where our .onnx files keep their model card (ONNX metadata_props)
 COLUMNS = ["file", "label", "p_pg", "confidence", "ood_score", "error"]
 UNKNOWN = "UNKNOWN"  # the label of an image unlike the training images
 GET_WEIGHTS_HELP = (
@@ -294,8 +294,8 @@ def load_onnx_classifier(path: Path) -> Classifier:
         raise UserError(f"{path} is not a CEX/PG classifier: expected an NHWC input "
                         f"(batch, size, size, 3). Received: {shape}")
     metadata = session.get_modelmeta().custom_metadata_map
-    if CONFIG_KEY in metadata:
-        card = dict(json.loads(metadata[CONFIG_KEY]), preprocessing_inside=True)
+    if CARD_KEY in metadata:
+        card = dict(json.loads(metadata[CARD_KEY]), preprocessing_inside=True)
     else:  # the original project's tf2onnx export: preprocessed input
         card = original_model_card(shape[1] if isinstance(shape[1], int) else 224)
     name = model_input.name

@@ -25,6 +25,7 @@ from pathlib import Path  # noqa: E402
 
 from GAcli import UserError, parse_settings, run_main  # noqa: E402
 from GAfiles import copy_atomic, exclusive_lock  # noqa: E402
+import GAonnx  # noqa: E402
 
 # --- settings (edit here, or override on the command line with the same names) ---
 data = "images/split"  # split folder with train/ val/ test/, each holding CEX/ and PG/ (GAsplit.py)
@@ -48,7 +49,7 @@ loss_patience = 50  # stop after this many epochs without val-loss improvement (
 loss_min_delta = 0.001  # the smallest val-loss decrease that counts as an improvement
 seed = 42  # seeds the head's initial weights, shuffling and augmentation
 runs = "runs"  # each run writes a new folder here, never over an earlier one
-export_onnx = True  # also write model.onnx (about a minute for ResNet-101)
+export_onnx = True  # also write model.onnx (about half a minute for ResNet-101)
 resume = ""  # the folder of an interrupted run, to continue it from its last completed epoch
 # --- end of settings
 
@@ -326,16 +327,6 @@ def model_card(s: dict) -> dict:
             "preprocessing": BACKBONES[s["backbone"]][1]}
 
 
-def add_onnx_model_card(path: Path, card: dict):
-    """Stores the model card in the .onnx file's metadata, so the file describes itself."""
-    import onnx
-    from GAinfer import CONFIG_KEY
-    model = onnx.load(str(path))
-    entry = model.metadata_props.add()
-    entry.key, entry.value = CONFIG_KEY, json.dumps(card)
-    onnx.save(model, str(path))
-
-
 def save_models(model, scorer, run_dir: Path, s: dict) -> list[Path]:
     """The trained model as .keras, legacy .h5 and (optionally) .onnx, each written under a
     temporary name and renamed when complete (a crash never leaves a truncated model file).
@@ -353,12 +344,11 @@ def save_models(model, scorer, run_dir: Path, s: dict) -> list[Path]:
         model.save(temporary)
     absl.logging.set_verbosity(verbosity)
     if s["export_onnx"]:
-        print("exporting model.onnx (about a minute for ResNet-101) ...")
+        print("exporting model.onnx (about half a minute for ResNet-101) ...")
         files.append(run_dir / "model.onnx")
         with atomic_path(files[-1]) as temporary, warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            scorer.export(str(temporary), format="onnx", verbose=False)
-            add_onnx_model_card(temporary, model_card(s))
+            GAonnx.export_onnx(scorer, temporary, model_card(s))
     return files
 
 

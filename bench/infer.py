@@ -45,6 +45,7 @@ def build_models(work: Path, image_size: int, backbone: str):
     import GAood
     from GAimages import read_rgb
     from GAmodel import build_classifier, scoring_model
+    from GAonnx import export_onnx
     from GAquantize import int8_path, quantize
     if (work / "model.int8.onnx").exists():
         return
@@ -52,9 +53,8 @@ def build_models(work: Path, image_size: int, backbone: str):
     model(np.zeros((1, image_size, image_size, 3), np.float32))
     model.save(work / "model.keras")
     scorer, sizes = scoring_model(model)
-    scorer.export(str(work / "model.onnx"), format="onnx", verbose=False)
     card = GAmain.model_card({"backbone": backbone, "image_size": image_size, "resize": "bilinear"})
-    GAmain.add_onnx_model_card(work / "model.onnx", card)
+    export_onnx(scorer, work / "model.onnx", card)
     files = sorted(next(work.glob("n*/images")).iterdir())
     pixels = np.stack([read_rgb(f, image_size) for f in files[:60]]).astype(np.float32)
     features = scorer.predict(pixels, verbose=0)[1]
