@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
+import logging
 import sys
 from pathlib import Path
 
@@ -20,6 +22,18 @@ BLOCK_END = "# --- end of settings"
 
 class UserError(Exception):
     """A problem the user can fix (missing data, a bad setting): printed as one line, no traceback."""
+
+
+@contextlib.contextmanager
+def quiet_logger(name: str | None = None, level=logging.ERROR):
+    """Raises a library's Python logger (the root logger for None) to `level` for a while."""
+    logger = logging.getLogger(name)
+    before = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
 
 
 def read_settings_block(script: str | Path) -> list[tuple[str, object, str]]:

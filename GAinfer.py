@@ -112,22 +112,23 @@ class Classifier:
             pixels = preprocess(pixels, self.card["preprocessing"])
         return pixels
 
-    def predict_and_score(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """P(PG) and (where the model has its OOD statistics) the ood_score of a batch of RGB
-        0-255 images of shape (n, image_size, image_size, 3)."""
+    def predict_and_score(self, pixels: np.ndarray,
+                          score: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """P(PG) and (where the model has its OOD statistics and `score` is on) the ood_score of
+        a batch of RGB 0-255 images of shape (n, image_size, image_size, 3)."""
         pixels = self.model_input(pixels)
         step = self.fixed_batch or max(len(pixels), 1)
         parts = [self._run_batch(pixels[i:i + step]) for i in range(0, len(pixels), step)]
         if not parts:
             return np.zeros(0, np.float32), None
         p_pg = np.concatenate([p for p, _ in parts]).reshape(-1)
-        if not self.can_reject or parts[0][1] is None:
+        if not score or not self.can_reject or parts[0][1] is None:
             return p_pg, None
         return p_pg, GAood.scores(self.ood_stages, np.concatenate([f for _, f in parts]))
 
     def predict(self, pixels: np.ndarray) -> np.ndarray:
         """P(PG) for a batch of RGB 0-255 images of shape (n, image_size, image_size, 3)."""
-        return self.predict_and_score(pixels)[0]
+        return self.predict_and_score(pixels, score=False)[0]
 
     def record(self, name: str, p_pg: float | None, error: str = "", threshold=0.5,
                ood_score: float | None = None, reject=True) -> dict:
@@ -267,17 +268,32 @@ def load_keras_classifier(path: Path, trust_model: bool = False) -> Classifier:
     if stages is not None:  # one pass gives P(PG) and the features the OOD check reads
         from GAmodel import scoring_model
         scorer = scoring_model(model)[0]
-        return Classifier(path, lambda x: [np.asarray(y) for y in scorer.predict_on_batch(x)],
+        return Classifier(path, one_batch_shape(lambda x: scorer.predict_on_batch(x)),
                           card, model=model, ood_stages=stages)
-    return Classifier(path, lambda x: (np.asarray(model.predict_on_batch(x)), None), card,
+    return Classifier(path, one_batch_shape(lambda x: (model.predict_on_batch(x), None)), card,
                       model=model)
 
 
+def one_batch_shape(run):
+    """Keras traces its predict function again for each new batch shape (about 2 s for a
+    ResNet-101): a short last batch is padded to the widest batch seen so far instead."""
+    widest = 0
+
+    def run_padded(x):
+        nonlocal widest
+        n, widest = len(x), max(widest, len(x))
+        if n < widest:
+            x = np.concatenate([x, np.zeros((widest - n, *x.shape[1:]), x.dtype)])
+        return tuple(None if y is None else np.asarray(y)[:n] for y in run(x))
+    return run_padded
+
+
 def ood_statistics(path: Path, card: dict) -> list[dict] | None:
-    """The OOD statistics saved beside a model of this project (ood.npz), or None."""
+    """The OOD statistics saved beside a model of this project (ood.npz, or ood.int8.npz for an
+    int8 copy), or None."""
     if not card["preprocessing_inside"]:
         return None
-    return GAood.load(path.parent / GAood.FILE_NAME)
+    return GAood.load(path.parent / GAood.file_for(card))
 
 
 def load_onnx_classifier(path: Path) -> Classifier:
@@ -300,11 +316,8 @@ def load_onnx_classifier(path: Path) -> Classifier:
         card = original_model_card(shape[1] if isinstance(shape[1], int) else 224)
     name = model_input.name
     fixed_batch = shape[0] if isinstance(shape[0], int) else None
-    # Our files' second output holds the features the OOD check reads. An int8 copy's features
-    # are too far from the fp32 ones the statistics were fitted on (measured: the UNKNOWN
-    # decisions agreed on 0.4% of images), so it labels without rejection.
-    usable = len(session.get_outputs()) > 1 and "quantized" not in card
-    stages = ood_statistics(path, card) if usable else None
+    # Our files' second output holds the features the OOD check reads.
+    stages = ood_statistics(path, card) if len(session.get_outputs()) > 1 else None
 
     def run(x):
         outputs = session.run(None, {name: x})
@@ -437,8 +450,8 @@ def label_folder(s: dict, files: list[Path]) -> int:
               "outside the model); applying its ResNet preprocessing and nearest resize")
     if s["reject"] and not classifier.can_reject:
         print("note: rejection of images unlike the training data is unavailable for this model "
-              f"(no {GAood.FILE_NAME} beside it, or not this project's model); every readable "
-              "image gets CEX or PG")
+              f"(no {GAood.file_for(classifier.card)} beside it, or not this project's model); "
+              "every readable image gets CEX or PG")
     records = classifier.label([str(f) for f in files], s["batch_size"], s["threshold"],
                                progress=True, reject=s["reject"])
     print(format_table(records))

@@ -68,7 +68,6 @@ DEMO_SOURCE = "images/synthetic"
 DEMO_COUNTS = {"cex_count": 400, "pg_count": 400}
 WEIGHTS_DIR = Path("weights")
 MODEL_FILES = ("model.keras", "model.h5", "model.onnx", "config.json", "ood.npz")
-OOD_FIT_IMAGES = 2000  # training images the out-of-distribution check is fitted on (at most)
 BACKUP = "backup"  # in the run folder while training: Keras's BackupAndRestore files
 RANDOM_STATE = "random_state.json"  # in BACKUP: the dropout layers' random streams
 
@@ -291,14 +290,14 @@ def evaluate(scorer, split: dict, ood_stages: list[dict]) -> dict:
 
 
 def fit_ood(scorer, sizes: list[int], splits: dict, s: dict, run_dir: Path) -> tuple[list, dict]:
-    """Fits the out-of-distribution statistics on (up to OOD_FIT_IMAGES) un-augmented training
+    """Fits the out-of-distribution statistics on (up to GAood.FIT_IMAGES) un-augmented training
     images, calibrates them on the validation images and saves them as ood.npz."""
     import numpy as np
     import GAood
     from GAdata import make_dataset
     started = time.time()
     train = splits["train"]
-    chosen = np.random.default_rng(s["seed"]).permutation(len(train["paths"]))[:OOD_FIT_IMAGES]
+    chosen = np.random.default_rng(s["seed"]).permutation(len(train["paths"]))[:GAood.FIT_IMAGES]
     chosen.sort()
     dataset = make_dataset([train["paths"][i] for i in chosen], train["labels"][chosen],
                            s["image_size"], s["batch_size"], resize=s["resize"])

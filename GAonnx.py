@@ -14,9 +14,10 @@ transposes into the weights, as a converter would. Same outputs, a fraction of t
 from __future__ import annotations
 
 import json
-import logging
 import tempfile
 from pathlib import Path
+
+from GAcli import quiet_logger
 
 OPSET = 17
 CARD_KEY = "ga_model"  # where our .onnx files keep their model card (ONNX metadata_props)
@@ -56,13 +57,8 @@ def convert_graph(model):
                                           list(weights[len(trainable):]), image, training=False)
         return outputs
 
-    logger = logging.getLogger("tf2onnx")
-    level = logger.level
-    logger.setLevel(logging.ERROR)  # it logs each optimisation pass at INFO
-    try:
+    with quiet_logger("tf2onnx"):  # it logs each optimisation pass
         proto, _ = tf2onnx.convert.from_function(inference, input_signature=specs, opset=OPSET)
-    finally:
-        logger.setLevel(level)
     return proto
 
 

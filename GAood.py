@@ -20,7 +20,8 @@ training folds (the validation split alone holds few distinct crops: measured on
 synthetic set, 73 validation images let only 95% of unseen crystal images pass). The largest
 scaled stage score, divided by the 99th percentile of that over the same images, is the image's
 `ood_score`. Above 1 means "not like the training data" and the label is UNKNOWN. The
-statistics are NumPy arrays in an .npz file (no pickle) beside the model.
+statistics are NumPy arrays in an .npz file (no pickle) beside the model; an int8 copy of the
+model has its own, fitted on its own features (GAquantize.py).
 """
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ from pathlib import Path
 import numpy as np
 
 FILE_NAME = "ood.npz"
+INT8_FILE_NAME = "ood.int8.npz"  # an int8 model's own statistics (GAquantize): its features differ
+FIT_IMAGES = 2000  # training images the statistics are fitted on (at most)
 PASS_RATE = 0.99  # share of validation images that pass
 MAX_DIRECTIONS = 32
 CALIBRATION_FOLDS = 5
@@ -115,6 +118,11 @@ def save(stages: list[dict], path: str | Path):
     with atomic_path(path) as temporary:
         with open(temporary, "wb") as f:
             np.savez(f, **arrays)
+
+
+def file_for(card: dict) -> str:
+    """The statistics' file name beside a model with this model card."""
+    return INT8_FILE_NAME if "quantized" in card else FILE_NAME
 
 
 def load(path: str | Path) -> list[dict] | None:

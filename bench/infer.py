@@ -1,11 +1,13 @@
 """Labelling speed against the batched ceiling, start-up time and peak memory (run by hand).
 
     python bench/infer.py                          # 500 images, 224 px, ResNet-101
-    python bench/infer.py --images 500 --more 5000  # also memory at 5,000 images (ONNX path)
+    python bench/infer.py --images 500 --more 5000  # also each runtime's memory at 5,000 images
 
-ceiling-tf / ceiling-onnx / ceiling-int8: a batched forward pass over in-memory tensors (no
-decoding, no files). keras / onnx / int8.onnx: GAinfer.main() end to end on a folder of PNGs:
-model loading, decoding, batching, the OOD score, the table and the CSV. single: one model.predict() call per image, as the original labelled.
+ceiling-tf / ceiling-onnx / ceiling-int8: a batched forward pass of the scoring model (P(PG) and
+the OOD features, the work GAinfer asks of each runtime) over in-memory tensors (no decoding, no
+files). keras / onnx / int8.onnx: GAinfer.main() end to end on a folder of PNGs:
+model loading, decoding, batching, the OOD score, the table and the CSV. single: one
+model.predict() call per image, as the original labelled.
 start-up: from process start to the first image's label. Each path runs in its own process; peak
 resident memory is that process's, from the operating system.
 """
@@ -39,15 +41,16 @@ def image_folder(dest: Path, n: int) -> Path:
 
 def build_models(work: Path, image_size: int, backbone: str):
     """A scratch model saved as GAmain writes it: .keras, the scoring .onnx with its model card,
-    and ood.npz (fitted on 60 of the bench's images); then its int8 copy (GAquantize)."""
+    and ood.npz; then its int8 copy (GAquantize) with its own ood.int8.npz. The statistics are
+    fitted on 60 of the bench's images: they only need to exist, so each path does the same work."""
     import numpy as np
     import GAmain
     import GAood
     from GAimages import read_rgb
     from GAmodel import build_classifier, scoring_model
     from GAonnx import export_onnx
-    from GAquantize import int8_path, quantize
-    if (work / "model.int8.onnx").exists():
+    from GAquantize import features, int8_path, quantize
+    if (work / GAood.INT8_FILE_NAME).exists():
         return
     model = build_classifier(backbone, None, image_size)
     model(np.zeros((1, image_size, image_size, 3), np.float32))
@@ -55,12 +58,14 @@ def build_models(work: Path, image_size: int, backbone: str):
     scorer, sizes = scoring_model(model)
     card = GAmain.model_card({"backbone": backbone, "image_size": image_size, "resize": "bilinear"})
     export_onnx(scorer, work / "model.onnx", card)
-    files = sorted(next(work.glob("n*/images")).iterdir())
-    pixels = np.stack([read_rgb(f, image_size) for f in files[:60]]).astype(np.float32)
-    features = scorer.predict(pixels, verbose=0)[1]
+    files = sorted(next(work.glob("n*/images")).iterdir())[:60]
+    calibration = np.stack([read_rgb(f, image_size) for f in files[:32]]).astype(np.float32)
+    quantize(work / "model.onnx", calibration, int8_path(work / "model.onnx"))
     labels = np.arange(60) % 2
-    GAood.save(GAood.fit(features[:40], labels[:40], features[40:], sizes), work / "ood.npz")
-    quantize(work / "model.onnx", pixels[:32], int8_path(work / "model.onnx"))
+    for model_file, name in (("model.onnx", GAood.FILE_NAME),
+                             ("model.int8.onnx", GAood.INT8_FILE_NAME)):
+        found = features(work / model_file, files, image_size, "bilinear")
+        GAood.save(GAood.fit(found[:40], labels[:40], found[40:], sizes), work / name)
 
 
 def child(args) -> dict:
@@ -88,10 +93,11 @@ def child(args) -> dict:
         session = ort.InferenceSession(str(work / name), providers=["CPUExecutionProvider"])
         name = session.get_inputs()[0].name
         run = lambda batch: session.run(None, {name: batch})  # noqa: E731
-    else:
+    else:  # the scoring model, as GAinfer runs it: P(PG) and the OOD features in one pass
         import keras
-        model = keras.models.load_model(work / "model.keras", compile=False)
-        run = model.predict_on_batch
+        from GAmodel import scoring_model
+        scorer, _ = scoring_model(keras.models.load_model(work / "model.keras", compile=False))
+        run = scorer.predict_on_batch
     if args.child == "single":
         import keras
         from GAimages import read_rgb
@@ -102,7 +108,8 @@ def child(args) -> dict:
             model.predict(read_rgb(path, size)[None].astype(np.float32), verbose=0)
         return {"images_per_s": args.single / (time.perf_counter() - start),
                 "peak_rss_mb": peak_rss_mb()}
-    run(x[:args.batch_size])  # warm-up
+    run(x[:args.batch_size])  # warm-up, for the full batches' shape and the last one's
+    run(x[:len(x) % args.batch_size or args.batch_size])
     start = time.perf_counter()
     for i in range(0, len(x), args.batch_size):
         run(x[i:i + args.batch_size])
@@ -113,12 +120,14 @@ def child(args) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=500, help="images in the folder")
-    parser.add_argument("--more", type=int, default=0, help="also run the ONNX path on this many")
+    parser.add_argument("--more", type=int, default=0,
+                        help="also label this many with each runtime (memory must not grow)")
     parser.add_argument("--single", type=int, default=60, help="images for the one-by-one baseline")
     parser.add_argument("--image_size", type=int, default=224)
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--backbone", default="ResNet101")
     parser.add_argument("--work", default="", help="folder for images and models (default: temp)")
+    parser.add_argument("--paths", default="", help="run only these paths (comma-separated)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--started", type=float, default=0.0, help=argparse.SUPPRESS)
@@ -139,7 +148,9 @@ def main():
             ("onnx", args.images), ("ceiling-int8", args.images), ("int8.onnx", args.images),
             ("single", args.images)]
     if args.more:
-        plan.append(("onnx", args.more))
+        plan += [("keras", args.more), ("onnx", args.more)]
+    if args.paths:
+        plan = [(mode, n) for mode, n in plan if mode in args.paths.split(",")]
     results = {}
     for mode, n in plan:
         r = run_child(Path(__file__), [mode, "--n", str(n), "--started", str(time.time()), *common])
@@ -149,8 +160,14 @@ def main():
               f"peak RSS {r['peak_rss_mb'] / 1024:5.2f} GB{extra}")
     for runtime, ceiling in (("keras", "ceiling-tf"), ("onnx", "ceiling-onnx"),
                              ("int8.onnx", "ceiling-int8")):
+        if (runtime, args.images) not in results or (ceiling, args.images) not in results:
+            continue
         share = results[(runtime, args.images)]["images_per_s"] / results[(ceiling, args.images)]["images_per_s"]
         print(f"  {runtime}: end to end at {100 * share:.0f}% of its batched ceiling")
+    for runtime in ("keras", "onnx") if args.more and not args.paths else ():
+        small, large = (results[(runtime, n)]["peak_rss_mb"] / 1024 for n in (args.images, args.more))
+        print(f"  {runtime}: peak memory {small:.2f} GB on {args.images} images, "
+              f"{large:.2f} GB on {args.more}")
 
 
 if __name__ == "__main__":

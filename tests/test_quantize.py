@@ -1,6 +1,8 @@
 """GAquantize: an int8 ONNX copy beside the fp32 one, measured against it."""
 import shutil
 
+import numpy as np
+
 import pytest
 
 import GAcli
@@ -17,11 +19,29 @@ def test_quantize_writes_an_int8_model_that_labels_and_reports_agreement(runs, s
                                             "--calibration_images", "8"]) == 0
     out = capsys.readouterr().out
     assert "labels agreeing with fp32 on 25 val+test images" in out and "images/s" in out
+    assert "UNKNOWN decisions agreeing" in out
     int8 = tmp_path / "model.int8.onnx"
     assert int8.stat().st_size < fp32.stat().st_size / 2
     classifier = GAinfer.load_classifier(int8)
-    assert classifier.card["quantized"].startswith("int8") and not classifier.can_reject
+    assert classifier.card["quantized"].startswith("int8")
+    assert classifier.can_reject and (tmp_path / "ood.int8.npz").exists()
     record = classifier.label([str(next((split_dir / "test" / "PG").iterdir()))])[0]
-    assert record["label"] in ("CEX", "PG") and 0 <= record["p_pg"] <= 1
+    assert record["label"] in ("CEX", "PG", "UNKNOWN") and 0 <= record["p_pg"] <= 1
+    assert record["ood_score"] is not None
     assert GAcli.run_main(GAquantize.main, ["--weights", str(fp32), "--data", str(split_dir)]) == 2
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_only_the_prediction_is_quantized_the_feature_statistics_stay_float(runs, tmp_path):
+    import onnx
+    fp32 = runs["a"] / "model.onnx"
+    calibration = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype(np.float32)
+    GAquantize.quantize(fp32, calibration, tmp_path / "model.int8.onnx")
+    model = onnx.load(str(tmp_path / "model.int8.onnx"))
+    assert sum(n.op_type == "QuantizeLinear" for n in model.graph.node) > 10
+    producer = {o: n for n in model.graph.node for o in n.output}
+    features = producer[model.graph.output[1].name]  # the concatenation of means and deviations
+    assert features.op_type == "Concat"
+    quantized = [i for i in features.input if producer[i].op_type == "DequantizeLinear"]
+    # At most one: the last stage's mean, which is also the head's pooling (the same node)
+    assert len(quantized) <= 1 and len(features.input) >= 8
