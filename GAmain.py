@@ -49,7 +49,7 @@ loss_patience = 50  # stop after this many epochs without val-loss improvement (
 loss_min_delta = 0.001  # the smallest val-loss decrease that counts as an improvement
 seed = 42  # seeds the head's initial weights, shuffling and augmentation
 runs = "runs"  # each run writes a new folder here, never over an earlier one
-export_onnx = True  # also write model.onnx (about half a minute for ResNet-101)
+export_onnx = True  # also write model.onnx (about 15 s for ResNet-101)
 resume = ""  # the folder of an interrupted run, to continue it from its last completed epoch
 # --- end of settings
 
@@ -343,7 +343,7 @@ def save_models(model, scorer, run_dir: Path, s: dict) -> list[Path]:
         model.save(temporary)
     absl.logging.set_verbosity(verbosity)
     if s["export_onnx"]:
-        print("exporting model.onnx (about half a minute for ResNet-101) ...")
+        print("exporting model.onnx (about 15 s for ResNet-101) ...")
         files.append(run_dir / "model.onnx")
         with atomic_path(files[-1]) as temporary, warnings.catch_warnings():
             warnings.simplefilter("ignore")
