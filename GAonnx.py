@@ -5,7 +5,7 @@
 Why not Keras's `model.export(format="onnx")`: it freezes the weights into the TensorFlow graph as
 constants, and tf2onnx then rebuilds every constant's protobuf on each of its optimisation passes.
 With protobuf's C++ arenas none of those copies is freed until the conversion ends: exporting the
-ResNet-101 scoring model at 224 px peaked at 12.8 GB (bench/RESULTS.md). Here the weights enter the
+ResNet-101 scoring model at 224 px peaked at 12.5 GB (bench/RESULTS.md). Here the weights enter the
 traced function as inputs, so tf2onnx converts a graph of a few megabytes; the weights are attached
 afterwards as initializers, and ONNX Runtime's basic optimisations (hardware-independent, standard
 ONNX operators only) then fold the batch normalisations into the convolutions and the weight

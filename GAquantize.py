@@ -125,11 +125,10 @@ def fit_int8_ood(int8: Path, fp32_stages: list[dict], data: Path, size: int, res
     print(f"wrote {int8.parent / GAood.INT8_FILE_NAME} (fitted on {len(chosen)} training images)")
 
 
-def labels_and_scores(classifier, paths: list) -> tuple[np.ndarray, np.ndarray | None]:
-    parts = [classifier.predict_and_score(x)
-             for x in image_batches(paths, classifier.image_size, classifier.resize)]
-    scores = None if parts[0][1] is None else np.concatenate([o for _, o in parts])
-    return np.concatenate([p for p, _ in parts]), scores
+def p_pg_and_ood_scores(classifier, paths: list) -> tuple[np.ndarray, np.ndarray | None]:
+    records = [r for r in classifier.label(paths, reject=False) if r["p_pg"] is not None]
+    scores = np.array([r["ood_score"] for r in records]) if classifier.can_reject else None
+    return np.array([r["p_pg"] for r in records]), scores
 
 
 def images_per_second(classifier, pixels: np.ndarray, batch=16, repeats=3) -> float:
@@ -169,8 +168,8 @@ def main(argv=None):
         fit_int8_ood(out, reference.ood_stages, data, size, resize)
     quantized = load_classifier(out)
     paths = sum((list_split(data / split)[0] for split in ("val", "test")), [])
-    p32, ood32 = labels_and_scores(reference, paths)
-    p8, ood8 = labels_and_scores(quantized, paths)
+    p32, ood32 = p_pg_and_ood_scores(reference, paths)
+    p8, ood8 = p_pg_and_ood_scores(quantized, paths)
     agree = float(np.mean((p32 >= 0.5) == (p8 >= 0.5)))
     print(f"labels agreeing with fp32 on {len(paths)} val+test images: {100 * agree:.2f}% "
           f"(largest P(PG) difference {np.abs(p32 - p8).max():.4f})")
