@@ -297,8 +297,7 @@ def fit_ood(scorer, sizes: list[int], splits: dict, s: dict, run_dir: Path) -> t
     from GAdata import make_dataset
     started = time.time()
     train = splits["train"]
-    chosen = np.random.default_rng(s["seed"]).permutation(len(train["paths"]))[:GAood.FIT_IMAGES]
-    chosen.sort()
+    chosen = GAood.fitting_indices(len(train["paths"]), s["seed"])
     dataset = make_dataset([train["paths"][i] for i in chosen], train["labels"][chosen],
                            s["image_size"], s["batch_size"], resize=s["resize"])
     train_features = scorer.predict(dataset, verbose=0)[1]

@@ -70,6 +70,17 @@ def stage_scores(stage: dict, features: np.ndarray) -> np.ndarray:
     return mahalanobis / len(stage["components"]) + residual / stage["residual_scale"]
 
 
+def fitting_indices(count: int, seed: int) -> np.ndarray:
+    """Which of `count` training images the statistics are fitted on: up to FIT_IMAGES, drawn
+    with `seed`, in file order."""
+    return np.sort(np.random.default_rng(seed).permutation(count)[:FIT_IMAGES])
+
+
+def stage_sizes(stages: list[dict]) -> list[int]:
+    """Each stage's share of the features, as the statistics were fitted."""
+    return [len(stage["mean"]) for stage in stages]
+
+
 def split_stages(features: np.ndarray, sizes) -> list[np.ndarray]:
     return np.split(np.asarray(features), np.cumsum(sizes)[:-1], axis=1)
 
@@ -106,9 +117,9 @@ def fit(train_features, train_labels, val_features, sizes, pass_rate=PASS_RATE) 
 
 def scores(stages: list[dict], features: np.ndarray) -> np.ndarray:
     """ood_score of each image: the largest of its scaled stage scores; above 1 is rejected."""
-    sizes = [len(stage["mean"]) for stage in stages]
     return np.max([stage_scores(stage, part) / float(stage["scale"])
-                   for stage, part in zip(stages, split_stages(features, sizes))], axis=0)
+                   for stage, part in zip(stages, split_stages(features, stage_sizes(stages)))],
+                  axis=0)
 
 
 def save(stages: list[dict], path: str | Path):

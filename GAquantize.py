@@ -115,12 +115,11 @@ def fit_int8_ood(int8: Path, fp32_stages: list[dict], data: Path, size: int, res
     import GAood
     from GAdata import list_split
     train_paths, train_labels = list_split(data / "train")
-    chosen = np.sort(np.random.default_rng(0).permutation(len(train_paths))[:GAood.FIT_IMAGES])
+    chosen = GAood.fitting_indices(len(train_paths), seed=0)
     val_paths, _ = list_split(data / "val")
-    sizes = [len(stage["mean"]) for stage in fp32_stages]
     stages = GAood.fit(features(int8, [train_paths[i] for i in chosen], size, resize),
                        np.asarray(train_labels)[chosen],
-                       features(int8, val_paths, size, resize), sizes)
+                       features(int8, val_paths, size, resize), GAood.stage_sizes(fp32_stages))
     GAood.save(stages, int8.parent / GAood.INT8_FILE_NAME)
     print(f"wrote {int8.parent / GAood.INT8_FILE_NAME} (fitted on {len(chosen)} training images)")
 
