@@ -117,6 +117,8 @@ def fit_int8_ood(int8: Path, fp32_stages: list[dict], data: Path, size: int, res
     train_paths, train_labels = list_split(data / "train")
     chosen = GAood.fitting_indices(len(train_paths), seed=0)
     val_paths, _ = list_split(data / "val")
+    print(f"fitting the int8 model's out-of-distribution check on {len(chosen)} training and "
+          f"{len(val_paths)} validation images ...")
     stages = GAood.fit(features(int8, [train_paths[i] for i in chosen], size, resize),
                        np.asarray(train_labels)[chosen],
                        features(int8, val_paths, size, resize), GAood.stage_sizes(fp32_stages))
