@@ -20,12 +20,12 @@ from common import machine, peak_rss_mb, run_child
 def child(args) -> dict:
     import warnings
     import numpy as np
-    import GAmodel
-    import GAonnx
+    from gacrystal.model import build_classifier, scoring_model
+    from gacrystal import onnx_io
     warnings.simplefilter("ignore")
-    model = GAmodel.build_classifier(args.backbone, None, args.image_size)
+    model = build_classifier(args.backbone, None, args.image_size)
     model(np.zeros((1, args.image_size, args.image_size, 3), np.float32))
-    scorer, _ = GAmodel.scoring_model(model)
+    scorer, _ = scoring_model(model)
     scorer(np.zeros((1, args.image_size, args.image_size, 3), np.float32))
     built = peak_rss_mb()
     started = time.perf_counter()
@@ -33,7 +33,7 @@ def child(args) -> dict:
         if args.child == "keras":
             scorer.export(str(Path(work) / "model.onnx"), format="onnx", verbose=False)
         else:
-            GAonnx.export_onnx(scorer, Path(work) / "model.onnx")
+            onnx_io.export_onnx(scorer, Path(work) / "model.onnx")
         size_mb = (Path(work) / "model.onnx").stat().st_size / 2**20
     return {"seconds": time.perf_counter() - started, "built_mb": built,
             "peak_rss_mb": peak_rss_mb(), "file_mb": size_mb}

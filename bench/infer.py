@@ -26,7 +26,7 @@ from common import machine, peak_rss_mb, run_child
 
 def image_folder(dest: Path, n: int) -> Path:
     """n synthetic images (half CEX, half PG, at the real sizes) in one flat folder."""
-    from GAsynth import generate_dataset
+    from gacrystal.synthetic import generate_dataset
     if (dest / "done").exists():
         return dest
     shutil.rmtree(dest, ignore_errors=True)
@@ -44,28 +44,25 @@ def build_models(work: Path, image_size: int, backbone: str):
     and ood.npz; then its int8 copy (GAquantize) with its own ood.int8.npz. The statistics are
     fitted on 60 of the bench's images: they only need to exist, so each path does the same work."""
     import numpy as np
-    import GAmain
-    import GAood
-    from GAimages import read_rgb
-    from GAmodel import build_classifier, scoring_model
-    from GAonnx import export_onnx
-    from GAquantize import features, int8_path, quantize
-    if (work / GAood.INT8_FILE_NAME).exists():
+    from gacrystal import ood
+    from gacrystal.model import build_classifier, model_card, scoring_model
+    from gacrystal.onnx_io import export_onnx
+    from gacrystal.quantize import int8_path, onnx_features, quantize
+    if (work / ood.INT8_FILE_NAME).exists():
         return
     model = build_classifier(backbone, None, image_size)
     model(np.zeros((1, image_size, image_size, 3), np.float32))
     model.save(work / "model.keras")
     scorer, sizes = scoring_model(model)
-    card = GAmain.model_card({"backbone": backbone, "image_size": image_size, "resize": "bilinear"})
-    export_onnx(scorer, work / "model.onnx", card)
+    export_onnx(scorer, work / "model.onnx", model_card(backbone, image_size, "bilinear"))
     files = sorted(next(work.glob("n*/images")).iterdir())[:60]
-    calibration = np.stack([read_rgb(f, image_size) for f in files[:32]]).astype(np.float32)
-    quantize(work / "model.onnx", calibration, int8_path(work / "model.onnx"))
+    quantize(work / "model.onnx", files[:32], int8_path(work / "model.onnx"), image_size,
+             "bilinear")
     labels = np.arange(60) % 2
-    for model_file, name in (("model.onnx", GAood.FILE_NAME),
-                             ("model.int8.onnx", GAood.INT8_FILE_NAME)):
-        found = features(work / model_file, files, image_size, "bilinear")
-        GAood.save(GAood.fit(found[:40], labels[:40], found[40:], sizes), work / name)
+    for model_file, name in (("model.onnx", ood.FILE_NAME),
+                             ("model.int8.onnx", ood.INT8_FILE_NAME)):
+        found = onnx_features(work / model_file, image_size, "bilinear")(files)
+        ood.save(ood.fit(found[:40], labels[:40], found[40:], sizes), work / name)
 
 
 def child(args) -> dict:
@@ -76,7 +73,8 @@ def child(args) -> dict:
     size = args.image_size
     if args.child in ("keras", "onnx", "int8.onnx"):
         import GAinfer
-        classifier = GAinfer.load_classifier(work / f"model.{args.child}")
+        from gacrystal import load_classifier
+        classifier = load_classifier(work / f"model.{args.child}")
         classifier.label(files[:1])
         startup = time.time() - started
         start = time.perf_counter()
@@ -88,19 +86,19 @@ def child(args) -> dict:
                 "peak_rss_mb": peak_rss_mb()}
     x = np.random.default_rng(0).uniform(0, 255, (len(files), size, size, 3)).astype(np.float32)
     if args.child in ("ceiling-onnx", "ceiling-int8"):
-        import onnxruntime as ort
+        from gacrystal.onnx_io import open_session
         name = "model.onnx" if args.child == "ceiling-onnx" else "model.int8.onnx"
-        session = ort.InferenceSession(str(work / name), providers=["CPUExecutionProvider"])
+        session = open_session(work / name)
         name = session.get_inputs()[0].name
         run = lambda batch: session.run(None, {name: batch})  # noqa: E731
     else:  # the scoring model, as GAinfer runs it: P(PG) and the OOD features in one pass
         import keras
-        from GAmodel import scoring_model
+        from gacrystal.model import scoring_model
         scorer, _ = scoring_model(keras.models.load_model(work / "model.keras", compile=False))
         run = scorer.predict_on_batch
     if args.child == "single":
         import keras
-        from GAimages import read_rgb
+        from gacrystal.images import read_rgb
         model = keras.models.load_model(work / "model.keras", compile=False)
         model.predict(x[:1], verbose=0)  # warm-up
         start = time.perf_counter()

@@ -26,11 +26,13 @@ from common import machine, median, peak_rss_mb, run_child, synthetic_split
 
 def ceiling(args) -> dict:
     import numpy as np
-    import GAmain
     import keras
+    from gacrystal.training import build_and_compile
     s = bench_settings(args)
     keras.utils.set_random_seed(0)
-    model = GAmain.build_and_compile(s)
+    model = build_and_compile(s["backbone"], s["weights"], s["image_size"],
+                              s["trainable_fraction"], (s["dropout1"], s["dropout2"]),
+                              s["bn_momentum"], s["lr"], s["momentum"])
     rng = np.random.default_rng(0)
     shape = (args.image_size, args.image_size, 3)
     x = rng.integers(0, 256, (args.train, *shape)).astype(np.float32)
@@ -46,18 +48,18 @@ def ceiling(args) -> dict:
 
 
 def real(args) -> dict:
-    import GAcallbacks
     import GAmain
+    from gacrystal.callbacks import BackupEachEpoch
     runs = Path(args.work, "runs")
     # epoch_seconds ends at the validation pass; the backup of each epoch comes after it, so it
     # is timed here and added (it is part of a real epoch's cost).
-    backup_seconds, save = [], GAcallbacks.BackupEachEpoch.on_epoch_end
+    backup_seconds, save = [], BackupEachEpoch.on_epoch_end
 
     def timed_save(self, epoch, logs=None):
         start = time.perf_counter()
         save(self, epoch, logs)
         backup_seconds.append(time.perf_counter() - start)
-    GAcallbacks.BackupEachEpoch.on_epoch_end = timed_save
+    BackupEachEpoch.on_epoch_end = timed_save
     argv = ["--data", str(Path(args.work, "split")), "--runs", str(runs), "--weights", "none",
             "--epochs", str(args.repeats + 1), "--f1_stop", "2", "--backbone", args.backbone,
             "--image_size", str(args.image_size), "--batch_size", str(args.batch_size)]
@@ -76,7 +78,7 @@ def real(args) -> dict:
 
 def bench_settings(args) -> dict:
     import GAmain
-    from GAcli import read_settings_block
+    from gacrystal.cli import read_settings_block
     s = {name: value for name, value, _ in read_settings_block(GAmain.__file__)}
     s.update(backbone=args.backbone, weights=None, image_size=args.image_size,
              batch_size=args.batch_size, demo=False)

@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from GAsynth import generate_dataset  # noqa: E402
+from gacrystal.synthetic import generate_dataset  # noqa: E402
 
 SMALL = dict(cex_size=48, pg_size_range=(40, 64))  # tiny images keep the tests fast
 
@@ -60,3 +60,14 @@ def runs(split_dir, tmp_path_factory):
                  "--no-export_onnx", *TINY])
     run_a, run_b = sorted(runs_dir.iterdir(), key=lambda p: p.stat().st_mtime)
     return {"a": run_a, "b": run_b, "predicted": predicted}
+
+
+SLOW_FIXTURES = {"runs", "trust_run"}  # each trains tiny models once per session
+
+
+def pytest_collection_modifyitems(items):
+    """Marks every test that trains (itself, or through a shared fixture) as slow, so that
+    `pytest -m "not slow"` gives developers a quick subset; CI runs everything."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or "training" in item.keywords:
+            item.add_marker(pytest.mark.slow)

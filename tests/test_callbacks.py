@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from GAcallbacks import EarlyStopOnValLoss, StopWhenF1Reached, classification_metrics, report_text
+from gacrystal.callbacks import EarlyStopOnValLoss, StopWhenF1Reached, classification_metrics, report_text
 
 
 class FakeModel:

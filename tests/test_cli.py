@@ -1,7 +1,7 @@
 """Settings blocks and flags: same names, types, booleans, unknown flags, printed overrides."""
 import pytest
 
-from GAcli import parse_settings, read_settings_block
+from gacrystal.cli import layer_recipes, parse_settings, read_settings_block
 
 SCRIPT = '''
 x = 1
@@ -50,3 +50,23 @@ def test_unknown_flag_and_bad_type_are_errors(script):
         parse_settings(script, "test", ["--batchsize", "32"])
     with pytest.raises(SystemExit):
         parse_settings(script, "test", ["--batch_size", "many"])
+
+
+def test_a_flag_typed_with_the_block_value_still_counts_as_given(script):
+    settings, given = parse_settings(script, "test", ["--lr", "0.1", "--no-shuffle"])
+    assert given == {"lr", "shuffle"} and settings["lr"] == 0.1
+
+
+def test_recipes_fill_only_what_was_not_typed_and_say_where_each_value_came_from(script):
+    settings, given = parse_settings(script, "test", ["--lr", "0.1"])
+    settings, source = layer_recipes(settings, given, [("demo", {"lr": 0.01, "batch_size": 16}),
+                                                       ("preset paper", {"batch_size": 32})])
+    assert settings["lr"] == 0.1 and settings["batch_size"] == 32
+    assert source == {"data": "settings block", "batch_size": "preset paper",
+                      "lr": "command line", "weights": "settings block",
+                      "shuffle": "settings block"}
+
+
+def test_a_renamed_flag_still_works(script):
+    settings, given = parse_settings(script, "test", ["--folder", "x"], renamed={"folder": "data"})
+    assert settings["data"] == "x" and given == {"data"}

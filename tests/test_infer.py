@@ -1,6 +1,5 @@
 """Labelling: batching, label/confidence semantics, CSV, bad files, ONNX, the original's files, map."""
 import csv
-import json
 import subprocess
 import sys
 
@@ -9,8 +8,9 @@ import pytest
 from PIL import Image
 
 import GAinfer
-from GAcli import UserError
-from GAimages import list_images, read_rgb
+from gacrystal import load_classifier
+from gacrystal.errors import UserError
+from gacrystal.images import list_images, read_rgb
 from conftest import ROOT
 
 
@@ -41,7 +41,7 @@ def brightness_model(tmp_path, image_size=16):
 
 
 def test_label_and_confidence_follow_p_pg(tmp_path):
-    classifier = GAinfer.load_classifier(brightness_model(tmp_path))
+    classifier = load_classifier(brightness_model(tmp_path))
     levels = np.array([0, 120, 128, 136, 255], np.float32)
     batch = np.ones((5, 16, 16, 3), np.float32) * levels[:, None, None, None]
     records = classifier.label(batch)
@@ -56,8 +56,8 @@ def test_label_and_confidence_follow_p_pg(tmp_path):
 
 def test_batches_give_the_same_numbers_as_single_images(runs, test_images):
     files = test_images[:11]  # batches of 4, 4 and 3: the last is padded to 4 for Keras
-    batched = GAinfer.load_classifier(runs["a"] / "model.keras").label(files, batch_size=4)
-    one_by_one = GAinfer.load_classifier(runs["a"] / "model.keras")
+    batched = load_classifier(runs["a"] / "model.keras").label(files, batch_size=4)
+    one_by_one = load_classifier(runs["a"] / "model.keras")
     single = [one_by_one.label([f])[0] for f in files[:3] + files[-3:]]
     assert len(batched) == 11
     for b, s in zip(batched[:3] + batched[-3:], single):
@@ -66,7 +66,7 @@ def test_batches_give_the_same_numbers_as_single_images(runs, test_images):
 
 
 def test_paths_pil_images_and_arrays_give_the_same_answer(runs, test_images):
-    classifier = GAinfer.load_classifier(runs["a"] / "model.keras")
+    classifier = load_classifier(runs["a"] / "model.keras")
     files = test_images[:3]
     from_paths = [r["p_pg"] for r in classifier.label(files)]
     from_pil = [r["p_pg"] for r in classifier.label([Image.open(f) for f in files])]
@@ -76,15 +76,17 @@ def test_paths_pil_images_and_arrays_give_the_same_answer(runs, test_images):
 
 
 def test_keras_and_onnx_paths_agree(runs, test_images):
-    on_keras = GAinfer.load_classifier(runs["a"] / "model.keras").label(test_images)
-    on_onnx = GAinfer.load_classifier(runs["a"] / "model.onnx").label(test_images)
+    on_keras = load_classifier(runs["a"] / "model.keras").label(test_images)
+    on_onnx = load_classifier(runs["a"] / "model.onnx").label(test_images)
     np.testing.assert_allclose([r["p_pg"] for r in on_onnx], [r["p_pg"] for r in on_keras],
                                atol=1e-4)
     assert [r["label"] for r in on_onnx] == [r["label"] for r in on_keras]
 
 
-def test_onnx_card_is_embedded_and_tensorflow_is_never_imported(runs, test_images):
-    code = ("import sys, GAinfer; c = GAinfer.load_classifier(sys.argv[1]); "
+@pytest.mark.parametrize("api", ["from gacrystal import load_classifier",
+                                 "from GAinfer import load_classifier"])  # the README's, before
+def test_onnx_card_is_embedded_and_tensorflow_is_never_imported(runs, test_images, api):
+    code = (f"import sys; {api}; c = load_classifier(sys.argv[1]); "
             "r = c.label(sys.argv[2:]); "
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules; "
             "print(c.card['image_size'], c.card['preprocessing_inside'], r[0]['label'])")
@@ -159,7 +161,7 @@ def original_format_files(tmp_path, project_model):
 
 def small_project_model(tmp_path):
     import keras
-    from GAmodel import preprocessing_layer
+    from gacrystal.model import preprocessing_layer
     keras.utils.set_random_seed(5)
     inputs = keras.Input((32, 32, 3))
     x = preprocessing_layer("caffe")(inputs)
@@ -177,9 +179,9 @@ def test_original_h5_and_onnx_give_the_project_models_labels(tmp_path, test_imag
     h5, onnx_file = original_format_files(tmp_path, project)
     # Arrays at the model's size skip resizing: nearest (original) and bilinear (ours) see the same.
     pixels = np.stack([read_rgb(f, 32) for f in test_images])
-    reference = GAinfer.load_classifier(tmp_path / "project.keras").label(pixels)
+    reference = load_classifier(tmp_path / "project.keras").label(pixels)
     for path in (h5, onnx_file):
-        classifier = GAinfer.load_classifier(path)
+        classifier = load_classifier(path)
         assert classifier.card["preprocessing_inside"] is False
         assert classifier.card["resize"] == "nearest"
         records = classifier.label(pixels)
@@ -212,11 +214,11 @@ def test_missing_model_or_images_say_what_to_do(tmp_path, split_dir):
     bogus = tmp_path / "model.pt"
     bogus.write_text("x")
     with pytest.raises(UserError, match="unknown model format"):
-        GAinfer.load_classifier(bogus)
+        load_classifier(bogus)
     bad = tmp_path / "broken.keras"
     bad.write_text("not a zip")
     with pytest.raises(UserError, match="could not load"):
-        GAinfer.load_classifier(bad)
+        load_classifier(bad)
 
 
 def test_jpeg_bmp_tiff_and_subfolders_with_recursive(runs, split_dir, tmp_path):
@@ -235,3 +237,15 @@ def test_jpeg_bmp_tiff_and_subfolders_with_recursive(runs, split_dir, tmp_path):
     names = lambda path: [r["file"].rsplit("/", 1)[-1] for r in csv.DictReader(open(path))]  # noqa: E731
     assert names(flat) == ["a.jpg", "b.BMP", "c.tif"]
     assert names(deep) == ["a.jpg", "b.BMP", "c.tif", "d.png"]
+
+
+def test_the_threshold_setting_defaults_to_the_one_decision_threshold_and_is_checked(runs, tmp_path):
+    from gacrystal.cli import read_settings_block
+    from gacrystal.images import DECISION_THRESHOLD
+    block = {name: value for name, value, _ in read_settings_block(GAinfer.__file__)}
+    assert block["threshold"] == DECISION_THRESHOLD
+    Image.new("RGB", (40, 40)).save(tmp_path / "one.png")
+    for bad in ("2", "0", "1", "-0.5"):
+        with pytest.raises(UserError, match=f"Received: threshold={float(bad)}"):
+            GAinfer.main(["--weights", str(runs["a"] / "model.onnx"), "--images", str(tmp_path),
+                          "--threshold", bad])

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import keras
 
-from GAcli import UserError
-from GAmodel import backbone_of, build_backbone, build_classifier, preprocessing_layer
+from gacrystal.errors import UserError
+from gacrystal.model import backbone_of, build_backbone, build_classifier, preprocessing_layer
 
 
 @pytest.fixture(scope="module")

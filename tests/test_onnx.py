@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from GAonnx import CARD_KEY, export_onnx
+from gacrystal.onnx_io import CARD_KEY, export_onnx
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,10 @@ import shutil
 
 import numpy as np
 
-import pytest
-
-import GAcli
-import GAinfer
+from gacrystal.cli import run_main
+from gacrystal import load_classifier
 import GAquantize
+from gacrystal.quantize import quantize
 
 
 def test_quantize_writes_an_int8_model_that_labels_and_reports_agreement(runs, split_dir, tmp_path,
@@ -15,20 +14,20 @@ def test_quantize_writes_an_int8_model_that_labels_and_reports_agreement(runs, s
     fp32 = tmp_path / "model.onnx"
     shutil.copyfile(runs["a"] / "model.onnx", fp32)
     shutil.copyfile(runs["a"] / "ood.npz", tmp_path / "ood.npz")
-    assert GAcli.run_main(GAquantize.main, ["--weights", str(fp32), "--data", str(split_dir),
+    assert run_main(GAquantize.main, ["--weights", str(fp32), "--data", str(split_dir),
                                             "--calibration_images", "8"]) == 0
     out = capsys.readouterr().out
     assert "labels agreeing with fp32 on 25 val+test images" in out and "images/s" in out
     assert "UNKNOWN decisions agreeing" in out
     int8 = tmp_path / "model.int8.onnx"
     assert int8.stat().st_size < fp32.stat().st_size / 2
-    classifier = GAinfer.load_classifier(int8)
+    classifier = load_classifier(int8)
     assert classifier.card["quantized"].startswith("int8")
     assert classifier.can_reject and (tmp_path / "ood.int8.npz").exists()
     record = classifier.label([str(next((split_dir / "test" / "PG").iterdir()))])[0]
     assert record["label"] in ("CEX", "PG", "UNKNOWN") and 0 <= record["p_pg"] <= 1
     assert record["ood_score"] is not None
-    assert GAcli.run_main(GAquantize.main, ["--weights", str(fp32), "--data", str(split_dir)]) == 2
+    assert run_main(GAquantize.main, ["--weights", str(fp32), "--data", str(split_dir)]) == 2
     assert "--overwrite" in capsys.readouterr().err
 
 
@@ -36,7 +35,7 @@ def test_only_the_prediction_is_quantized_the_feature_statistics_stay_float(runs
     import onnx
     fp32 = runs["a"] / "model.onnx"
     calibration = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype(np.float32)
-    GAquantize.quantize(fp32, calibration, tmp_path / "model.int8.onnx")
+    quantize(fp32, calibration, tmp_path / "model.int8.onnx", image_size=32, resize="bilinear")
     model = onnx.load(str(tmp_path / "model.int8.onnx"))
     assert sum(n.op_type == "QuantizeLinear" for n in model.graph.node) > 10
     producer = {o: n for n in model.graph.node for o in n.output}

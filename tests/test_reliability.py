@@ -13,13 +13,14 @@ from PIL import Image
 
 from hostile import NON_UTF8_NAME, make_corpus, png_bytes
 
-import GAcli
+from gacrystal.cli import run_main
 import GAinfer
+from gacrystal import load_classifier
 import GAmain
 import GAsplit
-from GAcli import UserError
-from GAfiles import exclusive_lock
-from GAimages import ImageError, read_rgb
+from gacrystal.errors import UserError
+from gacrystal.files import exclusive_lock
+from gacrystal.images import ImageError, read_rgb
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +88,7 @@ def test_split_reports_hostile_files_by_name_and_copies_the_rest(corpus, synthet
         else:
             shutil.copyfile(path, target)
     dest = tmp_path / "split"
-    assert GAcli.run_main(GAsplit.main, ["--source", str(source), "--dest", str(dest)]) == 0
+    assert run_main(GAsplit.main, ["--source", str(source), "--dest", str(dest)]) == 0
     with open(dest / "skipped.csv", encoding="utf-8") as f:
         skipped = {os.path.basename(row["source"]): row["error"] for row in csv.DictReader(f)}
     bad = {name: error for name, error in expected.items() if error}
@@ -102,7 +103,7 @@ def test_split_reports_hostile_files_by_name_and_copies_the_rest(corpus, synthet
 
 
 def test_the_training_pipeline_skips_unreadable_files_by_name(corpus):
-    from GAdata import drop_unreadable, make_dataset
+    from gacrystal.data import drop_unreadable, make_dataset
     folder, expected = corpus
     paths = [str(folder / name) for name in expected]
     kept, labels, skipped = drop_unreadable(paths, np.zeros(len(paths)), 32)
@@ -115,7 +116,7 @@ def test_the_training_pipeline_skips_unreadable_files_by_name(corpus):
 def test_labelling_reports_hostile_files_and_labels_the_rest(corpus, runs, tmp_path, capsys):
     folder, expected = corpus
     out = tmp_path / "labels.csv"
-    code = GAcli.run_main(GAinfer.main, ["--weights", str(runs["a"] / "model.onnx"), "--images",
+    code = run_main(GAinfer.main, ["--weights", str(runs["a"] / "model.onnx"), "--images",
                                          str(folder), "--out", str(out), "--recursive"])
     assert code == 1  # some files failed; every one got its row
     with open(out, encoding="utf-8") as f:
@@ -144,15 +145,15 @@ def test_a_keras_file_with_code_is_refused_in_safe_mode(tmp_path):
     path = tmp_path / "lambda.keras"
     lambda_model().save(path)
     with pytest.raises(UserError, match="trust-model"):
-        GAinfer.load_classifier(path)
+        load_classifier(path)
 
 
 def test_a_legacy_h5_with_a_lambda_layer_needs_trust_model(tmp_path):
     path = tmp_path / "lambda.h5"
     lambda_model().save(path)
     with pytest.raises(UserError, match="code_inside.*--trust-model"):
-        GAinfer.load_classifier(path)
-    assert GAinfer.load_classifier(path, trust_model=True).image_size == 32
+        load_classifier(path)
+    assert load_classifier(path, trust_model=True).image_size == 32
 
 
 def test_corrupt_and_mismatched_model_files_name_the_file_and_the_expectation(tmp_path):
@@ -160,16 +161,16 @@ def test_corrupt_and_mismatched_model_files_name_the_file_and_the_expectation(tm
     corrupt = tmp_path / "model.keras"
     corrupt.write_bytes(os.urandom(4096))
     with pytest.raises(UserError, match=f"could not load {corrupt}"):
-        GAinfer.load_classifier(corrupt)
+        load_classifier(corrupt)
     two_outputs = tmp_path / "two.keras"
     inputs = keras.Input((32, 32, 3))
     keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(inputs))).save(two_outputs)
     with pytest.raises(UserError, match=r"two.keras is not a CEX/PG classifier.*output \(batch, 1\)"):
-        GAinfer.load_classifier(two_outputs)
+        load_classifier(two_outputs)
     onnx = tmp_path / "model.onnx"
     onnx.write_bytes(b"\x08\x07" + os.urandom(300))
     with pytest.raises(UserError, match=f"could not load {onnx}"):
-        GAinfer.load_classifier(onnx)
+        load_classifier(onnx)
 
 
 def test_backbone_weights_of_another_network_are_refused_by_name(split_dir, tmp_path, capsys):
@@ -177,7 +178,7 @@ def test_backbone_weights_of_another_network_are_refused_by_name(split_dir, tmp_
     wrong = tmp_path / "resnet50_notop.weights.h5"
     keras.applications.ResNet50(weights=None, include_top=False,
                                 input_shape=(32, 32, 3)).save_weights(wrong)
-    code = GAcli.run_main(GAmain.main, ["--data", str(split_dir), "--runs", str(tmp_path / "runs"),
+    code = run_main(GAmain.main, ["--data", str(split_dir), "--runs", str(tmp_path / "runs"),
                                         "--weights", str(wrong), "--image_size", "32"])
     err = capsys.readouterr().err
     assert code == 2 and f"could not load {wrong} for ResNet101" in err

@@ -10,8 +10,10 @@ import pytest
 
 from conftest import ROOT, TINY
 
-import GAcli
 import GAmain
+from gacrystal.cli import run_main
+
+pytestmark = pytest.mark.training  # every test here trains
 
 
 def start_training(args):
@@ -48,10 +50,14 @@ def backed_up(run_dir):
 
 def test_ctrl_c_then_kill_then_resume_finishes_the_run(split_dir, tmp_path, runs):
     runs_dir = tmp_path / "runs"
+    # The F1 rule off (above 1) and five epochs: when the first backup appears, the child has
+    # four epochs to go, so the signal always finds it training (with the rule on, a tiny run
+    # could meet it and exit 0 before the signal arrived). ResNet-50: half the build time.
     args = ["--data", str(split_dir), "--runs", str(runs_dir), "--epochs", "5",
-            "--no-export_onnx", *TINY]
+            "--no-export_onnx", *TINY, "--backbone", "ResNet50", "--f1_stop", "2"]
     first = start_training(args)
     run_dir = wait_for_backup(first, runs_dir, 1)
+    assert first.poll() is None  # still training: the interruption below is certain
     first.send_signal(signal.SIGINT)
     _, err = first.communicate(timeout=120)
     assert first.returncode == 130
@@ -64,11 +70,12 @@ def test_ctrl_c_then_kill_then_resume_finishes_the_run(split_dir, tmp_path, runs
     assert json.loads((run_dir / "config.json").read_text())["training"]["status"] == "running"
     assert not (run_dir / "model.keras").exists()
 
-    assert GAcli.run_main(GAmain.main, ["--resume", str(run_dir)]) == 0
+    assert run_main(GAmain.main, ["--resume", str(run_dir)]) == 0
     config = json.loads((run_dir / "config.json").read_text())
     assert history_column(run_dir, "epoch") == [0, 1, 2, 3, 4]  # each epoch once, in order
     assert config["training"]["epochs_run"] == 5 and config["training"]["resumed"]
     assert config["settings"]["epochs"] == 5 and config["settings"]["image_size"] == 32
+    assert config["training"]["stopped_by"] == "epoch limit (5)"
     assert not (run_dir / "backup").exists()  # removed once everything was written
     # An uninterrupted run with the same settings: the same files and, epoch by epoch, the same
     # numbers (the shuffle, augmentation and dropout streams resume where they were).
@@ -83,15 +90,15 @@ def test_ctrl_c_then_kill_then_resume_finishes_the_run(split_dir, tmp_path, runs
 
 
 def test_resume_refuses_a_finished_run_and_new_settings(runs, capsys):
-    assert GAcli.run_main(GAmain.main, ["--resume", str(runs["b"])]) == 2
+    assert run_main(GAmain.main, ["--resume", str(runs["b"])]) == 2
     assert "has finished" in capsys.readouterr().err
-    assert GAcli.run_main(GAmain.main, ["--resume", str(runs["b"].parent)]) == 2
+    assert run_main(GAmain.main, ["--resume", str(runs["b"].parent)]) == 2
     assert "not a run folder" in capsys.readouterr().err
 
 
 def test_nan_loss_stops_with_the_likely_cause_and_keeps_the_last_good_epoch(split_dir, tmp_path,
                                                                              capsys):
-    code = GAcli.run_main(GAmain.main, [
+    code = run_main(GAmain.main, [
         "--data", str(split_dir), "--runs", str(tmp_path), "--epochs", "3", "--no-export_onnx",
         "--weights", "none", "--image_size", "32", "--batch_size", "16", "--lr", "10"])
     err = capsys.readouterr().err
@@ -107,12 +114,12 @@ def test_nan_loss_stops_with_the_likely_cause_and_keeps_the_last_good_epoch(spli
 
 def test_a_crash_while_writing_a_model_leaves_no_file_that_looks_complete(split_dir, tmp_path,
                                                                           monkeypatch):
-    import GAonnx
+    from gacrystal import onnx_io
 
     def crashing_export(model, path, card=None):
         open(path, "wb").write(b"half an ONNX file")
         raise OSError("disk full")
-    monkeypatch.setattr(GAonnx, "export_onnx", crashing_export)
+    monkeypatch.setattr(onnx_io, "export_onnx", crashing_export)
     with pytest.raises(OSError):
         GAmain.main(["--data", str(split_dir), "--runs", str(tmp_path), "--epochs", "1", *TINY])
     run_dir = next(p for p in tmp_path.iterdir() if p.is_dir())

@@ -6,9 +6,11 @@ import stat
 
 import pytest
 
-from GAcli import UserError, run_main
-from GAimages import KAGGLE_SUBPATH, find_class_folders, list_images, natural_key
-from GAsplit import main, partition, split_counts
+from gacrystal.cli import run_main
+from gacrystal.errors import UserError
+from gacrystal.images import KAGGLE_SUBPATH, find_class_folders, list_images, natural_key
+from GAsplit import main
+from gacrystal.splitting import partition, split_counts
 
 
 def tree_state(root):
@@ -129,3 +131,12 @@ def test_missing_source_says_how_to_get_data(tmp_path):
     (tmp_path / "empty" / "PG").mkdir()
     with pytest.raises(UserError, match="holds no images"):
         main(["--source", str(tmp_path / "empty"), "--dest", str(tmp_path / "split")])
+
+
+def test_a_dest_inside_the_source_or_the_source_inside_the_dest_is_refused(synthetic_root):
+    inside = synthetic_root / "inside"
+    with pytest.raises(UserError, match="overlap"):
+        main(["--source", str(synthetic_root), "--dest", str(inside)])
+    assert not inside.exists()
+    with pytest.raises(UserError, match="overlap"):
+        main(["--source", str(synthetic_root / KAGGLE_SUBPATH), "--dest", str(synthetic_root)])

@@ -4,8 +4,10 @@ import hashlib
 import numpy as np
 from PIL import Image
 
-from GAimages import KAGGLE_SUBPATH, list_images
-from GAsynth import DIHEDRAL, dihedral, generate_dataset, main
+from gacrystal.images import KAGGLE_SUBPATH, list_images
+from GAsynth import main
+from gacrystal.images import dihedral
+from gacrystal.synthetic import generate_dataset
 from conftest import SMALL
 
 
@@ -56,8 +58,8 @@ def test_default_sizes_and_grey_levels_match_the_real_ranges(tmp_path):
 
 
 def is_dihedral_copy(a, b):
-    return any(dihedral(a, turns, mirror).shape == b.shape
-               and np.array_equal(dihedral(a, turns, mirror), b) for turns, mirror in DIHEDRAL)
+    return any(dihedral(a, k).shape == b.shape and np.array_equal(dihedral(a, k), b)
+               for k in range(8))
 
 
 def test_pg_files_come_in_groups_of_rotated_or_mirrored_copies(synthetic_root):
@@ -79,7 +81,7 @@ def test_pg_files_come_in_groups_of_rotated_or_mirrored_copies(synthetic_root):
 
 def test_cli_refuses_to_write_over_images(tmp_path, capsys):
     assert main(["--out", str(tmp_path), "--cex_count", "2", "--pg_count", "2"]) is None
-    from GAcli import UserError
+    from gacrystal.errors import UserError
     import pytest
     with pytest.raises(UserError, match="already holds images"):
         main(["--out", str(tmp_path), "--cex_count", "2", "--pg_count", "2"])

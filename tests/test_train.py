@@ -1,14 +1,16 @@
 """A tiny end-to-end training run: every deliverable, reloadable and consistent, and reproducible."""
 import csv
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 import GAmain
-from GAcli import UserError
-from GAimages import read_rgb
+from gacrystal.errors import UserError
+from gacrystal.images import read_rgb
 
 from conftest import TINY
 
@@ -87,10 +89,46 @@ def test_missing_or_one_class_data_are_one_line_errors(tmp_path):
 
 
 def test_paper_preset_and_demo_fill_only_settings_not_given():
-    s = {"preset": "paper", "demo": False, "backbone": "ResNet101", "lr": 0.1, "batch_size": 64,
-         "weights": "imagenet"}
-    resolved = GAmain.resolve_settings(dict(s), given={"batch_size"})
+    resolved, source = GAmain.resolve_settings(["--preset", "paper", "--batch_size", "64"])
     assert resolved["backbone"] == "ResNet50" and resolved["lr"] == 1e-4
-    assert resolved["batch_size"] == 64
+    assert resolved["batch_size"] == 64  # typed, though equal to the block's value
+    assert source["lr"] == "preset paper" and source["batch_size"] == "command line"
+    assert source["epochs"] == "settings block"
     with pytest.raises(UserError, match="Received: preset=fast"):
-        GAmain.resolve_settings(dict(s, preset="fast"), given=set())
+        GAmain.resolve_settings(["--preset", "fast"])
+
+
+@pytest.mark.parametrize("argv, name, value", [
+    (["--demo", "--epochs", "100"], "epochs", 100),  # 100 is also the block's value
+    (["--preset", "paper", "--lr", "0.1"], "lr", 0.1),
+    (["--demo", "--preset", "paper", "--weights", "imagenet"], "weights", "imagenet"),
+])
+def test_a_flag_typed_on_the_command_line_always_wins(argv, name, value):
+    resolved, source = GAmain.resolve_settings(argv)
+    assert resolved[name] == value and source[name] == "command line"
+
+
+def block_with(tmp_path, **changes):
+    """A copy of GAmain.py whose settings block has been edited, as a PyCharm user would."""
+    text = Path(GAmain.__file__).read_text()
+    for name, value in changes.items():
+        text = re.sub(rf"^{name} = .*?  #", f"{name} = {value!r}  #", text, count=1, flags=re.M)
+    script = tmp_path / "GAmain.py"
+    script.write_text(text)
+    return script
+
+
+def test_demo_and_preset_set_in_the_block_behave_as_the_flags_do(tmp_path):
+    demo = block_with(tmp_path, demo=True)
+    resolved, source = GAmain.resolve_settings(["--epochs", "100"], script=demo)
+    assert resolved["epochs"] == 100 and resolved["image_size"] == 64  # demo, but epochs typed
+    assert source["image_size"] == "demo"
+    paper = block_with(tmp_path, preset="paper")
+    assert GAmain.resolve_settings(["--lr", "0.1"], script=paper)[0]["lr"] == 0.1
+    assert GAmain.resolve_settings([], script=paper)[0]["lr"] == 1e-4
+
+
+def test_config_records_where_each_setting_came_from(runs):
+    source = json.loads((runs["a"] / "config.json").read_text())["settings_source"]
+    assert source["lr"] == source["epochs"] == "command line"
+    assert source["momentum"] == "settings block"

@@ -14,10 +14,9 @@ from PIL import Image
 from conftest import SMALL
 from foreign import KINDS, foreign_images
 
-import GAcli
 import GAinfer
-import GAood
-from GAsynth import generate_dataset
+from gacrystal import UNKNOWN, UserError, load_classifier, ood
+from gacrystal.synthetic import generate_dataset
 
 
 @pytest.fixture(scope="session")
@@ -40,11 +39,11 @@ def trust_run(tmp_path_factory):
 
 
 def rejected_share(records) -> float:
-    return float(np.mean([r["label"] == GAinfer.UNKNOWN for r in records]))
+    return float(np.mean([r["label"] == UNKNOWN for r in records]))
 
 
 def test_foreign_images_are_rejected(trust_run):
-    classifier = GAinfer.load_classifier(trust_run["run"] / "model.keras")
+    classifier = load_classifier(trust_run["run"] / "model.keras")
     assert classifier.can_reject
     images = foreign_images(20, 64, seed=1)
     rates = {kind: rejected_share(classifier.label(images[kind])) for kind in KINDS}
@@ -54,23 +53,23 @@ def test_foreign_images_are_rejected(trust_run):
 
 
 def test_held_out_crystal_images_pass(trust_run):
-    classifier = GAinfer.load_classifier(trust_run["run"] / "model.keras")
+    classifier = load_classifier(trust_run["run"] / "model.keras")
     records = classifier.label(trust_run["held_out"])
     passed = 1 - rejected_share(records)
     print(f"held-out synthetic images passing: {passed:.3f}")
     assert passed >= 0.97
     assert all(r["label"] in ("CEX", "PG") and r["ood_score"] <= 1 for r in records
-               if r["label"] != GAinfer.UNKNOWN)
+               if r["label"] != UNKNOWN)
 
 
 def test_ood_statistics_are_small_pickle_free_and_recorded(trust_run):
-    path = trust_run["run"] / GAood.FILE_NAME
+    path = trust_run["run"] / ood.FILE_NAME
     assert path.stat().st_size < 2 * 2**20
     with np.load(path, allow_pickle=False) as data:  # loads without pickle
         assert all(data[k].dtype == np.float32 for k in data.files)
     config = json.loads((trust_run["run"] / "config.json").read_text())
     assert config["ood"]["threshold"] == 1.0 and config["ood"]["val_pass_rate"] >= 0.9
-    assert GAood.FILE_NAME in config["files"]
+    assert ood.FILE_NAME in config["files"]
 
 
 def test_no_reject_labels_everything_and_the_csv_has_the_score(trust_run, tmp_path):
@@ -86,7 +85,7 @@ def test_no_reject_labels_everything_and_the_csv_has_the_score(trust_run, tmp_pa
                              flag]) == 0
         with open(out) as f:
             rows[flag] = list(csv.DictReader(f))
-    assert {r["label"] for r in rows["--reject"]} == {GAinfer.UNKNOWN}
+    assert {r["label"] for r in rows["--reject"]} == {UNKNOWN}
     assert {r["label"] for r in rows["--no-reject"]} <= {"CEX", "PG"}
     assert all(float(r["ood_score"]) > 1 for r in rows["--no-reject"])  # still scored
     assert [r["p_pg"] for r in rows["--reject"]] == [r["p_pg"] for r in rows["--no-reject"]]
@@ -94,7 +93,7 @@ def test_no_reject_labels_everything_and_the_csv_has_the_score(trust_run, tmp_pa
 
 def test_a_model_without_statistics_still_labels_with_a_note(trust_run, tmp_path, capsys):
     shutil.copyfile(trust_run["run"] / "model.keras", tmp_path / "model.keras")
-    classifier = GAinfer.load_classifier(tmp_path / "model.keras")
+    classifier = load_classifier(tmp_path / "model.keras")
     assert not classifier.can_reject
     record = classifier.label(trust_run["held_out"][:1])[0]
     assert record["label"] in ("CEX", "PG") and record["ood_score"] is None
@@ -106,8 +105,8 @@ def test_a_model_without_statistics_still_labels_with_a_note(trust_run, tmp_path
 
 
 def test_onnx_scores_agree_with_keras(runs):
-    keras_model = GAinfer.load_classifier(runs["a"] / "model.keras")
-    onnx_model = GAinfer.load_classifier(runs["a"] / "model.onnx")
+    keras_model = load_classifier(runs["a"] / "model.keras")
+    onnx_model = load_classifier(runs["a"] / "model.onnx")
     assert onnx_model.can_reject
     images = np.stack([np.asarray(i.resize((32, 32))) for i in foreign_images(2, 32)["scene"]])
     p_keras, ood_keras = keras_model.predict_and_score(images)
@@ -129,7 +128,7 @@ def test_explain_writes_an_overlay_per_image_at_its_size(trust_run, tmp_path):
         original = np.asarray(Image.open(image).convert("RGB"))
         assert overlay.shape == original.shape
         assert not np.array_equal(overlay, original)  # a heat map is drawn over it
-    with pytest.raises(GAcli.UserError, match="already holds Grad-CAM"):
+    with pytest.raises(UserError, match="already holds Grad-CAM"):
         GAinfer.main(["--weights", str(trust_run["run"] / "model.keras"), "--images",
                       str(folder), "--explain", str(out)])
 
@@ -137,7 +136,7 @@ def test_explain_writes_an_overlay_per_image_at_its_size(trust_run, tmp_path):
 def test_gradcam_map_follows_the_evidence():
     """On a model whose P(PG) depends only on the top-left quarter, the map lies there."""
     import keras
-    from GAexplain import gradcam, gradcam_model, heat_map
+    from gacrystal.explain import gradcam, gradcam_model, heat_map
     inputs = keras.Input((64, 64, 3))
     maps = keras.layers.Conv2D(4, 8, strides=8, name="stage")(inputs)  # an 8 x 8 map
     pooled = keras.layers.GlobalAveragePooling2D()(maps)

@@ -1,6 +1,6 @@
 """The tf.data input pipeline: split folders -> batches of (RGB 0-255 images, labels).
 
-Decoding goes through GAimages.read_rgb, the same function inference uses, so training, evaluation
+Decoding goes through gacrystal.images.read_rgb, the same function inference uses, so training, evaluation
 and labelling see identical pixels. Decoded images are cached in memory when they fit; training
 batches are augmented as the original did (rotation, shift, zoom, flips, nearest fill).
 """
@@ -14,19 +14,29 @@ import tensorflow as tf
 import keras
 from keras import layers
 
-from GAcli import UserError
-from GAimages import (CLASS_NAMES, ImageError, class_subfolders, list_images, read_rgb,
+from gacrystal.keras_state import seed_states
+
+from gacrystal.errors import UserError
+from gacrystal.images import (CLASS_NAMES, ImageError, class_subfolders, list_images, read_rgb,
                       why_unreadable)
 
 CACHE_SHARE_OF_MEMORY = 0.4  # cache decoded images only while they take less than this share
 
 
+SPLIT_NAMES = ("train", "val", "test")
+
+
+def check_split_folder(data: str | Path, setting: str = "data"):
+    """The one check that a split folder (GAsplit's output: train/ val/ test/) is there, before
+    any work; list_split then says which class is missing where."""
+    if not any(Path(data, name).is_dir() for name in SPLIT_NAMES):
+        raise UserError(f"no split folder at {setting}={data}; make one with `python GAsplit.py` "
+                        "(or run `python GAmain.py --demo`, which makes synthetic data)")
+
+
 def list_split(split_dir: str | Path) -> tuple[list[str], np.ndarray]:
-    """Paths and labels (CEX = 0, PG = 1) of one split folder, checked for a usable layout."""
+    """Paths and labels (CEX = 0, PG = 1) of one split folder's part (train/, val/ or test/)."""
     split_dir = Path(split_dir)
-    if not split_dir.is_dir():
-        raise UserError(f"no split folder at {split_dir}; make one with `python GAsplit.py` "
-                        "(or run `python GAmain.py --demo`)")
     paths, labels = [], []
     folders = class_subfolders(split_dir)
     for label, name in enumerate(CLASS_NAMES):
@@ -141,23 +151,5 @@ def augment_at(augment: keras.Model, epoch, step, images):
     return augment(images, training=True)
 
 
-def seed_states(models) -> list:
-    """The random-stream state variables of the models' layers (augmentation, dropout)."""
-    return [v for model in models if model is not None for v in model.variables
-            if v.path.endswith("seed_generator_state")]
-
-
-def random_state(models) -> list:
-    """Where the models' random streams are (saved with each epoch's backup: Keras's own weight
-    files leave them out)."""
-    return [v.numpy().tolist() for v in seed_states(models)]
-
-
 def steps_per_epoch(n_images: int, batch_size: int) -> int:
     return -(-n_images // batch_size)
-
-
-def restore_random_state(models, state: list):
-    """Puts the models' random streams where a resumed run's backup says they were."""
-    for variable, value in zip(seed_states(models), state):
-        variable.assign(value)

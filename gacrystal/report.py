@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from GAimages import CLASS_NAMES
+from gacrystal.images import CLASS_NAMES, DECISION_THRESHOLD, predicted_labels
 
 
 def _pyplot():
@@ -108,10 +108,10 @@ def html_table(rows: list[dict], columns: list[str]) -> str:
 
 def gallery_choice(labels, p_pg, size=GALLERY_SIZE) -> list[tuple[int, str]]:
     """(index, why) of the test images to show: every misclassified one, then the least
-    confident of the rest (P(PG) nearest 0.5), at most `size`."""
+    confident of the rest (P(PG) nearest the threshold), at most `size`."""
     labels, p_pg = np.asarray(labels).astype(int), np.asarray(p_pg)
-    wrong = [int(i) for i in np.flatnonzero((p_pg >= 0.5).astype(int) != labels)]
-    unsure = [int(i) for i in np.argsort(np.abs(p_pg - 0.5)) if int(i) not in wrong]
+    wrong = [int(i) for i in np.flatnonzero(predicted_labels(p_pg) != labels)]
+    unsure = [int(i) for i in np.argsort(np.abs(p_pg - DECISION_THRESHOLD)) if int(i) not in wrong]
     chosen = [(i, "misclassified") for i in wrong] + [(i, "least confident") for i in unsure]
     return chosen[:size]
 
@@ -119,8 +119,8 @@ def gallery_choice(labels, p_pg, size=GALLERY_SIZE) -> list[tuple[int, str]]:
 def gallery_html(model, paths, labels, p_pg, ood_score, image_size, resize) -> str:
     """Cards of the chosen test images: the image, its Grad-CAM overlay, true class, P(PG)."""
     from html import escape
-    from GAexplain import gradcam, gradcam_model, heat_map, overlay
-    from GAimages import read_rgb
+    from gacrystal.explain import gradcam, gradcam_model, gradcam_overlay
+    from gacrystal.images import read_rgb
     from PIL import Image
     chosen = gallery_choice(labels, p_pg)
     if not chosen:
@@ -129,11 +129,10 @@ def gallery_html(model, paths, labels, p_pg, ood_score, image_size, resize) -> s
     cams = gradcam(gradcam_model(model), pixels)
     cards = []
     for (i, why), cam in zip(chosen, cams):
-        original = read_rgb(paths[i])
-        heat = heat_map(cam, original.shape[1], original.shape[0])
+        original, overlaid = gradcam_overlay(paths[i], cam)
         cards.append(
             f'<div class="card"><img alt="image" src="{data_uri(Image.fromarray(original))}"> '
-            f'<img alt="Grad-CAM" src="{data_uri(overlay(original, heat))}"><br>'
+            f'<img alt="Grad-CAM" src="{data_uri(overlaid)}"><br>'
             f"{escape(Path(paths[i]).name)}<br>true {CLASS_NAMES[int(labels[i])]}, "
             f"P(PG) {p_pg[i]:.3f}, ood_score {ood_score[i]:.2f}<br><i>{why}</i></div>")
     return f'<div class="gallery">{"".join(cards)}</div>'
@@ -144,7 +143,7 @@ def write_html_report(path: Path, config: dict, history: dict, gallery: str, run
     """report.html: settings, data and leak check, curves, per-epoch metrics, confusion matrix,
     test report, the gallery and the OOD threshold; every image embedded."""
     from html import escape
-    from GAfiles import write_text_atomic
+    from gacrystal.files import write_text_atomic
     settings = [{"setting": k, "value": v} for k, v in config["settings"].items()]
     counts = [{"split": split, **by_class, "total": sum(by_class.values())}
               for split, by_class in config["dataset"].items()]

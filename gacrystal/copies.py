@@ -30,6 +30,8 @@ import numpy as np
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
+from gacrystal.images import dihedral
+
 SMALL, CHECK = 16, 64  # thumbnail sides: candidate search and verification
 CANDIDATE_CORRELATION = 0.85  # 16 x 16 correlation above which a pair is verified
 BLOCK_TOLERANCE = 2.25  # grey levels: the largest mean difference of an 8 x 8 block of a copy
@@ -44,12 +46,6 @@ class Signature:
     small: np.ndarray  # (SMALL * SMALL,) float32, zero mean, unit length (zeros for flat images)
     check: np.ndarray  # (CHECK, CHECK) float32 grey levels, slightly blurred
     flat_key: bytes | None = None  # flat images have no correlation to compare: exact hash instead
-
-
-def dihedral(square: np.ndarray, index: int) -> np.ndarray:
-    """The index-th of the eight rotations/mirrors of a square array (0 is the identity)."""
-    rotated = np.rot90(square, index % 4)
-    return np.fliplr(rotated) if index >= 4 else rotated
 
 
 @lru_cache(maxsize=1024)
@@ -92,12 +88,6 @@ def worst_block_differences(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return blocks.mean(axis=(2, 4)).max(axis=(1, 2))
 
 
-def dihedral_batch(squares: np.ndarray, index: int) -> np.ndarray:
-    """dihedral() applied to each array of a stack (n, side, side)."""
-    rotated = np.rot90(squares, index % 4, axes=(1, 2))
-    return rotated[:, :, ::-1] if index >= 4 else rotated
-
-
 def candidate_pairs(signatures: list[Signature]) -> dict[int, np.ndarray]:
     """For each transform k, the pairs (i < j) whose small thumbnails correlate highly when k is
     applied to j, as an array of shape (pairs, 2)."""
@@ -105,7 +95,7 @@ def candidate_pairs(signatures: list[Signature]) -> dict[int, np.ndarray]:
     square = base.reshape(-1, SMALL, SMALL)
     pairs = {}
     for k in range(8):
-        moved = dihedral_batch(square, k).reshape(len(base), -1)
+        moved = dihedral(square, k, axes=(1, 2)).reshape(len(base), -1)
         found = []
         for start in range(0, len(base), ROWS_PER_PRODUCT):
             rows, cols = np.nonzero(base[start:start + ROWS_PER_PRODUCT] @ moved.T
@@ -123,7 +113,7 @@ def verified_pairs(signatures: list[Signature], candidates: dict[int, np.ndarray
         for start in range(0, len(pairs), 4096):
             chunk = pairs[start:start + 4096]
             worst = worst_block_differences(checks[chunk[:, 0]],
-                                            dihedral_batch(checks[chunk[:, 1]], k))
+                                            dihedral(checks[chunk[:, 1]], k, axes=(1, 2)))
             yield from chunk[worst <= BLOCK_TOLERANCE].tolist()
 
 

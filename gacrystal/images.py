@@ -3,9 +3,12 @@
 This is the one source of truth that splitting, training, evaluation and inference share:
 
 - `CLASS_NAMES[i]` is the class of label i: CEX (cephalexin, the product) = 0, PG (phenylglycine,
-  the impurity) = 1. The model's single sigmoid output is P(PG).
+  the impurity) = 1. The model's single sigmoid output is P(PG); an image is PG when
+  P(PG) >= `DECISION_THRESHOLD` (`predicted_labels`).
 - `read_rgb` turns a file into the RGB uint8 pixels the model takes (0-255, no scaling: the model
-  applies the ResNet preprocessing itself).
+  applies the ResNet preprocessing itself); `read_batches` is the one batch reader that labelling,
+  Grad-CAM, the embedding map and quantization use.
+- `dihedral` is the one spelling of the eight rotations/mirrors of a square image.
 
 No TensorFlow here, so the split and the ONNX inference path start fast.
 """
@@ -21,6 +24,8 @@ from PIL import Image, UnidentifiedImageError
 
 CLASS_NAMES = ("CEX", "PG")  # index = label; the model outputs P(CLASS_NAMES[1]) = P(PG)
 POSITIVE_CLASS = CLASS_NAMES[1]
+DECISION_THRESHOLD = 0.5  # P(PG) at or above this is PG, unless a caller sets its own threshold
+UNKNOWN = "UNKNOWN"  # the label of an image unlike the training images (see gacrystal.ood)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 KAGGLE_SUBPATH = Path("archive", "cropped", "cropped")  # below the folder the Kaggle zip extracts to
 RESIZE_METHODS = {"bilinear": Image.Resampling.BILINEAR, "nearest": Image.Resampling.NEAREST}
@@ -29,6 +34,19 @@ MAX_PIXELS = 50_000_000  # larger declared sizes are refused before decoding (de
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # PIL then raises instead of only warning past 2x this
 IMAGENET_MEAN_RGB = np.array([123.68, 116.779, 103.939], np.float32)  # as in keras.applications
 IMAGENET_STD_RGB = np.array([0.229, 0.224, 0.225], np.float32) * 255
+
+
+def predicted_labels(p_pg, threshold: float = DECISION_THRESHOLD) -> np.ndarray:
+    """Class indices (CEX = 0, PG = 1) from P(PG)."""
+    return (np.asarray(p_pg).ravel() >= threshold).astype(int)
+
+
+def dihedral(pixels: np.ndarray, index: int, axes: tuple[int, int] = (0, 1)) -> np.ndarray:
+    """The index-th of the eight rotations/mirrors of an image (0 is the identity; 1-3 rotate by
+    90, 180, 270 degrees; 4-7 are those, mirrored left-right). `axes`: the image's (rows,
+    columns) axes, (1, 2) for a stack of images."""
+    rotated = np.rot90(pixels, index % 4, axes=axes)
+    return np.flip(rotated, axis=axes[1]) if index >= 4 else rotated
 
 
 def natural_key(path: str | Path) -> list:
@@ -153,7 +171,7 @@ def read_rgb(source, size: int | None = None, resize: str = "bilinear") -> np.nd
 def preprocessing_weights(mode: str) -> tuple[np.ndarray, np.ndarray]:
     """The (kernel, bias) of a 1x1 convolution that maps RGB 0-255 to a backbone's input.
 
-    The models built here apply this inside themselves (GAmodel); models without it, such as the
+    The models built here apply this inside themselves (gacrystal.model); models without it, such as the
     original project's, get it applied by `preprocess`. Modes, as in keras.applications:
     "caffe" (ResNet v1) matches keras.applications.resnet.preprocess_input exactly: the kernel is
     a channel permutation (RGB -> BGR) and the bias subtracts the ImageNet means in BGR order;
@@ -177,3 +195,49 @@ def preprocess(pixels: np.ndarray, mode: str) -> np.ndarray:
     """Applies a backbone's preprocessing to RGB 0-255 pixels (..., 3), outside any model."""
     kernel, bias = preprocessing_weights(mode)
     return np.asarray(pixels, np.float32) @ kernel[0, 0] + bias
+
+
+def read_for_model(source, size: int, resize: str = "bilinear") -> tuple[np.ndarray | None, str]:
+    """(pixels, "") or (None, reason) for a path, bytes, PIL image or RGB array; an array already
+    at the model's size passes straight through. An unreadable source is a result, not a crash."""
+    try:
+        if isinstance(source, np.ndarray):
+            if source.shape[:2] == (size, size):
+                return np.asarray(source, np.float32), ""
+            source = Image.fromarray(np.asarray(source).clip(0, 255).astype(np.uint8))
+        return read_rgb(source, size, resize), ""
+    except (ImageError, OSError, ValueError) as error:
+        return None, why_unreadable(error)
+
+
+def read_batches(sources: list, batch_size: int, size: int, resize: str = "bilinear",
+                 progress: bool = False):
+    """Yields (indices, pixels, errors) per batch of sources, decoding the next batch in threads
+    while the caller works on this one. pixels[i] is None where errors[i] says why.
+
+    The one reader of images for a model: labelling, Grad-CAM, the embedding map, the OOD
+    features and int8 calibration all take their pixels from here.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+    from gacrystal.cli import progress_bar
+    chunks = [list(range(i, min(i + batch_size, len(sources))))
+              for i in range(0, len(sources), batch_size)]
+    bar = progress_bar(len(sources), "reading", enabled=progress and len(sources) >= 2 * batch_size)
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        def submit(chunk):
+            return [pool.submit(read_for_model, sources[i], size, resize) for i in chunk]
+        upcoming = submit(chunks[0]) if chunks else []
+        for n, chunk in enumerate(chunks):
+            current, upcoming = upcoming, submit(chunks[n + 1]) if n + 1 < len(chunks) else []
+            results = [future.result() for future in current]
+            yield chunk, [r[0] for r in results], [r[1] for r in results]
+            bar.update(len(chunk))
+    bar.close()
+
+
+def read_stack(paths: list, size: int, resize: str = "bilinear", batch_size: int = 32):
+    """Yields float32 batches (n, size, size, 3) of the readable images among paths."""
+    for _, pixels, _ in read_batches(paths, batch_size, size, resize):
+        good = [p for p in pixels if p is not None]
+        if good:
+            yield np.stack(good).astype(np.float32)

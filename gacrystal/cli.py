@@ -1,4 +1,4 @@
-"""Settings blocks, command-line flags and one-line errors, shared by every script.
+"""Settings blocks, command-line flags, where each value came from, progress bars and exit codes.
 
 Each runnable script starts with a settings block: plain assignments between the marker lines
 `# --- settings` and `# --- end of settings`, one per line, each with a trailing comment that says
@@ -6,6 +6,10 @@ what it means. Editing the block and pressing Run (PyCharm) and passing flags (t
 same thing: every name in the block is also a flag of the same name (`--batch_size 32` or
 `--batch-size 32`), booleans get `--name` / `--no-name`, an unknown flag is an error and every
 override is printed.
+
+Precedence, lowest first: the settings block, then any recipes the script layers on top (GAmain's
+`--demo` and `--preset`), then the command line. A flag typed on the command line always wins,
+even when its value equals the block's.
 """
 from __future__ import annotations
 
@@ -16,12 +20,12 @@ import logging
 import sys
 from pathlib import Path
 
+from gacrystal.errors import UserError
+
 BLOCK_START = "# --- settings"
 BLOCK_END = "# --- end of settings"
-
-
-class UserError(Exception):
-    """A problem the user can fix (missing data, a bad setting): printed as one line, no traceback."""
+BLOCK = "settings block"
+COMMAND_LINE = "command line"
 
 
 @contextlib.contextmanager
@@ -34,6 +38,13 @@ def quiet_logger(name: str | None = None, level=logging.ERROR):
         yield
     finally:
         logger.setLevel(before)
+
+
+def progress_bar(total: int, desc: str, unit: str = "img", enabled: bool = True):
+    """A tqdm bar on stderr: redrawn often in a terminal, every few seconds in a log file."""
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled,
+                mininterval=0.1 if sys.stderr.isatty() else 5.0)
 
 
 def read_settings_block(script: str | Path) -> list[tuple[str, object, str]]:
@@ -66,43 +77,60 @@ def _optional_str(text: str):
     return None if text.lower() == "none" else text
 
 
-def parse_settings(script: str | Path, description: str, argv=None, extra=()):
+def parse_settings(script: str | Path, description: str, argv=None,
+                   renamed: dict[str, str] | None = None):
     """Reads the script's settings block and applies command-line overrides.
 
     Args:
         script: the script's own path (`__file__`).
         description: the first line of `--help`.
         argv: the arguments; `sys.argv[1:]` when None.
-        extra: (name, help) pairs of boolean flags that are not settings (such as `--demo`).
+        renamed: {old name: setting} for flags that were renamed; the old flag still works.
 
     Returns:
-        (settings, given): a dict of every setting's value, and the set of names given on the
-        command line.
+        (settings, given): a dict of every setting's value, and the set of names typed on the
+        command line (whatever their values).
     """
     block = read_settings_block(script)
     parser = argparse.ArgumentParser(
         description=description,
         epilog="Every flag is a name in the settings block at the top of "
-        f"{Path(script).name}; edit the block or override it here.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+        f"{Path(script).name}; edit the block or override it here.")
+    old_names = {new: old for old, new in (renamed or {}).items()}
     for name, default, help_text in block:
         flags = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
+        flags += [f"--{old_names[name]}"] if name in old_names else []
+        # SUPPRESS: a flag that was not typed leaves no entry, so `given` is exactly what was typed.
+        common = dict(default=argparse.SUPPRESS, dest=name,
+                      help=f"{help_text} (default: {default!r})")
         if isinstance(default, bool):
-            parser.add_argument(*flags, action=argparse.BooleanOptionalAction, default=default,
-                                help=help_text, dest=name)
+            parser.add_argument(*flags, action=argparse.BooleanOptionalAction, **common)
         else:
-            parser.add_argument(*flags, type=_flag_type(default), default=default,
-                                help=help_text, metavar=name.upper(), dest=name)
-    for name, help_text in extra:
-        parser.add_argument(f"--{name.replace('_', '-')}", action="store_true", help=help_text,
-                            dest=name)
-    args = vars(parser.parse_args(sys.argv[1:] if argv is None else argv))
+            parser.add_argument(*flags, type=_flag_type(default), metavar=name.upper(), **common)
+    typed = vars(parser.parse_args(sys.argv[1:] if argv is None else argv))
     defaults = {name: default for name, default, _ in block}
-    given = {name for name, value in args.items() if name in defaults and value != defaults[name]}
-    for name in sorted(given):
-        print(f"override: {name} = {args[name]!r} (settings block: {defaults[name]!r})")
-    return args, given
+    for name in sorted(typed):
+        print(f"override: {name} = {typed[name]!r} (settings block: {defaults[name]!r})")
+    return {**defaults, **typed}, set(typed)
+
+
+def layer_recipes(settings: dict, given: set, recipes: list[tuple[str, dict]],
+                  ) -> tuple[dict, dict[str, str]]:
+    """Lays recipes (such as --demo, then a preset) over the settings block, in order, never over
+    a value typed on the command line; prints each value a recipe set.
+
+    Returns:
+        (settings, source): the values, and for each setting where it came from ("settings
+        block", a recipe's name, or "command line").
+    """
+    settings = dict(settings)
+    source = {name: COMMAND_LINE if name in given else BLOCK for name in settings}
+    for recipe_name, recipe in recipes:
+        for name, value in recipe.items():
+            if name not in given:
+                print(f"{recipe_name}: {name} = {value!r}")
+                settings[name], source[name] = value, recipe_name
+    return settings, source
 
 
 def run_main(main, argv=None) -> int:

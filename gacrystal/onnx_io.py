@@ -1,5 +1,6 @@
-"""ONNX export of a Keras model that stays small in memory.
+"""ONNX files: opening them with ONNX Runtime, and exporting a Keras model in little memory.
 
+    session = open_session("runs/RUN/model.onnx")
     export_onnx(scorer, "runs/RUN/model.onnx", card={"backbone": "ResNet101", ...})
 
 Why not Keras's `model.export(format="onnx")`: it freezes the weights into the TensorFlow graph as
@@ -17,10 +18,16 @@ import json
 import tempfile
 from pathlib import Path
 
-from GAcli import quiet_logger
+from gacrystal.cli import quiet_logger
 
 OPSET = 17
 CARD_KEY = "ga_model"  # where our .onnx files keep their model card (ONNX metadata_props)
+
+
+def open_session(path: str | Path, options=None):
+    """An ONNX Runtime session on the CPU (the one place sessions are made)."""
+    import onnxruntime as ort
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def export_onnx(model, path: str | Path, card: dict | None = None):
@@ -86,7 +93,7 @@ def optimize(source: Path, target: Path):
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     options.optimized_model_filepath = str(target)
     options.log_severity_level = 3
-    ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
+    open_session(source, options)
 
 
 def add_model_card(source: Path, card: dict, target: Path):

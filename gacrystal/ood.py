@@ -3,7 +3,7 @@
 A sigmoid always answers: the original labelled a cat photo "PG, 90.27%". Here every image is
 compared with the training images in the network's own feature space, at several depths: for the
 preprocessed input, the stem and each backbone stage, every channel's spatial mean and standard
-deviation (GAmodel.scoring_model). Pooled last-stage features alone do not work here: measured on
+deviation (gacrystal.model.scoring_model). Pooled last-stage features alone do not work here: measured on
 the demo model, flat colours, noise and checkerboards scored *closer* to the training images than
 held-out crystals, while the low stages put every one of them far away.
 
@@ -21,7 +21,7 @@ synthetic set, 73 validation images let only 95% of unseen crystal images pass).
 scaled stage score, divided by the 99th percentile of that over the same images, is the image's
 `ood_score`. Above 1 means "not like the training data" and the label is UNKNOWN. The
 statistics are NumPy arrays in an .npz file (no pickle) beside the model; an int8 copy of the
-model has its own, fitted on its own features (GAquantize.py).
+model has its own, fitted on its own features (gacrystal.quantize).
 """
 from __future__ import annotations
 
@@ -30,11 +30,13 @@ from pathlib import Path
 import numpy as np
 
 FILE_NAME = "ood.npz"
-INT8_FILE_NAME = "ood.int8.npz"  # an int8 model's own statistics (GAquantize): its features differ
+INT8_FILE_NAME = "ood.int8.npz"  # an int8 model's own statistics (gacrystal.quantize): its features differ
 FIT_IMAGES = 2000  # training images the statistics are fitted on (at most)
 PASS_RATE = 0.99  # share of validation images that pass
 MAX_DIRECTIONS = 32
 CALIBRATION_FOLDS = 5
+FIT_SEED = 0  # draws the FIT_IMAGES when a training split has more
+METHOD = "multi-stage Mahalanobis"
 
 
 def fit_stage(features: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
@@ -70,10 +72,10 @@ def stage_scores(stage: dict, features: np.ndarray) -> np.ndarray:
     return mahalanobis / len(stage["components"]) + residual / stage["residual_scale"]
 
 
-def fitting_indices(count: int, seed: int) -> np.ndarray:
+def fitting_indices(count: int) -> np.ndarray:
     """Which of `count` training images the statistics are fitted on: up to FIT_IMAGES, drawn
-    with `seed`, in file order."""
-    return np.sort(np.random.default_rng(seed).permutation(count)[:FIT_IMAGES])
+    with FIT_SEED, in file order (the same images for every model of one split)."""
+    return np.sort(np.random.default_rng(FIT_SEED).permutation(count)[:FIT_IMAGES])
 
 
 def stage_sizes(stages: list[dict]) -> list[int]:
@@ -115,6 +117,29 @@ def fit(train_features, train_labels, val_features, sizes, pass_rate=PASS_RATE) 
     return stages
 
 
+def fit_statistics(features_of, train_paths: list, train_labels, val_paths: list,
+                   sizes: list[int]) -> tuple[list[dict], dict]:
+    """The one recipe for a model's out-of-distribution statistics, whoever fits them (training,
+    GAquantize for an int8 copy): fitted on up to FIT_IMAGES un-augmented training images,
+    calibrated on the validation images and on held-out training folds.
+
+    Args:
+        features_of: paths -> the model's OOD features of those images, (n, sum(sizes)).
+        sizes: each stage's share of the features (gacrystal.model.scoring_model).
+
+    Returns:
+        (stages, summary): the statistics (for `save`) and figures for config.json.
+    """
+    chosen = fitting_indices(len(train_paths))
+    train_features = features_of([train_paths[i] for i in chosen])
+    val_features = features_of(list(val_paths))
+    stages = fit(train_features, np.asarray(train_labels)[chosen], val_features, sizes)
+    summary = {"threshold": 1.0, "method": METHOD, "fit_images": len(chosen),
+               "val_pass_rate": float(np.mean(scores(stages, val_features) <= 1)),
+               "stage_scales": [float(stage["scale"]) for stage in stages]}
+    return stages, summary
+
+
 def scores(stages: list[dict], features: np.ndarray) -> np.ndarray:
     """ood_score of each image: the largest of its scaled stage scores; above 1 is rejected."""
     return np.max([stage_scores(stage, part) / float(stage["scale"])
@@ -123,7 +148,7 @@ def scores(stages: list[dict], features: np.ndarray) -> np.ndarray:
 
 
 def save(stages: list[dict], path: str | Path):
-    from GAfiles import atomic_path
+    from gacrystal.files import atomic_path
     arrays = {f"stage{i}_{k}": np.asarray(v, np.float32)
               for i, stage in enumerate(stages) for k, v in stage.items()}
     with atomic_path(path) as temporary:

@@ -18,7 +18,7 @@ def gradcam_model(model):
     """A model with outputs [last convolutional stage's maps, P(PG)]: the input of the head's
     global average pooling, which is in the outer graph for nested and flat backbones alike."""
     import keras
-    from GAmodel import pooling_layer
+    from gacrystal.model import pooling_layer
     return keras.Model(model.inputs, [pooling_layer(model).input, model.output])
 
 
@@ -50,23 +50,23 @@ def overlay(rgb: np.ndarray, heat: np.ndarray) -> Image.Image:
     return Image.fromarray(blended.clip(0, 255).astype(np.uint8))
 
 
-def explain_files(classifier, files: list[str], out_dir: Path, batch_size: int) -> list[Path]:
-    """Writes OUT_DIR/<name>_gradcam.png for each readable file; returns the paths written."""
-    from GAfiles import atomic_path
-    from GAimages import read_rgb
-    grad_model = gradcam_model(classifier.model)
+def gradcam_overlay(path, cam: np.ndarray) -> tuple[np.ndarray, Image.Image]:
+    """The image at `path` at its own size, and the Grad-CAM map laid over it (the one recipe for
+    overlays: GAinfer's --explain and the run report's gallery)."""
+    from gacrystal.images import read_rgb
+    original = read_rgb(path)
+    return original, overlay(original, heat_map(cam, original.shape[1], original.shape[0]))
+
+
+def write_overlays(grad_model, model_input: np.ndarray, files: list, out_dir: Path) -> list[Path]:
+    """Writes OUT_DIR/<name>_gradcam.png for each of a batch of images (model_input: the batch as
+    the model takes it, files: where each came from); returns the paths written."""
+    from gacrystal.files import atomic_path
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for indices, pixels, _ in classifier._decoded_batches(files, batch_size, progress=False):
-        readable = [(i, p) for i, p in zip(indices, pixels) if p is not None]
-        if not readable:
-            continue
-        cams = gradcam(grad_model, classifier.model_input(np.stack([p for _, p in readable])))
-        for (i, _), cam in zip(readable, cams):
-            original = read_rgb(files[i])  # at its own size
-            heat = heat_map(cam, original.shape[1], original.shape[0])
-            target = out_dir / f"{Path(files[i]).stem}_gradcam.png"
-            with atomic_path(target) as temporary:
-                overlay(original, heat).save(temporary)
-            written.append(target)
+    for path, cam in zip(files, gradcam(grad_model, model_input)):
+        target = out_dir / f"{Path(path).stem}_gradcam.png"
+        with atomic_path(target) as temporary:
+            gradcam_overlay(path, cam)[1].save(temporary)
+        written.append(target)
     return written

@@ -13,7 +13,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from GAcli import UserError
+from gacrystal.errors import UserError
 
 try:
     import fcntl

@@ -1,0 +1,25 @@
+"""gacrystal: the library behind the GA scripts — a CEX/PG crystal image classifier for
+crystallization monitoring.
+
+    from gacrystal import load_classifier
+    classifier = load_classifier("weights/model.keras")      # or .h5, .onnx, GAweights.h5
+    records = classifier.label(["a.png", "b.png"])           # paths, PIL images or a NumPy batch
+
+Class 0 is CEX (cephalexin, the product) and class 1 is PG (phenylglycine, the impurity); every
+model's single output is P(PG). Importing this package does not import TensorFlow.
+
+Modules, by what they are about: cli (settings blocks and flags), errors, files (atomic writes,
+locks), images (class names, reading, preprocessing), data (tf.data pipeline), copies (finding
+copies of one crop), splitting, synthetic, model, callbacks, keras_state (the Keras internals that
+exact resume needs), training, runs (the run folder's books), ood (rejecting foreign images),
+classifier (loading and labelling), labelling (a folder's table and embedding map), explain
+(Grad-CAM), report (plots, report.html), onnx_io (ONNX sessions and export), quantize (int8).
+"""
+from gacrystal.classifier import Classifier, load_classifier
+from gacrystal.errors import UserError
+from gacrystal.images import (CLASS_NAMES, DECISION_THRESHOLD, UNKNOWN, preprocess,
+                              predicted_labels, read_rgb)
+
+__all__ = ["CLASS_NAMES", "Classifier", "DECISION_THRESHOLD", "UNKNOWN", "UserError",
+           "load_classifier", "predicted_labels", "preprocess", "read_rgb"]
+__version__ = "2.0.0"

@@ -1,0 +1,287 @@
+"""Loading a trained classifier (this project's .keras/.h5/.onnx, or the original project's files)
+and labelling images with it: the Python API.
+
+    from gacrystal import load_classifier
+    classifier = load_classifier("weights/model.keras")       # or .h5, .onnx, GAweights.h5
+    records = classifier.label(["a.png", "b.png"])            # or PIL images, or a NumPy batch
+    p_pg = classifier.predict(batch)                          # (n, size, size, 3) RGB 0-255
+
+No TensorFlow is imported for .onnx files: ONNX Runtime runs them, which starts fast.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from gacrystal import ood
+from gacrystal.errors import UserError
+from gacrystal.images import CLASS_NAMES, DECISION_THRESHOLD, UNKNOWN, preprocess, read_batches
+from gacrystal.onnx_io import CARD_KEY, open_session
+
+GET_WEIGHTS_HELP = (
+    "train a model with `python GAmain.py` (or `python GAmain.py --demo`, which puts a small one "
+    "into weights/), or put the original project's released GAweights.h5 or GAweights.onnx into "
+    "weights/ and pass --weights weights/GAweights.h5")
+
+
+def original_model_card(image_size: int) -> dict:
+    """How the original project's files are used: input preprocessed outside, nearest resize.
+
+    The original fed Keras 2's load_img images (nearest-neighbour resize) through
+    keras.applications.resnet.preprocess_input ("caffe") before its model.
+    """
+    return {"image_size": image_size, "resize": "nearest", "class_names": list(CLASS_NAMES),
+            "preprocessing": "caffe", "preprocessing_inside": False, "origin": "original project"}
+
+
+def read_model_card(path: Path, image_size: int, preprocessing_inside: bool) -> dict:
+    """The model card of a .keras/.h5 file: config.json beside it, else what the file shows."""
+    if not preprocessing_inside:
+        return original_model_card(image_size)
+    config = path.parent / "config.json"
+    card = {"image_size": image_size, "resize": "bilinear", "class_names": list(CLASS_NAMES)}
+    if config.is_file():
+        card.update(json.loads(config.read_text()).get("model", {}))
+    card["preprocessing_inside"] = True
+    return card
+
+
+class Classifier:
+    """A loaded model and the conventions it needs; labels paths, PIL images or NumPy batches.
+
+    Attributes:
+        card: image_size, resize, class_names, preprocessing, preprocessing_inside (and, for
+            this project's models, what config.json says of them).
+    """
+
+    def __init__(self, path: Path, run_batch, card: dict, model=None, fixed_batch=None,
+                 ood_stages=None):
+        self.path, self._run_batch, self.card, self.model = path, run_batch, card, model
+        self.fixed_batch = fixed_batch  # an ONNX input with a fixed batch dimension
+        self.image_size, self.resize = card["image_size"], card["resize"]
+        self.ood_stages = ood_stages  # gacrystal.ood statistics; None: rejection unavailable
+
+    @property
+    def can_reject(self) -> bool:
+        return self.ood_stages is not None
+
+    def model_input(self, pixels) -> np.ndarray:
+        """RGB 0-255 pixels as the model takes them: float32, preprocessed here only for models
+        that do not preprocess inside themselves (the original project's)."""
+        pixels = np.asarray(pixels, np.float32)
+        if not self.card["preprocessing_inside"]:
+            pixels = preprocess(pixels, self.card["preprocessing"])
+        return pixels
+
+    def predict_and_score(self, pixels: np.ndarray,
+                          score: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """P(PG) and (where the model has its OOD statistics and `score` is on) the ood_score of
+        a batch of RGB 0-255 images of shape (n, image_size, image_size, 3)."""
+        pixels = self.model_input(pixels)
+        step = self.fixed_batch or max(len(pixels), 1)
+        parts = [self._run_batch(pixels[i:i + step]) for i in range(0, len(pixels), step)]
+        if not parts:
+            return np.zeros(0, np.float32), None
+        p_pg = np.concatenate([p for p, _ in parts]).reshape(-1)
+        if not score or not self.can_reject or parts[0][1] is None:
+            return p_pg, None
+        return p_pg, ood.scores(self.ood_stages, np.concatenate([f for _, f in parts]))
+
+    def predict(self, pixels: np.ndarray) -> np.ndarray:
+        """P(PG) for a batch of RGB 0-255 images of shape (n, image_size, image_size, 3)."""
+        return self.predict_and_score(pixels, score=False)[0]
+
+    def record(self, name: str, p_pg: float | None, error: str = "", threshold=DECISION_THRESHOLD,
+               ood_score: float | None = None, reject=True) -> dict:
+        """One result row: the label, P(PG), the confidence of that label and the ood_score.
+
+        The label is UNKNOWN when rejection is on and ood_score > 1 (the image is unlike the
+        training images); P(PG) is still given."""
+        if p_pg is None:
+            return {"file": name, "label": "ERROR", "p_pg": None, "confidence": None,
+                    "ood_score": None, "error": error}
+        is_pg = p_pg >= threshold
+        label = CLASS_NAMES[int(is_pg)]
+        if reject and ood_score is not None and ood_score > 1:
+            label = UNKNOWN
+        return {"file": name, "label": label, "p_pg": float(p_pg),
+                "confidence": float(p_pg if is_pg else 1.0 - p_pg),
+                "ood_score": None if ood_score is None else float(ood_score), "error": ""}
+
+    def label(self, inputs, batch_size=32, threshold=DECISION_THRESHOLD, progress=False,
+              reject=True, on_batch=None) -> list[dict]:
+        """Labels file paths, PIL images, or a NumPy batch (n, h, w, 3) / one image (h, w, 3).
+
+        Args:
+            on_batch: called as on_batch(indices, pixels) with each batch's readable inputs at
+                the model's size, so that other work on the same images (Grad-CAM, features)
+                needs no second decode.
+
+        Returns:
+            One record per input: {"file", "label", "p_pg", "confidence", "ood_score", "error"};
+            label is CEX, PG, UNKNOWN (unlike the training images; only with reject and a model
+            that has its OOD statistics) or ERROR (unreadable; the reason in "error").
+        """
+        if isinstance(inputs, np.ndarray):
+            batch = inputs[None] if inputs.ndim == 3 else inputs
+            inputs = list(batch)
+        elif not isinstance(inputs, (list, tuple)):
+            inputs = [inputs]
+        names = [str(x) if isinstance(x, (str, Path)) else f"<image {i}>" for i, x in enumerate(inputs)]
+        records = []
+        for indices, pixels, errors in read_batches(inputs, batch_size, self.image_size,
+                                                    self.resize, progress):
+            readable = [i for i, p in zip(indices, pixels) if p is not None]
+            good = np.stack([p for p in pixels if p is not None]) if readable else None
+            p_pg, scores = self.predict_and_score(good) if readable else ([], None)
+            results = iter(zip(p_pg, scores if scores is not None else [None] * len(readable)))
+            for i, p, error in zip(indices, pixels, errors):
+                p_one, score = (None, None) if p is None else next(results)
+                records.append(self.record(names[i], p_one, error, threshold, score, reject))
+            if on_batch is not None and readable:
+                on_batch(readable, good)
+        return records
+
+
+def code_layers_in_h5(path: Path) -> list[str]:
+    """Names of the Lambda layers in a legacy .h5 model: each holds Python code that loading runs."""
+    import h5py
+    try:
+        with h5py.File(path, "r") as f:
+            config = f.attrs.get("model_config")
+    except OSError:
+        return []  # not HDF5 at all; load_model says so
+    if config is None:
+        return []
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("class_name") == "Lambda":
+                found.append(node.get("config", {}).get("name", "?"))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+    walk(json.loads(config if isinstance(config, str) else config.decode()))
+    return found
+
+
+def load_keras_model(path: Path, trust_model: bool = False):
+    """keras.models.load_model without running code from the file unless the user trusts it.
+
+    .keras files load in Keras's safe mode (a Lambda layer's code is refused). A legacy .h5 file
+    with Lambda layers is refused here, before loading, unless trust_model is set.
+    """
+    import keras
+    if path.suffix.lower() in (".h5", ".hdf5") and not trust_model:
+        code = code_layers_in_h5(path)
+        if code:
+            raise UserError(f"{path} holds Lambda layers ({', '.join(code)}) whose Python code "
+                            "would run on loading; load it only if you trust its source, with "
+                            "--trust-model")
+    try:
+        return keras.models.load_model(path, compile=False, safe_mode=not trust_model)
+    except Exception as error:
+        text = str(error).splitlines()[0][:200] if str(error) else ""
+        if "safe_mode" in str(error):
+            text = ("it holds a Lambda layer whose Python code would run on loading; load it only "
+                    "if you trust its source, with --trust-model")
+        raise UserError(f"could not load {path} as a Keras model ({type(error).__name__}: "
+                        f"{text})") from None
+
+
+def load_keras_classifier(path: Path, trust_model: bool = False) -> Classifier:
+    """A .keras or .h5 file: this project's (preprocessing inside) or the original's (outside)."""
+    model = load_keras_model(path, trust_model)
+    if len(model.inputs) != 1 or model.input_shape[-1] != 3 or model.output_shape[-1] != 1:
+        raise UserError(f"{path} is not a CEX/PG classifier: expected input (batch, size, size, 3) "
+                        f"and output (batch, 1). Received: input {model.input_shape}, "
+                        f"output {model.output_shape}")
+    inside = any(layer.name.startswith("preprocess_") for layer in model.layers[:3])
+    card = read_model_card(path, model.input_shape[1] or 224, inside)
+    if model.input_shape[1] not in (None, card["image_size"]):
+        raise UserError(f"{path} takes {model.input_shape[1]} px images but the config.json beside "
+                        f"it says image_size={card['image_size']}; keep each model with its own "
+                        "config.json")
+    stages = ood_statistics(path, card)
+    if stages is not None:  # one pass gives P(PG) and the features the OOD check reads
+        from gacrystal.model import scoring_model
+        scorer = scoring_model(model)[0]
+        return Classifier(path, one_batch_shape(lambda x: scorer.predict_on_batch(x)),
+                          card, model=model, ood_stages=stages)
+    return Classifier(path, one_batch_shape(lambda x: (model.predict_on_batch(x), None)), card,
+                      model=model)
+
+
+def one_batch_shape(run):
+    """Keras traces its predict function again for each new batch shape (about 2 s for a
+    ResNet-101): a short last batch is padded to the widest batch seen so far instead."""
+    widest = 0
+
+    def run_padded(x):
+        nonlocal widest
+        n, widest = len(x), max(widest, len(x))
+        if n < widest:
+            x = np.concatenate([x, np.zeros((widest - n, *x.shape[1:]), x.dtype)])
+        return tuple(None if y is None else np.asarray(y)[:n] for y in run(x))
+    return run_padded
+
+
+def ood_statistics(path: Path, card: dict) -> list[dict] | None:
+    """The OOD statistics saved beside a model of this project (ood.npz, or ood.int8.npz for an
+    int8 copy), or None."""
+    if not card["preprocessing_inside"]:
+        return None
+    return ood.load(path.parent / ood.file_for(card))
+
+
+def load_onnx_classifier(path: Path) -> Classifier:
+    """An .onnx file through ONNX Runtime (no TensorFlow): ours carries its card as metadata."""
+    try:
+        session = open_session(path)
+    except Exception as error:
+        raise UserError(f"could not load {path} as an ONNX model ({type(error).__name__}: "
+                        f"{str(error).splitlines()[0][:200]})") from None
+    model_input = session.get_inputs()[0]
+    shape = model_input.shape
+    if len(shape) != 4 or shape[-1] != 3:
+        raise UserError(f"{path} is not a CEX/PG classifier: expected an NHWC input "
+                        f"(batch, size, size, 3). Received: {shape}")
+    metadata = session.get_modelmeta().custom_metadata_map
+    if CARD_KEY in metadata:
+        card = dict(json.loads(metadata[CARD_KEY]), preprocessing_inside=True)
+    else:  # the original project's tf2onnx export: preprocessed input
+        card = original_model_card(shape[1] if isinstance(shape[1], int) else 224)
+    name = model_input.name
+    fixed_batch = shape[0] if isinstance(shape[0], int) else None
+    # Our files' second output holds the features the OOD check reads.
+    stages = ood_statistics(path, card) if len(session.get_outputs()) > 1 else None
+
+    def run(x):
+        outputs = session.run(None, {name: x})
+        return outputs[0], outputs[1] if stages is not None else None
+    return Classifier(path, run, card, fixed_batch=fixed_batch, ood_stages=stages)
+
+
+def load_classifier(path: str | Path, trust_model: bool = False) -> Classifier:
+    """Loads a .keras, .h5 or .onnx classifier, this project's or the original project's.
+
+    The returned object's `label(...)` takes file paths, PIL images or a NumPy batch of RGB 0-255
+    images and returns records with the label, P(PG) and confidence; `predict(batch)` returns
+    P(PG) for images already at `image_size`. trust_model allows a legacy .h5 file's Lambda
+    layers, whose Python code runs on loading (never needed for this project's files).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"no model file at {path}; {GET_WEIGHTS_HELP}")
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        return load_onnx_classifier(path)
+    if suffix in (".keras", ".h5", ".hdf5"):
+        return load_keras_classifier(path, trust_model)
+    raise UserError(f"unknown model format {suffix!r}. Expected .keras, .h5 or .onnx. "
+                    f"Received: weights={path}")

@@ -1,0 +1,148 @@
+"""The run folder's books: a new folder per run, history.csv, config.json, the backup that
+--resume reads, and publishing a model to weights/.
+
+A run folder holds, while training, `config.json` with training.status "running" (what --resume
+reads) and `backup/` (Keras's BackupAndRestore files, the random streams, and once training has
+finished the trained weights); at the end, the deliverables and the complete config.json, and no
+backup.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+from datetime import datetime
+from pathlib import Path
+
+from gacrystal.errors import UserError
+from gacrystal.files import copy_atomic, write_csv, write_text_atomic
+
+BACKUP = "backup"  # in the run folder while training: Keras's BackupAndRestore files
+RANDOM_STATE = "random_state.json"  # in BACKUP: the dropout layers' random streams
+TRAINED_WEIGHTS = "trained.weights.h5"  # in BACKUP once training has finished
+TRAINED = "trained.json"  # in BACKUP beside them: what stopped the run
+MODEL_FILES = ("model.keras", "model.h5", "model.onnx", "config.json", "ood.npz")
+RESUMED = "resumed run"  # where a resumed run's settings came from
+
+
+def new_run_dir(runs: str | Path, backbone: str, demo: bool = False) -> Path:
+    """A new folder runs/DATE_TIME_BACKBONE[_demo][_N]; an existing one is never reused."""
+    stamp = datetime.now().strftime("%Y-%m-%d_%H%M%S")
+    base = f"{stamp}_{backbone.lower()}" + ("_demo" if demo else "")
+    for n in range(1, 1000):
+        run_dir = Path(runs, base if n == 1 else f"{base}_{n}")
+        try:
+            run_dir.mkdir(parents=True)
+            return run_dir
+        except FileExistsError:
+            continue
+    raise UserError(f"could not create a new run folder in {runs}")
+
+
+def read_history(run_dir: Path, before_epoch: int | None = None) -> list[dict]:
+    """history.csv's rows as dicts of floats (without the epoch column), optionally only the
+    rows of epochs before `before_epoch`."""
+    import csv
+    path = run_dir / "history.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    if before_epoch is not None:
+        rows = [row for row in rows if row["epoch"] < before_epoch]
+    return [{k: v for k, v in row.items() if k != "epoch"} for row in rows]
+
+
+def write_history(run_dir: Path, rows: list[dict]):
+    if rows:
+        write_csv([{"epoch": i, **row} for i, row in enumerate(rows)], run_dir / "history.csv",
+                  ["epoch", *rows[0]])
+    else:
+        (run_dir / "history.csv").unlink(missing_ok=True)
+
+
+def columns(rows: list[dict]) -> dict[str, list[float]]:
+    """Rows of per-epoch logs as Keras's History does: a list of values per metric."""
+    return {k: [row[k] for row in rows] for k in rows[0]} if rows else {}
+
+
+def backed_up_epochs(run_dir: Path | None) -> int:
+    """Epochs completed according to the run's backup (0 when there is none)."""
+    if run_dir is None:
+        return 0
+    metadata = run_dir / BACKUP / "training_metadata.json"
+    return json.loads(metadata.read_text())["epoch"] if metadata.exists() else 0
+
+
+def library_versions() -> dict:
+    import keras
+    import numpy
+    import sklearn
+    import tensorflow
+    return {"python": platform.python_version(), "tensorflow": tensorflow.__version__,
+            "keras": keras.__version__, "numpy": numpy.__version__,
+            "scikit-learn": sklearn.__version__}
+
+
+def run_config(settings: dict, sources: dict, card: dict, counts: dict, training: dict,
+               test: dict | None = None, files: tuple = (), ood: dict | None = None) -> dict:
+    """config.json's content: what inference needs (model section), and everything to reproduce
+    the run, including where each setting's value came from."""
+    return {
+        "model": card,
+        "settings": dict(settings),
+        "settings_source": dict(sources),
+        "dataset": counts,
+        "training": training,
+        "test": test,
+        "ood": ood,
+        "versions": library_versions(),
+        "files": [Path(f).name for f in files],
+        "created": datetime.now().isoformat(timespec="seconds"),
+        "demo": bool(settings.get("demo")),
+    }
+
+
+def write_config(run_dir: Path, config: dict):
+    """Written when the run starts (training: {"status": "running"}), which is what --resume
+    reads, and again, complete, at the end."""
+    write_text_atomic(run_dir / "config.json", json.dumps(config, indent=2, default=float))
+
+
+def resumed_settings(run_dir: Path) -> tuple[dict, dict]:
+    """--resume RUN_DIR: the run's own settings from its config.json, checked for a usable run.
+
+    Returns:
+        (settings, sources), every source "resumed run".
+    """
+    config_path = run_dir / "config.json"
+    if not config_path.is_file():
+        raise UserError(f"{run_dir} is not a run folder (no config.json); pass the folder that "
+                        "GAmain.py printed as 'run folder:'")
+    config = json.loads(config_path.read_text())
+    if config["training"].get("status") != "running":
+        raise UserError(f"the run in {run_dir} has finished; there is nothing to resume")
+    print(f"resuming the run in {run_dir} with its settings")
+    settings = dict(config["settings"], resume=str(run_dir))
+    return settings, {name: RESUMED for name in settings}
+
+
+def drop_backup(run_dir: Path):
+    """Once every deliverable is written, the backup has nothing left to give."""
+    shutil.rmtree(run_dir / BACKUP, ignore_errors=True)
+
+
+def publish_model(run_dir: Path, weights_dir: Path):
+    """Copies a demo run's model into weights_dir for GAinfer.py, unless a model that is not a
+    demo model is there already (it is never replaced)."""
+    config = weights_dir / "config.json"
+    if (weights_dir / "model.keras").exists() and not (
+            config.exists() and json.loads(config.read_text()).get("demo")):
+        print(f"{weights_dir}/ holds a model that is not a demo model; left it alone "
+              f"(demo model: {run_dir})")
+        return
+    weights_dir.mkdir(exist_ok=True)
+    for name in MODEL_FILES:
+        if (run_dir / name).exists():
+            copy_atomic(run_dir / name, weights_dir / name)
+    print(f"copied the demo model to {weights_dir}/ for GAinfer.py")

@@ -1,0 +1,221 @@
+"""Training steps: the data, the compiled model, fit() with its callbacks, the out-of-distribution
+check, the test evaluation and the saved model files. GAmain.py calls them in order.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from gacrystal import ood, runs
+from gacrystal.errors import UserError
+from gacrystal.images import CLASS_NAMES, DECISION_THRESHOLD, predicted_labels
+
+
+def load_splits(data: str | Path, image_size: int, resize: str, batch_size: int, augment: bool,
+                seed: int, first_epoch: int = 0) -> dict:
+    """Paths, labels and tf.data pipelines of train, val and test (the training pipeline starts
+    at first_epoch's shuffle order: a resumed run's)."""
+    from gacrystal.data import (augmentation, check_split_folder, drop_unreadable, list_split,
+                                make_dataset)
+    check_split_folder(data)
+    splits = {}
+    for split in ("train", "val", "test"):
+        paths, labels = list_split(Path(data, split))
+        paths, labels, skipped = drop_unreadable(paths, labels, image_size, resize)
+        for path, reason in skipped:
+            print(f"skipped {path}: {reason}")
+        if len(set(labels.tolist())) < 2:
+            raise UserError(f"{Path(data, split)} has no readable images of one class")
+        augmenter = augmentation(seed) if split == "train" and augment else None
+        dataset = make_dataset(paths, labels, image_size, batch_size, shuffle=split == "train",
+                               augment=augmenter, seed=seed, resize=resize,
+                               first_epoch=first_epoch)
+        splits[split] = {"paths": paths, "labels": labels, "dataset": dataset}
+    return splits
+
+
+def class_counts(splits: dict) -> dict:
+    return {split: {name: int((part["labels"] == i).sum()) for i, name in enumerate(CLASS_NAMES)}
+            for split, part in splits.items()}
+
+
+def build_and_compile(backbone: str, weights, image_size: int, trainable_fraction: float,
+                      dropouts: tuple[float, float], bn_momentum: float, lr: float,
+                      momentum: float):
+    import keras
+    from gacrystal.model import build_classifier
+    model = build_classifier(backbone, weights, image_size, trainable_fraction, dropouts,
+                             bn_momentum)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr, momentum=momentum),
+                  loss="binary_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def train(model, splits: dict, run_dir: Path, epochs: int, batch_size: int, f1_stop: float,
+          f1_patience: int, loss_patience: int, loss_min_delta: float, from_scratch: bool):
+    """fit() with the validation, stop-rule, NaN, backup and CSV-log callbacks.
+
+    A resumed run continues from the backup's epoch; history.csv is first cut back to the epochs
+    the backup holds (a crash can fall between writing a row and the backup).
+
+    Returns:
+        (the history of every epoch, from history.csv; what stopped the run).
+    """
+    import keras
+    from gacrystal.callbacks import (BackupEachEpoch, EarlyStopOnValLoss, StopOnNaN,
+                                     StopWhenF1Reached, ValidationMetrics)
+    from gacrystal.data import steps_per_epoch
+    from gacrystal.keras_state import random_state, restore_random_state
+    earlier = runs.read_history(run_dir, before_epoch=runs.backed_up_epochs(run_dir))
+    runs.write_history(run_dir, earlier)
+    if earlier:
+        print(f"resuming after epoch {len(earlier)} from {run_dir / runs.BACKUP}")
+        restore_random_state([model], json.loads((run_dir / runs.BACKUP / runs.RANDOM_STATE)
+                                                 .read_text()))
+    f1_rule = StopWhenF1Reached(f1_stop, f1_patience, earlier)
+    loss_rule = EarlyStopOnValLoss(loss_patience, loss_min_delta, earlier)
+    nan_guard = StopOnNaN()
+    callbacks = [
+        nan_guard,
+        ValidationMetrics(splits["val"]["dataset"], splits["val"]["labels"]),  # it logs for the rest
+        f1_rule,
+        loss_rule,
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
+        BackupEachEpoch(run_dir / runs.BACKUP, nan_guard,  # after the CSV row: see its docstring
+                        extra_state=lambda: {runs.RANDOM_STATE: random_state([model])}),
+    ]
+    try:
+        model.fit(splits["train"]["dataset"], epochs=epochs, callbacks=callbacks,
+                  steps_per_epoch=steps_per_epoch(len(splits["train"]["paths"]), batch_size),
+                  shuffle=False,  # the tf.data pipeline shuffles, seeded
+                  verbose=2 if not sys.stdout.isatty() else 1)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted. Every completed epoch is saved; continue with:\n"
+              f"  python GAmain.py --resume {run_dir}", file=sys.stderr)
+        raise
+    if nan_guard.where is not None:
+        lr = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+        raise UserError(nan_message(nan_guard.where, lr, from_scratch, run_dir))
+    return runs.columns(runs.read_history(run_dir)), stop_reason(f1_rule, loss_rule, epochs)
+
+
+def stop_reason(f1_rule, loss_rule, epochs: int) -> str:
+    if f1_rule.stopped_epoch is not None:
+        return f"F1 rule at epoch {f1_rule.stopped_epoch + 1}"
+    if loss_rule.stopped_epoch > 0:
+        return (f"val-loss early stop at epoch {loss_rule.stopped_epoch + 1} "
+                f"(weights of epoch {loss_rule.best_epoch + 1})")
+    return f"epoch limit ({epochs})"
+
+
+def nan_message(where: tuple[int, int | None], lr: float, from_scratch: bool, run_dir: Path) -> str:
+    """Why the loss went NaN, most likely, and what to do about it."""
+    epoch, batch = where
+    cause = (f"the learning rate lr={lr:g} is too high for a network that starts from scratch "
+             "(--weights none); lr 0.1 is the original's rate for ImageNet weights"
+             if from_scratch else f"the learning rate lr={lr:g} is too high")
+    kept = runs.backed_up_epochs(run_dir)
+    what = (f"the training loss became NaN in epoch {epoch + 1}, batch {batch + 1}"
+            if batch is not None
+            else f"the weights became NaN or infinite in epoch {epoch + 1} (the loss diverged)")
+    return (f"{what}. Most likely {cause}; start again with a lower one, e.g. --lr {lr / 10:g}. "
+            "The last good " + (f"state (epoch {kept}) is kept in {run_dir / runs.BACKUP}" if kept
+                                else "state was the initial one; nothing to keep"))
+
+
+def train_or_restore(model, run_dir: Path, **train_args) -> tuple[dict, str]:
+    """Trains (see `train` for the arguments); or, when a resumed run had finished training before
+    it stopped (while saving), restores the trained weights. Either way the trained weights stay
+    in the backup folder until every deliverable is written."""
+    finished = run_dir / runs.BACKUP / runs.TRAINED
+    if finished.exists():
+        print("training had finished; writing the deliverables")
+        model.load_weights(run_dir / runs.BACKUP / runs.TRAINED_WEIGHTS)
+        return (runs.columns(runs.read_history(run_dir)),
+                json.loads(finished.read_text())["stopped_by"])
+    history, stopped_by = train(model, run_dir=run_dir, **train_args)
+    model.save_weights(run_dir / runs.BACKUP / runs.TRAINED_WEIGHTS)
+    finished.write_text(json.dumps({"stopped_by": stopped_by}))
+    return history, stopped_by
+
+
+def fit_ood_check(scorer, sizes: list[int], splits: dict, image_size: int, resize: str,
+                  batch_size: int, run_dir: Path) -> tuple[list[dict], dict]:
+    """Fits the out-of-distribution statistics with the one recipe (gacrystal.ood.fit_statistics)
+    on un-augmented training images and saves them as ood.npz beside the model."""
+    from gacrystal.data import make_dataset
+    started = time.time()
+
+    def features_of(paths):
+        dataset = make_dataset(paths, np.zeros(len(paths)), image_size, batch_size, resize=resize)
+        return scorer.predict(dataset, verbose=0)[1]
+    stages, summary = ood.fit_statistics(features_of, splits["train"]["paths"],
+                                         splits["train"]["labels"], splits["val"]["paths"], sizes)
+    ood.save(stages, run_dir / ood.FILE_NAME)
+    summary.update(file=ood.FILE_NAME, seconds=round(time.time() - started, 1))
+    print(f"out-of-distribution check fitted on {summary['fit_images']} training images; "
+          f"{100 * summary['val_pass_rate']:.1f}% of validation images pass")
+    return stages, summary
+
+
+def evaluate(scorer, split: dict, ood_stages: list[dict]) -> dict:
+    """P(PG) and ood_score for every image of a split (one pass), and the metrics and report."""
+    from sklearn.metrics import confusion_matrix
+    from gacrystal.callbacks import classification_metrics, report_text
+    p_pg, features = scorer.predict(split["dataset"], verbose=0)
+    p_pg = p_pg[:, 0]
+    labels = split["labels"]
+    return {"p_pg": p_pg, "ood_score": ood.scores(ood_stages, features),
+            "metrics": classification_metrics(labels, p_pg, prefix="test_"),
+            "report": report_text(labels, p_pg),
+            "confusion": confusion_matrix(labels.astype(int), predicted_labels(p_pg),
+                                          labels=[0, 1])}
+
+
+def save_models(model, scorer, run_dir: Path, card: dict, export_onnx: bool) -> list[Path]:
+    """The trained model as .keras, legacy .h5 and (optionally) .onnx, each written under a
+    temporary name and renamed when complete (a crash never leaves a truncated model file).
+
+    The .onnx file is the scoring model: outputs P(PG) and the out-of-distribution features, so
+    that ONNX Runtime can reject foreign images too."""
+    import absl.logging
+    from gacrystal import onnx_io
+    from gacrystal.files import atomic_path
+    files = [run_dir / "model.keras", run_dir / "model.h5"]
+    with atomic_path(files[0]) as temporary:
+        model.save(temporary)
+    verbosity = absl.logging.get_verbosity()
+    absl.logging.set_verbosity(absl.logging.ERROR)  # Keras warns that .h5 is legacy: we know
+    with atomic_path(files[1]) as temporary:
+        model.save(temporary)
+    absl.logging.set_verbosity(verbosity)
+    if export_onnx:
+        print("exporting model.onnx (about 15 s for ResNet-101) ...")
+        files.append(run_dir / "model.onnx")
+        with atomic_path(files[-1]) as temporary, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            onnx_io.export_onnx(scorer, temporary, card)
+    return files
+
+
+def write_results(model, run_dir: Path, history: dict, test: dict, test_split: dict,
+                  config: dict, image_size: int, resize: str, leak_report: str | None) -> float:
+    """The curves, the confusion matrix, test_report.txt and report.html; returns the seconds the
+    report took."""
+    from gacrystal.report import (gallery_html, plot_confusion_matrix, plot_history,
+                                  write_html_report)
+    plot_history(history, run_dir / "training_curves.png")
+    plot_confusion_matrix(test["confusion"], run_dir / "confusion_matrix.png")
+    (run_dir / "test_report.txt").write_text(
+        f"Test set: {len(test['p_pg'])} images, threshold P(PG) >= {DECISION_THRESHOLD} -> PG\n\n"
+        f"{test['report']}")
+    started = time.time()
+    gallery = gallery_html(model, test_split["paths"], test_split["labels"], test["p_pg"],
+                           test["ood_score"], image_size, resize)
+    write_html_report(run_dir / "report.html", config, history, gallery, run_dir, leak_report)
+    return round(time.time() - started, 2)
