@@ -5,6 +5,9 @@
     python GAinfer.py --weights weights/GAweights.h5 --images FOLDER   # the original project's file
     python GAinfer.py --images FOLDER --embedding_map map/             # + embedding map (k-means)
     python GAinfer.py --images FOLDER --explain gradcam/               # + Grad-CAM overlays
+    python GAinfer.py --images FOLDER --review review/                 # + review.html, corrections.csv
+    python GAinfer.py --apply_corrections review/corrections.csv       # copy into images/corrected
+    python GAinfer.py --weights georgia --images FOLDER                # the original's release
 
 Output per image: file, label (CEX or PG; UNKNOWN when the image is unlike the training images;
 ERROR when the file cannot be read), P(PG), confidence = the probability of the class given (P(PG)
@@ -34,11 +37,13 @@ from gacrystal.cli import parse_settings, run_main  # noqa: E402
 from gacrystal.errors import UserError  # noqa: E402
 from gacrystal.files import exclusive_lock, write_csv  # noqa: E402
 from gacrystal.images import UNKNOWN, list_images  # noqa: E402, F401
+from gacrystal.named_weights import NAMED_WEIGHTS  # noqa: E402
+from gacrystal.review import CORRECTIONS, copy_corrected, read_corrections, write_review  # noqa: E402
 from gacrystal.labelling import (COLUMNS, draw_embedding_map, format_table, label_files,  # noqa: E402
                                  summary)
 
 # --- settings (edit here, or override on the command line with the same names) ---
-weights = "weights/model.keras"  # model file: .keras, .h5 or .onnx (this project's or the original's)
+weights = "weights/model.keras"  # model file (.keras, .h5, .onnx), or georgia / georgia-onnx: the original's, downloaded once
 images = "images/unlabelled"  # folder of images to label (PNG, JPEG, BMP, TIFF)
 recursive = False  # also label the images in subfolders
 out = ""  # CSV file to write the labels to (empty: print the table only)
@@ -50,6 +55,9 @@ overwrite = False  # replace an existing --out CSV or map files
 reject = True  # label images unlike the training images UNKNOWN (models with an ood.npz beside them)
 explain = ""  # folder to write a Grad-CAM overlay per image into (.keras/.h5 models); empty: none
 trust_model = False  # allow a legacy .h5 model's Lambda layers (runs code from the file: trusted files only)
+review = ""  # folder to write review.html and corrections.csv into; empty: none
+apply_corrections = ""  # instead of labelling: copy the files of this corrections.csv into CORRECTED_DEST
+corrected_dest = "images/corrected"  # Kaggle-style folder (cex/, pg/) that corrected files are copied into
 # --- end of settings
 
 
@@ -71,12 +79,14 @@ def check_settings(s: dict) -> list[Path]:
     targets = [Path(s["out"])] if s["out"] else []
     if s["embedding_map"]:
         targets += [Path(s["embedding_map"], f"embedding_map.{suffix}") for suffix in ("png", "csv")]
+    if s["review"]:
+        targets += [Path(s["review"], name) for name in ("review.html", CORRECTIONS)]
     existing = [str(t) for t in targets if t.exists()]
     if existing and not s["overwrite"]:
         raise UserError(f"{', '.join(existing)} already exist; choose another name or pass "
                         "--overwrite")
     if s["explain"]:
-        if Path(s["weights"]).suffix.lower() == ".onnx":
+        if Path(s["weights"]).suffix.lower() == ".onnx" or s["weights"].endswith("-onnx"):
             raise UserError("--explain needs the gradients of a .keras or .h5 model (ONNX Runtime "
                             "gives none); pass --weights with the .keras file")
         clashes = [f for f in files if Path(s["explain"], f"{f.stem}_gradcam.png").exists()]
@@ -84,7 +94,7 @@ def check_settings(s: dict) -> list[Path]:
             raise UserError(f"{s['explain']} already holds Grad-CAM overlays of these images "
                             f"(e.g. {clashes[0].stem}_gradcam.png); choose another folder or pass "
                             "--overwrite")
-    if not Path(s["weights"]).is_file():
+    if not Path(s["weights"]).is_file() and s["weights"] not in NAMED_WEIGHTS:
         raise UserError(f"no model file at weights={s['weights']}; {GET_WEIGHTS_HELP}")
     return files
 
@@ -100,30 +110,50 @@ def print_model_notes(classifier: Classifier, reject: bool):
               "every readable image gets CEX or PG")
 
 
+def copy_corrected_files(corrections: Path, dest: Path) -> int:
+    """Copies the files whose corrected label is CEX or PG into dest/cex/ and dest/pg/."""
+    chosen = read_corrections(corrections)
+    with exclusive_lock(dest, "another copy of corrections"):
+        counts = copy_corrected(chosen, dest)
+    print(f"{len(chosen)} corrected labels in {corrections}: "
+          + ", ".join(f"{v} {k}" for k, v in counts.items()) + f" (into {dest}/cex and /pg)")
+    print(f"next: python GAsplit.py --source {dest} --dest images/split-corrected "
+          "(or copy them into your dataset's cex/ and pg/ and split that)")
+    return 1 if counts["missing"] else 0
+
+
 def main(argv=None):
     s, _ = parse_settings(__file__, "Label microscope images as CEX or PG.", argv,
                           renamed={"map": "embedding_map"})
+    if s["apply_corrections"]:
+        return copy_corrected_files(Path(s["apply_corrections"]), Path(s["corrected_dest"]))
     files = check_settings(s)
     with contextlib.ExitStack() as locks:  # a second run writing the same files is refused
-        for target in (s["out"], s["embedding_map"], s["explain"]):
+        for target in (s["out"], s["embedding_map"], s["explain"], s["review"]):
             if target:
                 locks.enter_context(exclusive_lock(target, "another labelling run"))
         classifier = load_classifier(s["weights"], s["trust_model"])
         print_model_notes(classifier, s["reject"])
-        records, overlays, features = label_files(
+        labelled = label_files(
             classifier, [str(f) for f in files], s["batch_size"], s["threshold"], s["reject"],
             explain_dir=Path(s["explain"]) if s["explain"] else None,
-            features=bool(s["embedding_map"]))
+            features=bool(s["embedding_map"]), thumbnails=bool(s["review"]))
+        records = labelled.records
         print(format_table(records))
         print(summary(records))
         if s["out"]:
             write_csv(records, Path(s["out"]), COLUMNS)
             print(f"labels written to {s['out']}")
         if s["explain"]:
-            print(f"{len(overlays)} Grad-CAM overlays written to {s['explain']}/")
+            print(f"{len(labelled.overlays)} Grad-CAM overlays written to {s['explain']}/")
         if s["embedding_map"]:
-            draw_embedding_map(records, features, Path(s["embedding_map"]), s["clusters"])
+            draw_embedding_map(records, labelled.features, Path(s["embedding_map"]), s["clusters"])
             print(f"embedding map written to {Path(s['embedding_map'], 'embedding_map.png')} and .csv")
+        if s["review"]:
+            page = write_review(records, labelled.thumbnails, Path(s["review"]), classifier)
+            print(f"review page written to {page}; correct the labels in "
+                  f"{Path(s['review'], 'corrections.csv')}, then: python GAinfer.py "
+                  f"--apply_corrections {Path(s['review'], 'corrections.csv')}")
     failed = sum(r["label"] == "ERROR" for r in records)
     if failed:
         print(f"{failed} file(s) could not be read; see the ERROR rows", file=sys.stderr)

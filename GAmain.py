@@ -162,9 +162,12 @@ def main(argv=None):
             f1_stop=s["f1_stop"], f1_patience=s["f1_patience"], loss_patience=s["loss_patience"],
             loss_min_delta=s["loss_min_delta"], from_scratch=s["weights"] is None)
         scorer, sizes = scoring_model(model)
-        ood_stages, ood = training.fit_ood_check(scorer, sizes, splits, s["image_size"],
-                                                 s["resize"], s["batch_size"], run_dir)
+        card["feature_sizes"] = sizes  # for fitting OOD statistics to model.onnx later
+        ood_stages, ood, val_p_pg = training.fit_ood_check(scorer, sizes, splits, s["image_size"],
+                                                           s["resize"], s["batch_size"], run_dir)
         test = training.evaluate(scorer, splits["test"], ood_stages)
+        card["calibration"] = training.calibrate(splits["val"]["labels"], val_p_pg, test,
+                                                 splits["test"]["labels"])
         files = training.save_models(model, scorer, run_dir, card, s["export_onnx"])
         ood["test_pass_rate"] = float((test["ood_score"] <= 1).mean())
         config = run_folder.run_config(

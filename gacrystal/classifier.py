@@ -15,15 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
-from gacrystal import ood
+from gacrystal import calibration, ood
 from gacrystal.errors import UserError
 from gacrystal.images import CLASS_NAMES, DECISION_THRESHOLD, UNKNOWN, preprocess, read_batches
 from gacrystal.onnx_io import CARD_KEY, open_session
 
 GET_WEIGHTS_HELP = (
     "train a model with `python GAmain.py` (or `python GAmain.py --demo`, which puts a small one "
-    "into weights/), or put the original project's released GAweights.h5 or GAweights.onnx into "
-    "weights/ and pass --weights weights/GAweights.h5")
+    "into weights/), or use the original project's released model with --weights georgia "
+    "(downloaded once)")
 
 
 def original_model_card(image_size: int) -> dict:
@@ -57,11 +57,21 @@ class Classifier:
     """
 
     def __init__(self, path: Path, run_batch, card: dict, model=None, fixed_batch=None,
-                 ood_stages=None):
+                 ood_stages=None, feature_sizes=None):
         self.path, self._run_batch, self.card, self.model = path, run_batch, card, model
+        # each stage's share of the OOD features (gacrystal.model.scoring_model), where known
+        self.feature_sizes = feature_sizes or card.get("feature_sizes")
         self.fixed_batch = fixed_batch  # an ONNX input with a fixed batch dimension
         self.image_size, self.resize = card["image_size"], card["resize"]
         self.ood_stages = ood_stages  # gacrystal.ood statistics; None: rejection unavailable
+        # A calibration fitted after the fact (GAcalibrate.py) wins over the one from training.
+        self.calibration = calibration.load_sidecar(path) or card.get("calibration")
+
+    def calibrated(self, p_pg):
+        """Calibrated P(PG) from the network's raw P(PG) (unchanged without a calibration)."""
+        if self.calibration is None:
+            return np.asarray(p_pg, np.float64)
+        return calibration.apply_temperature(p_pg, self.calibration["temperature"])
 
     @property
     def can_reject(self) -> bool:
@@ -89,25 +99,37 @@ class Classifier:
             return p_pg, None
         return p_pg, ood.scores(self.ood_stages, np.concatenate([f for _, f in parts]))
 
+    def predict_with_features(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The raw P(PG) and the out-of-distribution features (None when the model has no
+        feature output) of a batch of RGB 0-255 images at image_size: what OOD fitting reads."""
+        pixels = self.model_input(pixels)
+        step = self.fixed_batch or max(len(pixels), 1)
+        parts = [self._run_batch(pixels[i:i + step]) for i in range(0, len(pixels), step)]
+        features = None if parts[0][1] is None else np.concatenate([f for _, f in parts])
+        return np.concatenate([p for p, _ in parts]).reshape(-1), features
+
     def predict(self, pixels: np.ndarray) -> np.ndarray:
-        """P(PG) for a batch of RGB 0-255 images of shape (n, image_size, image_size, 3)."""
+        """The network's raw P(PG) for a batch of RGB 0-255 images of shape (n, image_size,
+        image_size, 3); `calibrated(...)` of it is what `label` reports."""
         return self.predict_and_score(pixels, score=False)[0]
 
-    def record(self, name: str, p_pg: float | None, error: str = "", threshold=DECISION_THRESHOLD,
-               ood_score: float | None = None, reject=True) -> dict:
-        """One result row: the label, P(PG), the confidence of that label and the ood_score.
+    def record(self, name: str, p_pg_raw: float | None, error: str = "",
+               threshold=DECISION_THRESHOLD, ood_score: float | None = None, reject=True) -> dict:
+        """One result row: the label, calibrated P(PG), the confidence of that label, the raw
+        P(PG) and the ood_score.
 
         The label is UNKNOWN when rejection is on and ood_score > 1 (the image is unlike the
         training images); P(PG) is still given."""
-        if p_pg is None:
+        if p_pg_raw is None:
             return {"file": name, "label": "ERROR", "p_pg": None, "confidence": None,
-                    "ood_score": None, "error": error}
+                    "p_pg_raw": None, "ood_score": None, "error": error}
+        p_pg = float(self.calibrated(p_pg_raw))
         is_pg = p_pg >= threshold
         label = CLASS_NAMES[int(is_pg)]
         if reject and ood_score is not None and ood_score > 1:
             label = UNKNOWN
-        return {"file": name, "label": label, "p_pg": float(p_pg),
-                "confidence": float(p_pg if is_pg else 1.0 - p_pg),
+        return {"file": name, "label": label, "p_pg": p_pg,
+                "confidence": float(p_pg if is_pg else 1.0 - p_pg), "p_pg_raw": float(p_pg_raw),
                 "ood_score": None if ood_score is None else float(ood_score), "error": ""}
 
     def label(self, inputs, batch_size=32, threshold=DECISION_THRESHOLD, progress=False,
@@ -194,8 +216,10 @@ def load_keras_model(path: Path, trust_model: bool = False):
                         f"{text})") from None
 
 
-def load_keras_classifier(path: Path, trust_model: bool = False) -> Classifier:
-    """A .keras or .h5 file: this project's (preprocessing inside) or the original's (outside)."""
+def load_keras_classifier(path: Path, trust_model: bool = False,
+                          features: bool = False) -> Classifier:
+    """A .keras or .h5 file: this project's (preprocessing inside) or the original's (outside).
+    features: also compute the OOD features when there are no statistics yet (to fit them)."""
     model = load_keras_model(path, trust_model)
     if len(model.inputs) != 1 or model.input_shape[-1] != 3 or model.output_shape[-1] != 1:
         raise UserError(f"{path} is not a CEX/PG classifier: expected input (batch, size, size, 3) "
@@ -208,11 +232,11 @@ def load_keras_classifier(path: Path, trust_model: bool = False) -> Classifier:
                         f"it says image_size={card['image_size']}; keep each model with its own "
                         "config.json")
     stages = ood_statistics(path, card)
-    if stages is not None:  # one pass gives P(PG) and the features the OOD check reads
+    if stages is not None or features:  # one pass gives P(PG) and the features OOD reads
         from gacrystal.model import scoring_model
-        scorer = scoring_model(model)[0]
+        scorer, sizes = scoring_model(model)
         return Classifier(path, one_batch_shape(lambda x: scorer.predict_on_batch(x)),
-                          card, model=model, ood_stages=stages)
+                          card, model=model, ood_stages=stages, feature_sizes=sizes)
     return Classifier(path, one_batch_shape(lambda x: (model.predict_on_batch(x), None)), card,
                       model=model)
 
@@ -232,10 +256,12 @@ def one_batch_shape(run):
 
 
 def ood_statistics(path: Path, card: dict) -> list[dict] | None:
-    """The OOD statistics saved beside a model of this project (ood.npz, or ood.int8.npz for an
-    int8 copy), or None."""
-    if not card["preprocessing_inside"]:
-        return None
+    """The OOD statistics of a model, or None: MODEL_STEM.ood.npz where they were fitted after the
+    fact (GAcalibrate.py, any model), else those training saved beside a model of this project
+    (ood.npz, or ood.int8.npz for an int8 copy)."""
+    fitted_later = ood.load(ood.sidecar_path(path))
+    if fitted_later is not None or not card["preprocessing_inside"]:
+        return fitted_later
     return ood.load(path.parent / ood.file_for(card))
 
 
@@ -258,30 +284,44 @@ def load_onnx_classifier(path: Path) -> Classifier:
         card = original_model_card(shape[1] if isinstance(shape[1], int) else 224)
     name = model_input.name
     fixed_batch = shape[0] if isinstance(shape[0], int) else None
-    # Our files' second output holds the features the OOD check reads.
-    stages = ood_statistics(path, card) if len(session.get_outputs()) > 1 else None
+    # Our files' second output holds the features the OOD check reads; the original's has none.
+    has_features = len(session.get_outputs()) > 1
+    stages = ood_statistics(path, card) if has_features else None
 
     def run(x):
         outputs = session.run(None, {name: x})
-        return outputs[0], outputs[1] if stages is not None else None
+        return outputs[0], outputs[1] if has_features else None
     return Classifier(path, run, card, fixed_batch=fixed_batch, ood_stages=stages)
 
 
-def load_classifier(path: str | Path, trust_model: bool = False) -> Classifier:
-    """Loads a .keras, .h5 or .onnx classifier, this project's or the original project's.
+def model_file(weights: str | Path) -> Path:
+    """The model file of a path, or of published weights named in
+    gacrystal.named_weights.NAMED_WEIGHTS (downloaded into Keras's cache on first use)."""
+    from gacrystal.named_weights import NAMED_WEIGHTS, resolve
+    path = Path(weights)
+    if path.is_file():
+        return path
+    if str(weights) in NAMED_WEIGHTS:
+        return resolve(str(weights))
+    raise UserError(f"no model file at {path}; {GET_WEIGHTS_HELP}")
+
+
+def load_classifier(path: str | Path, trust_model: bool = False,
+                    features: bool = False) -> Classifier:
+    """Loads a .keras, .h5 or .onnx classifier, this project's or the original project's, or
+    published weights by name ("georgia": the original's release, downloaded once).
 
     The returned object's `label(...)` takes file paths, PIL images or a NumPy batch of RGB 0-255
     images and returns records with the label, P(PG) and confidence; `predict(batch)` returns
     P(PG) for images already at `image_size`. trust_model allows a legacy .h5 file's Lambda
-    layers, whose Python code runs on loading (never needed for this project's files).
+    layers, whose Python code runs on loading (never needed for this project's files). features:
+    compute the OOD features even where no statistics exist yet (GAcalibrate fits them).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"no model file at {path}; {GET_WEIGHTS_HELP}")
+    path = model_file(path)
     suffix = path.suffix.lower()
     if suffix == ".onnx":
         return load_onnx_classifier(path)
     if suffix in (".keras", ".h5", ".hdf5"):
-        return load_keras_classifier(path, trust_model)
+        return load_keras_classifier(path, trust_model, features)
     raise UserError(f"unknown model format {suffix!r}. Expected .keras, .h5 or .onnx. "
                     f"Received: weights={path}")

@@ -4,6 +4,7 @@ the summary and the map.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,8 @@ from gacrystal.errors import UserError
 from gacrystal.files import write_csv
 from gacrystal.images import CLASS_NAMES, DECISION_THRESHOLD, UNKNOWN
 
-COLUMNS = ["file", "label", "p_pg", "confidence", "ood_score", "error"]
+COLUMNS = ["file", "label", "p_pg", "confidence", "p_pg_raw", "ood_score", "error"]
+THUMBNAIL = 128  # pixels a side on the review page
 
 
 def pooled_feature_model(classifier):
@@ -25,30 +27,49 @@ def pooled_feature_model(classifier):
     return keras.Model(classifier.model.inputs, pooling_layer(classifier.model).output)
 
 
+@dataclass
+class Labelled:
+    """What one labelling pass over a folder gives."""
+    records: list[dict]
+    overlays: list[Path] = field(default_factory=list)  # Grad-CAM files written (--explain)
+    features: np.ndarray | None = None  # pooled features of the readable images (the map)
+    thumbnails: dict = field(default_factory=dict)  # index -> (image, Grad-CAM or None) PNG URIs
+
+
 def label_files(classifier, files: list, batch_size: int = 32, threshold=DECISION_THRESHOLD,
                 reject: bool = True, explain_dir: Path | None = None, features: bool = False,
-                progress: bool = True) -> tuple[list[dict], list[Path], np.ndarray | None]:
+                thumbnails: bool = False, progress: bool = True) -> Labelled:
     """Labels the files, decoding each once; on the same batches, optionally writes a Grad-CAM
-    overlay per readable image into explain_dir and collects the pooled features.
-
-    Returns:
-        (records, overlays written, pooled features of the readable images or None).
-    """
-    from gacrystal.explain import gradcam_model, write_overlays
-    grad_model = gradcam_model(classifier.model) if explain_dir is not None else None
+    overlay per readable image into explain_dir, collects the pooled features (the map) and
+    makes thumbnails with their Grad-CAM (the review page; Grad-CAM for .keras/.h5 models)."""
+    from gacrystal.explain import gradcam, gradcam_model, overlay, heat_map, write_overlays
+    from gacrystal.report import data_uri
+    from PIL import Image
+    wants_gradcam = explain_dir is not None or (thumbnails and classifier.model is not None)
+    grad_model = gradcam_model(classifier.model) if wants_gradcam else None
     extractor = pooled_feature_model(classifier) if features else None
-    overlays, pooled = [], []
+    result = Labelled(records=[])
+    pooled = []
 
     def on_batch(indices, pixels):
         model_input = classifier.model_input(pixels)
-        if grad_model is not None:
-            overlays.extend(write_overlays(grad_model, model_input, [files[i] for i in indices],
-                                           explain_dir))
+        if explain_dir is not None:
+            result.overlays.extend(write_overlays(grad_model, model_input,
+                                                  [files[i] for i in indices], explain_dir))
         if extractor is not None:
             pooled.append(np.asarray(extractor.predict_on_batch(model_input)))
-    records = classifier.label(files, batch_size, threshold, progress=progress, reject=reject,
-                               on_batch=on_batch)
-    return records, overlays, np.concatenate(pooled) if pooled else None
+        if thumbnails:
+            cams = gradcam(grad_model, model_input) if grad_model is not None else [None] * len(indices)
+            for i, image, cam in zip(indices, pixels.astype(np.uint8), cams):
+                side = image.shape[0]
+                small = Image.fromarray(image).resize((THUMBNAIL, THUMBNAIL))
+                heat = None if cam is None else overlay(image, heat_map(cam, side, side))
+                result.thumbnails[i] = (data_uri(small), None if heat is None else
+                                        data_uri(heat.resize((THUMBNAIL, THUMBNAIL))))
+    result.records = classifier.label(files, batch_size, threshold, progress=progress,
+                                      reject=reject, on_batch=on_batch)
+    result.features = np.concatenate(pooled) if pooled else None
+    return result
 
 
 def format_table(records: list[dict]) -> str:

@@ -189,9 +189,14 @@ def scoring_model(model: keras.Model) -> tuple[keras.Model, list[int]]:
     crystals from other textures. Same weights and one pass: the head is re-applied to the
     backbone's output.
 
+    A model whose backbone is not nested (the original project's: ResNet-101's layers sit in the
+    outer graph) gets the same features from the same layer names.
+
     Returns:
         (model with outputs [P(PG), features], the size of each stage's part of the features).
     """
+    if not any(isinstance(layer, keras.Model) for layer in model.layers):
+        return flat_scoring_model(model)
     backbone = backbone_of(model)
     inner = keras.Model(backbone.inputs, [backbone.inputs[0]]
                         + [backbone.get_layer(n).output for n in stage_layer_names(backbone)]
@@ -209,3 +214,14 @@ def scoring_model(model: keras.Model) -> tuple[keras.Model, list[int]]:
     sizes = [int(f.shape[-1]) for f in features]
     combined = keras.ops.concatenate(features, axis=-1)
     return keras.Model(inputs, [x, combined], name=f"{model.name}_scoring"), sizes
+
+
+def flat_scoring_model(model: keras.Model) -> tuple[keras.Model, list[int]]:
+    """scoring_model for a model whose backbone layers are in its own graph: the features of its
+    input, the stem and stages found by name, and the head's pooling input."""
+    stages = ([model.inputs[0]] + [model.get_layer(n).output for n in stage_layer_names(model)]
+              + [pooling_layer(model).input])
+    features = [spatial_mean_and_std(stage) for stage in stages]
+    combined = keras.ops.concatenate(features, axis=-1)
+    return (keras.Model(model.inputs, [model.outputs[0], combined], name=f"{model.name}_scoring"),
+            [int(f.shape[-1]) for f in features])

@@ -156,6 +156,12 @@ def save(stages: list[dict], path: str | Path):
             np.savez(f, **arrays)
 
 
+def sidecar_path(model_path: Path) -> Path:
+    """Where statistics fitted after the fact for one model file live (GAcalibrate.py):
+    MODEL_STEM.ood.npz, so that several models can share a folder."""
+    return Path(model_path).with_name(f"{Path(model_path).stem}.ood.npz")
+
+
 def file_for(card: dict) -> str:
     """The statistics' file name beside a model with this model card."""
     return INT8_FILE_NAME if "quantized" in card else FILE_NAME

@@ -50,6 +50,28 @@ def plot_confusion_matrix(matrix: np.ndarray, path: Path, title="Test set"):
     plt.close(fig)
 
 
+def plot_reliability(labels, p_pg_raw, temperature: float, path: Path, title="Test set"):
+    """The reliability diagram: accuracy against confidence per bin, for the raw and the
+    calibrated P(PG), with each one's expected calibration error."""
+    from gacrystal.calibration import apply_temperature, expected_calibration_error, reliability
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    ax.plot([0.5, 1], [0.5, 1], "--", color="grey", label="perfectly calibrated")
+    for p, name, marker in ((p_pg_raw, "raw", "o-"),
+                            (apply_temperature(p_pg_raw, temperature), f"calibrated (T = {temperature:.2f})", "s-")):
+        rows = [r for r in reliability(labels, p) if r["images"]]
+        ece = expected_calibration_error(labels, p)
+        ax.plot([r["confidence"] for r in rows], [r["accuracy"] for r in rows], marker,
+                label=f"{name}: ECE {ece:.3f}")
+    ax.set(xlim=(0.5, 1.01), ylim=(0, 1.02), xlabel="confidence of the label",
+           ylabel="share of labels that are right", title=f"{title}: reliability")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def plot_embedding_map(rows: list[dict], path: Path):
     """The 2-D map: one point per image, coloured by k-means cluster, labelled by file name."""
     plt = _pyplot()
@@ -138,6 +160,17 @@ def gallery_html(model, paths, labels, p_pg, ood_score, image_size, resize) -> s
     return f'<div class="gallery">{"".join(cards)}</div>'
 
 
+def calibration_html(record: dict | None, run_dir: Path) -> str:
+    if not record:
+        return "<p>No calibration.</p>"
+    return (f"<p>Temperature scaling fitted on {record['fitted_on']}: T = "
+            f"{record['temperature']:.3f}. Expected calibration error on the test split: "
+            f"{record['ece_before']:.4f} raw, {record['ece_after']:.4f} calibrated. Labelling "
+            "reports the calibrated P(PG); the label at 0.5 is the same either way.</p>"
+            f'<img alt="reliability diagram" src="{data_uri(run_dir / "reliability.png")}" '
+            'style="max-width:480px">')
+
+
 def write_html_report(path: Path, config: dict, history: dict, gallery: str, run_dir: Path,
                       leak_report: str | None):
     """report.html: settings, data and leak check, curves, per-epoch metrics, confusion matrix,
@@ -165,6 +198,7 @@ def write_html_report(path: Path, config: dict, history: dict, gallery: str, run
         ("Test classification report", f"<pre>{escape((run_dir / 'test_report.txt').read_text())}</pre>"),
         ("Misclassified and least-confident test images", "<p>Left: the image; right: Grad-CAM "
          "of P(PG) (red: regions that raised it).</p>" + gallery),
+        ("Calibration", calibration_html(config["model"].get("calibration"), run_dir)),
         ("Out-of-distribution check", f"<p>Images with ood_score above {ood.get('threshold', 1.0)} "
          f"are labelled UNKNOWN. Fitted on {ood.get('fit_images', '?')} training images; "
          f"{100 * ood.get('val_pass_rate', float('nan')):.1f}% of validation and "

@@ -145,22 +145,41 @@ def train_or_restore(model, run_dir: Path, **train_args) -> tuple[dict, str]:
 
 
 def fit_ood_check(scorer, sizes: list[int], splits: dict, image_size: int, resize: str,
-                  batch_size: int, run_dir: Path) -> tuple[list[dict], dict]:
+                  batch_size: int, run_dir: Path) -> tuple[list[dict], dict, np.ndarray]:
     """Fits the out-of-distribution statistics with the one recipe (gacrystal.ood.fit_statistics)
-    on un-augmented training images and saves them as ood.npz beside the model."""
+    on un-augmented training images and saves them as ood.npz beside the model.
+
+    Returns:
+        (the statistics, their summary for config.json, the validation images' raw P(PG) from
+        the same pass, which the calibration is fitted on).
+    """
     from gacrystal.data import make_dataset
     started = time.time()
+    p_pg = []  # per pass; fit_statistics reads the training images first, the validation last
 
     def features_of(paths):
         dataset = make_dataset(paths, np.zeros(len(paths)), image_size, batch_size, resize=resize)
-        return scorer.predict(dataset, verbose=0)[1]
+        outputs = scorer.predict(dataset, verbose=0)
+        p_pg.append(outputs[0][:, 0])
+        return outputs[1]
     stages, summary = ood.fit_statistics(features_of, splits["train"]["paths"],
                                          splits["train"]["labels"], splits["val"]["paths"], sizes)
     ood.save(stages, run_dir / ood.FILE_NAME)
     summary.update(file=ood.FILE_NAME, seconds=round(time.time() - started, 1))
     print(f"out-of-distribution check fitted on {summary['fit_images']} training images; "
           f"{100 * summary['val_pass_rate']:.1f}% of validation images pass")
-    return stages, summary
+    return stages, summary, p_pg[-1]
+
+
+def calibrate(val_labels, val_p_pg, test: dict, test_labels) -> dict:
+    """Temperature scaling fitted on the validation images, its effect measured on the test
+    split; the record goes into the model card (config.json and model.onnx)."""
+    from gacrystal.calibration import fit_calibration
+    record = fit_calibration(val_labels, val_p_pg, test_labels, test["p_pg"],
+                             fitted_on=f"{len(val_labels)} validation images")
+    print(f"calibration: temperature {record['temperature']:.3f}; expected calibration error on "
+          f"the test split {record['ece_before']:.4f} -> {record['ece_after']:.4f}")
+    return record
 
 
 def evaluate(scorer, split: dict, ood_stages: list[dict]) -> dict:
@@ -208,9 +227,13 @@ def write_results(model, run_dir: Path, history: dict, test: dict, test_split: d
     """The curves, the confusion matrix, test_report.txt and report.html; returns the seconds the
     report took."""
     from gacrystal.report import (gallery_html, plot_confusion_matrix, plot_history,
-                                  write_html_report)
+                                  plot_reliability, write_html_report)
     plot_history(history, run_dir / "training_curves.png")
     plot_confusion_matrix(test["confusion"], run_dir / "confusion_matrix.png")
+    calibration = config["model"].get("calibration")
+    if calibration:
+        plot_reliability(test_split["labels"], test["p_pg"], calibration["temperature"],
+                         run_dir / "reliability.png")
     (run_dir / "test_report.txt").write_text(
         f"Test set: {len(test['p_pg'])} images, threshold P(PG) >= {DECISION_THRESHOLD} -> PG\n\n"
         f"{test['report']}")

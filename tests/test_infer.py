@@ -249,3 +249,26 @@ def test_the_threshold_setting_defaults_to_the_one_decision_threshold_and_is_che
         with pytest.raises(UserError, match=f"Received: threshold={float(bad)}"):
             GAinfer.main(["--weights", str(runs["a"] / "model.onnx"), "--images", str(tmp_path),
                           "--threshold", bad])
+
+
+def test_an_original_format_model_gets_statistics_and_calibration_fitted_after_the_fact(
+        split_dir, tmp_path, capsys):
+    """The original's files: a flat ResNet (its layers in the model's own graph), input
+    preprocessed outside, no statistics. GAcalibrate.py fits both beside the file."""
+    import GAcalibrate
+    import tf_keras
+    from gacrystal.cli import run_main
+    backbone = tf_keras.applications.ResNet50(weights=None, include_top=False,
+                                              input_shape=(32, 32, 3))
+    x = tf_keras.layers.GlobalAveragePooling2D()(backbone.output)
+    outputs = tf_keras.layers.Dense(1, activation="sigmoid")(x)
+    tf_keras.Model(backbone.input, outputs).save(str(tmp_path / "GAweights.h5"), save_format="h5")
+    assert run_main(GAcalibrate.main, ["--weights", str(tmp_path / "GAweights.h5"),
+                                       "--images", str(split_dir / "train")]) == 0
+    assert "temperature" in capsys.readouterr().out
+    classifier = load_classifier(tmp_path / "GAweights.h5")
+    assert classifier.card["preprocessing_inside"] is False and classifier.can_reject
+    assert classifier.calibration is not None
+    assert len(classifier.feature_sizes) == 6  # input, stem, three stages, the last stage
+    flat = np.full((1, 32, 32, 3), 200, np.uint8)
+    assert classifier.label(flat)[0]["label"] == "UNKNOWN"

@@ -17,6 +17,7 @@ from foreign import KINDS, foreign_images
 import GAinfer
 from gacrystal import UNKNOWN, UserError, load_classifier, ood
 from gacrystal.synthetic import generate_dataset
+from gacrystal.cli import run_main
 
 
 @pytest.fixture(scope="session")
@@ -186,3 +187,26 @@ def test_the_run_report_has_every_section_and_every_image_decodes(trust_run, tmp
                         f"--screenshot={png}", "--window-size=1200,2000",
                         (trust_run["run"] / "report.html").as_uri()], timeout=120, check=True)
         assert png.stat().st_size > 20_000
+
+
+def test_statistics_fitted_after_the_fact_reject_foreign_images(trust_run, tmp_path, capsys):
+    """GAcalibrate.py on a model that came without statistics (as the original's do): the same
+    recipe as training, from a folder of trusted labelled crops."""
+    import GAcalibrate
+    model = tmp_path / "model.keras"
+    shutil.copyfile(trust_run["run"] / "model.keras", model)
+    train = trust_run["run"].parents[1] / "split" / "train"
+    assert run_main(GAcalibrate.main, ["--weights", str(model), "--images", str(train)]) == 0
+    assert (tmp_path / "model.ood.npz").is_file() and (tmp_path / "model.calibration.json").is_file()
+    out = capsys.readouterr().out
+    assert "of the held-out images pass" in out and "temperature" in out
+    classifier = load_classifier(model)
+    assert classifier.can_reject and classifier.calibration["method"] == "temperature scaling"
+    images = foreign_images(20, 64, seed=1)
+    rates = {kind: rejected_share(classifier.label(images[kind])) for kind in KINDS}
+    passed = 1 - rejected_share(classifier.label(trust_run["held_out"]))
+    print("rejected:", rates, f"held-out passing: {passed:.3f}")
+    assert np.mean(list(rates.values())) >= 0.95 and min(rates.values()) >= 0.8
+    assert passed >= 0.95
+    assert run_main(GAcalibrate.main, ["--weights", str(model), "--images", str(train)]) == 2
+    assert "--overwrite" in capsys.readouterr().err  # nothing replaced without asking

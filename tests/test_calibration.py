@@ -1,0 +1,57 @@
+"""Calibrated confidence: temperature scaling lowers the calibration error of an over-confident
+model without changing any decision at 0.5; training records it, labelling reports it."""
+import json
+
+import numpy as np
+import pytest
+
+from gacrystal import load_classifier
+from gacrystal.calibration import (apply_temperature, expected_calibration_error, fit_calibration,
+                                   fit_temperature)
+from gacrystal.images import predicted_labels
+from gacrystal.onnx_io import CARD_KEY
+
+
+def over_confident(n=2000, seed=0, sharpen=4.0):
+    """Labels drawn from true probabilities, and a model that reports those probabilities
+    sharpened (its logits multiplied by `sharpen`): right as often, far more sure."""
+    rng = np.random.default_rng(seed)
+    true_logit = rng.normal(0, 2.0, n)
+    labels = (rng.random(n) < 1 / (1 + np.exp(-true_logit))).astype(int)
+    return labels, 1 / (1 + np.exp(-sharpen * true_logit))
+
+
+def test_temperature_scaling_lowers_the_error_of_an_over_confident_model():
+    labels, p_raw = over_confident()
+    held_labels, held_p = over_confident(seed=1)
+    record = fit_calibration(labels, p_raw, held_labels, held_p)
+    assert record["temperature"] == pytest.approx(4.0, rel=0.15)  # it finds the sharpening
+    assert record["ece_before"] > 0.1 and record["ece_after"] < record["ece_before"] / 3
+    calibrated = apply_temperature(held_p, record["temperature"])
+    assert np.array_equal(predicted_labels(calibrated), predicted_labels(held_p))
+
+
+def test_a_calibrated_model_stays_at_temperature_one():
+    labels, p = over_confident(sharpen=1.0)
+    assert fit_temperature(labels, p) == pytest.approx(1.0, abs=0.15)
+    assert expected_calibration_error(labels, p) < 0.05
+
+
+def test_training_keeps_the_calibration_in_the_card_and_labelling_reports_it(runs, split_dir):
+    import onnx
+    config = json.loads((runs["a"] / "config.json").read_text())
+    record = config["model"]["calibration"]
+    assert record["temperature"] > 0 and {"ece_before", "ece_after"} <= set(record)
+    onnx_card = {p.key: p.value for p in onnx.load(str(runs["a"] / "model.onnx")).metadata_props}
+    assert json.loads(onnx_card[CARD_KEY])["calibration"] == pytest.approx(record)
+    assert (runs["a"] / "reliability.png").stat().st_size > 10_000
+    assert 'id="calibration"' in (runs["a"] / "report.html").read_text()
+    files = [str(p) for p in sorted((split_dir / "test").rglob("*.png"))]
+    for model in ("model.keras", "model.onnx"):
+        classifier = load_classifier(runs["a"] / model)
+        records = classifier.label(files)
+        raw = np.array([r["p_pg_raw"] for r in records])
+        np.testing.assert_allclose([r["p_pg"] for r in records],
+                                   apply_temperature(raw, record["temperature"]), atol=1e-6)
+        assert [r["label"] for r in records if r["label"] != "UNKNOWN"] == [
+            ("PG" if p >= 0.5 else "CEX") for r, p in zip(records, raw) if r["label"] != "UNKNOWN"]

@@ -1,0 +1,76 @@
+"""Reviewing and correcting labels: review.html (offline, every image shown), corrections.csv,
+and copying corrected files into a Kaggle-style folder without moving or overwriting anything."""
+import base64
+import csv
+import hashlib
+import io
+import re
+import shutil
+
+from PIL import Image
+
+import GAinfer
+
+
+def snapshot(folder):
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_review_page_and_corrections_round_trip(runs, split_dir, tmp_path, capsys):
+    images = tmp_path / "images"
+    images.mkdir()
+    for path in sorted((split_dir / "test").rglob("*.png")):
+        shutil.copyfile(path, images / path.name)
+    (images / "broken.png").write_bytes(b"not a png")
+    review = tmp_path / "review"
+    assert GAinfer.main(["--weights", str(runs["a"] / "model.keras"), "--images", str(images),
+                         "--review", str(review)]) == 1  # one unreadable file
+    html = (review / "review.html").read_text()
+    sources = re.findall(r'src="([^"]+)"', html)
+    n_readable = len(list(images.glob("*.png"))) - 1
+    assert len(sources) == 2 * n_readable  # each image and its Grad-CAM
+    for src in sources:
+        assert src.startswith("data:image/png;base64,")  # embedded: opens offline
+        Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).load()
+    assert 'id="error"' in html and "broken.png" in html and "http" not in html
+    with open(review / "corrections.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == n_readable + 1 and set(rows[0]) == {"file", "predicted", "p_pg", "corrected"}
+    broken = next(r for r in rows if r["file"].endswith("broken.png"))
+    assert broken["predicted"] == "ERROR" and broken["corrected"] == ""
+    in_class = [r for r in rows if r["predicted"] in ("CEX", "PG")]
+    confidence = {r["file"]: abs(float(r["p_pg"]) - 0.5) for r in in_class}
+    first_pg = [r["file"] for r in in_class if r["predicted"] == "PG"]
+    assert [confidence[f] for f in first_pg] == sorted(confidence[f] for f in first_pg)
+
+    # The reviewer flips one label and leaves one image out.
+    flipped, left_out = in_class[0], in_class[1]
+    flipped["corrected"] = "PG" if flipped["predicted"] == "CEX" else "CEX"
+    left_out["corrected"] = ""
+    with open(review / "corrections.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    before = snapshot(images)
+    dest = tmp_path / "corrected"
+    assert GAinfer.main(["--apply_corrections", str(review / "corrections.csv"),
+                         "--corrected_dest", str(dest)]) == 0
+    assert snapshot(images) == before  # copies, never moves
+    copied = {p.name: p.parent.name for p in dest.rglob("*.png")}
+    assert len(copied) == n_readable - 1 and left_out["file"].rsplit("/", 1)[-1] not in copied
+    assert copied[flipped["file"].rsplit("/", 1)[-1]] == flipped["corrected"].lower()
+    assert GAinfer.main(["--apply_corrections", str(review / "corrections.csv"),
+                         "--corrected_dest", str(dest)]) == 0
+    assert "0 copied" in capsys.readouterr().out.splitlines()[-2]  # nothing twice
+    # The Kaggle layout GAsplit.py reads.
+    from gacrystal.images import find_class_folders
+    assert set(find_class_folders(dest)) == {"CEX", "PG"}
+
+
+def test_a_bad_corrected_label_names_the_line(tmp_path):
+    import pytest
+    from gacrystal import UserError
+    path = tmp_path / "corrections.csv"
+    path.write_text("file,predicted,p_pg,corrected\na.png,CEX,0.1,cex\nb.png,PG,0.9,maybe\n")
+    with pytest.raises(UserError, match="line 3: corrected must be CEX, PG or empty"):
+        GAinfer.main(["--apply_corrections", str(path), "--corrected_dest", str(tmp_path / "d")])
