@@ -23,6 +23,9 @@ from pathlib import Path  # noqa: E402
 
 from gacrystal import runs as run_folder  # noqa: E402
 from gacrystal.cli import layer_recipes, parse_settings, run_main  # noqa: E402
+from gacrystal.distribution import (DISTRIBUTE, JIT_COMPILE, PRECISIONS, float32_copy,  # noqa: E402
+                                    make_strategy, replicas, scope, set_precision,
+                                    synchronize_batchnorm)
 from gacrystal.errors import UserError  # noqa: E402
 from gacrystal.files import exclusive_lock  # noqa: E402
 
@@ -51,6 +54,11 @@ f1_patience = 0  # further epochs the F1 rule must hold before stopping (origina
 loss_patience = 50  # stop after this many epochs without val-loss improvement (best weights kept)
 loss_min_delta = 0.001  # the smallest val-loss decrease that counts as an improvement
 seed = 42  # seeds the head's initial weights, shuffling and augmentation
+# system
+distribute = "auto"  # auto (all GPUs if more than one), none, mirrored (local devices), multiworker (TF_CONFIG)
+devices = ""  # mirrored: comma-separated devices, e.g. /gpu:0,/gpu:1; empty: every GPU
+precision = "float32"  # float32, mixed_bfloat16 (CPUs with AVX-512 BF16 or AMX, recent GPUs), mixed_float16 (GPUs)
+jit_compile = "auto"  # XLA: auto (Keras's rule: on with a GPU, off on a CPU), on, off
 # output
 runs = "runs"  # each run writes a new folder here, never over an earlier one
 export_onnx = True  # also write model.onnx (about 15 s for ResNet-101)
@@ -90,6 +98,7 @@ def resolve_settings(argv=None, script=__file__) -> tuple[dict, dict]:
     s, source = layer_recipes(s, given, recipes)
     if isinstance(s["weights"], str) and s["weights"].lower() == "none":
         s["weights"] = None
+    s["distribute"] = s["distribute"] or "none"  # the command line reads "none" as None
     return s, source
 
 
@@ -111,6 +120,10 @@ def check_settings(s: dict):
     if s["backbone"] not in BACKBONES:
         raise UserError(f"unknown backbone. Expected one of {', '.join(BACKBONES)}. "
                         f"Received: backbone={s['backbone']}")
+    for name, allowed in (("distribute", DISTRIBUTE), ("precision", PRECISIONS),
+                          ("jit_compile", JIT_COMPILE)):
+        if s[name] not in allowed:
+            raise UserError(f"{name} must be one of {', '.join(allowed)}. Received: {name}={s[name]}")
 
 
 def make_demo_data(split_dir: str):
@@ -138,8 +151,10 @@ def main(argv=None):
             make_demo_data(s["data"])
         import keras
         from gacrystal import training
-        from gacrystal.model import model_card, scoring_model
+        from gacrystal.model import build_classifier, model_card, scoring_model
         started = time.time()
+        strategy = make_strategy(s["distribute"], s["devices"])  # before other TensorFlow work
+        set_precision(s["precision"])
         keras.utils.set_random_seed(s["seed"])
         resumed_dir = Path(s["resume"]) if s["resume"] else None
         splits = training.load_splits(s["data"], s["image_size"], s["resize"], s["batch_size"],
@@ -147,9 +162,17 @@ def main(argv=None):
                                       first_epoch=run_folder.backed_up_epochs(resumed_dir))
         counts = training.class_counts(splits)
         print("images:", ", ".join(f"{k} {v['CEX']} CEX + {v['PG']} PG" for k, v in counts.items()))
-        model = training.build_and_compile(s["backbone"], s["weights"], s["image_size"],
-                                           s["trainable_fraction"], (s["dropout1"], s["dropout2"]),
-                                           s["bn_momentum"], s["lr"], s["momentum"])
+        architecture = dict(backbone=s["backbone"], image_size=s["image_size"],
+                            trainable_fraction=s["trainable_fraction"],
+                            dropout=(s["dropout1"], s["dropout2"]), bn_momentum=s["bn_momentum"])
+        with scope(strategy):
+            print(f"training on {replicas(strategy)} device(s), {s['precision']}")
+            model = training.build_and_compile(
+                s["backbone"], s["weights"], s["image_size"], s["trainable_fraction"],
+                (s["dropout1"], s["dropout2"]), s["bn_momentum"], s["lr"], s["momentum"],
+                jit_compile=JIT_COMPILE[s["jit_compile"]])
+            if replicas(strategy) > 1:
+                synchronize_batchnorm(model)
         card = model_card(s["backbone"], s["image_size"], s["resize"])
         run_dir = resumed_dir or run_folder.new_run_dir(s["runs"], s["backbone"], s["demo"])
         if resumed_dir is None:  # made only now: a failed build leaves no empty run folder
@@ -161,6 +184,8 @@ def main(argv=None):
             model, run_dir, splits=splits, epochs=s["epochs"], batch_size=s["batch_size"],
             f1_stop=s["f1_stop"], f1_patience=s["f1_patience"], loss_patience=s["loss_patience"],
             loss_min_delta=s["loss_min_delta"], from_scratch=s["weights"] is None)
+        # Everything after training runs on one device, in float32: what labelling will see.
+        model = float32_copy(model, lambda: build_classifier(weights=None, **architecture))
         scorer, sizes = scoring_model(model)
         card["feature_sizes"] = sizes  # for fitting OOD statistics to model.onnx later
         ood_stages, ood, val_p_pg = training.fit_ood_check(scorer, sizes, splits, s["image_size"],

@@ -135,7 +135,10 @@ def make_dataset(paths, labels, image_size, batch_size, shuffle=False, augment=N
         # Sequential on purpose: the random streams are set, then drawn from, batch by batch.
         # One call per batch keeps it far cheaper than a training step.
         ds = ds.map(lambda at, batch: (at, (augment_at(augment, *at, batch[0]), batch[1])))
-    return ds.map(lambda at, batch: batch).prefetch(autotune)
+    options = tf.data.Options()
+    # Several workers (tf.distribute) split the batches: there are no files to shard by.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.map(lambda at, batch: batch).prefetch(autotune).with_options(options)
 
 
 AUGMENT_DRAWS = 16  # more than the random numbers the augmentation layers draw per batch

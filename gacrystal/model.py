@@ -149,7 +149,8 @@ def build_classifier(backbone="ResNet101", weights="imagenet", image_size=224,
     x = layers.Dropout(dropout[0], name="dropout1")(x)
     x = layers.Dense(256, activation="relu", name="fc256")(x)
     x = layers.Dropout(dropout[1], name="dropout2")(x)
-    outputs = layers.Dense(1, activation="sigmoid", name="p_pg")(x)
+    # float32 whatever the mixed-precision policy: the probability and the loss need its range
+    outputs = layers.Dense(1, activation="sigmoid", name="p_pg", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=f"ga_{backbone.lower()}")
 
 

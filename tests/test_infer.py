@@ -105,7 +105,8 @@ def test_script_writes_csv_table_and_summary(runs, split_dir, tmp_path, capsys):
     assert status == 0
     with open(out, newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["file", "label", "p_pg", "confidence", "ood_score", "error"]
+    assert list(rows[0]) == ["file", "label", "p_pg", "confidence", "p_pg_raw", "ood_score",
+                            "error"]  # p_pg calibrated, p_pg_raw the network's output
     assert [r["file"] for r in rows] == [str(p) for p in list_images(folder)]
     for r in rows:
         p = float(r["p_pg"])

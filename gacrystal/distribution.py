@@ -1,0 +1,94 @@
+"""Where and how training computes: tf.distribute strategies, mixed precision, XLA.
+
+- `distribute`: "none" (one device), "mirrored" (tf.distribute.MirroredStrategy: every local GPU,
+  or the devices listed), "multiworker" (MultiWorkerMirroredStrategy: the machines in TF_CONFIG),
+  "auto" (mirrored when more than one GPU is visible, else none). The batch size is the global
+  batch: each of N replicas computes batch_size / N images per step and the gradients are
+  summed across replicas by TensorFlow, so the learning rate needs no change with N.
+- `precision`: Keras's mixed-precision policies. The output layer (P(PG)) and the loss stay
+  float32; mixed_float16 gets Keras's loss scaling. The model is saved in float32 whatever the
+  policy, so labelling and ONNX Runtime need nothing new.
+- `jit_compile`: "auto" is Keras's rule (XLA with a GPU, not on a CPU); "on" / "off" force it.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+
+from gacrystal.errors import UserError
+
+DISTRIBUTE = ("auto", "none", "mirrored", "multiworker")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+JIT_COMPILE = {"auto": "auto", "on": True, "off": False}
+
+
+def make_strategy(distribute: str, devices: str = ""):
+    """The tf.distribute strategy, or None for one device. Call it before any other TensorFlow
+    work: a MultiWorkerMirroredStrategy must be made at the start of the program."""
+    import tensorflow as tf
+    if distribute == "auto":
+        distribute = "mirrored" if len(tf.config.list_physical_devices("GPU")) > 1 else "none"
+    if distribute == "none":
+        return None
+    if distribute == "mirrored":
+        listed = [d.strip() for d in devices.split(",") if d.strip()] or None
+        return tf.distribute.MirroredStrategy(devices=listed)
+    if "TF_CONFIG" not in os.environ:
+        raise UserError("distribute=multiworker needs TF_CONFIG in the environment of every "
+                        "worker (see README, 'Training on several GPUs or machines')")
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def worker_index() -> int:
+    """This process's index among the workers of TF_CONFIG (0 without one)."""
+    task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
+    return int(task.get("index", 0)) if task.get("type", "worker") == "worker" else 0
+
+
+def is_chief(strategy) -> bool:
+    """Whether this process writes the run folder: always, except on workers 1, 2, ... of a
+    multi-worker run (worker 0 is the chief)."""
+    import tensorflow as tf
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return True
+    return worker_index() == 0
+
+
+def scope(strategy):
+    """The strategy's scope for building and compiling the model (nothing without one)."""
+    return strategy.scope() if strategy is not None else contextlib.nullcontext()
+
+
+def replicas(strategy) -> int:
+    return strategy.num_replicas_in_sync if strategy is not None else 1
+
+
+def synchronize_batchnorm(model):
+    """Makes every BatchNormalization layer normalise with the statistics of the global batch,
+    summed across replicas, instead of each replica's share of it: with batch 64 on 8 GPUs a
+    replica sees 8 images, too few for steady statistics. Training then computes what one device
+    would at the same global batch."""
+    import keras
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):  # the nested backbone
+            synchronize_batchnorm(layer)
+        elif isinstance(layer, keras.layers.BatchNormalization):
+            layer.synchronized = True
+
+
+def set_precision(precision: str):
+    import keras
+    keras.mixed_precision.set_global_policy(precision)
+
+
+def float32_copy(model, build):
+    """The trained weights in a float32 model made by `build()` (the same architecture), for
+    saving and labelling; the model itself when it already computes in float32."""
+    import keras
+    if keras.mixed_precision.global_policy().name == "float32":
+        return model
+    keras.mixed_precision.set_global_policy("float32")
+    copy = build()
+    copy.set_weights(model.get_weights())
+    return copy
