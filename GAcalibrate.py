@@ -14,22 +14,18 @@ For calibration, use labelled images the model was not trained on (a split's val
 """
 from __future__ import annotations
 
-import os
+import json
 import sys
+from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter is not for users
+import numpy as np
 
-import json  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from gacrystal import calibration, ood  # noqa: E402
-from gacrystal.classifier import load_classifier  # noqa: E402
-from gacrystal.cli import parse_settings, run_main  # noqa: E402
-from gacrystal.errors import UserError  # noqa: E402
-from gacrystal.files import write_text_atomic  # noqa: E402
-from gacrystal.images import CLASS_NAMES, class_subfolders, list_images, read_batches  # noqa: E402
+from gacrystal import calibration, ood
+from gacrystal.classifier import load_classifier
+from gacrystal.cli import parse_settings, run_main
+from gacrystal.errors import UserError
+from gacrystal.files import write_text_atomic
+from gacrystal.images import CLASS_NAMES, class_subfolders, list_images, read_batches
 
 # --- settings (edit here, or override on the command line with the same names) ---
 weights = "weights/model.keras"  # the model: a file (.keras, .h5, .onnx) or georgia / georgia-onnx

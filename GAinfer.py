@@ -23,23 +23,19 @@ In your own code (this script's name still works too: `from GAinfer import load_
 """
 from __future__ import annotations
 
-import os
+import contextlib
 import sys
+from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter is not for users
-
-import contextlib  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from gacrystal import ood  # noqa: E402
-from gacrystal.classifier import GET_WEIGHTS_HELP, Classifier, load_classifier  # noqa: E402, F401
-from gacrystal.cli import parse_settings, run_main  # noqa: E402
-from gacrystal.errors import UserError  # noqa: E402
-from gacrystal.files import exclusive_lock, write_csv  # noqa: E402
-from gacrystal.images import UNKNOWN, list_images  # noqa: E402, F401
-from gacrystal.named_weights import NAMED_WEIGHTS  # noqa: E402
-from gacrystal.review import CORRECTIONS, copy_corrected, read_corrections, write_review  # noqa: E402
-from gacrystal.labelling import (COLUMNS, draw_embedding_map, format_table, label_files,  # noqa: E402
+from gacrystal import ood
+from gacrystal.classifier import GET_WEIGHTS_HELP, Classifier, load_classifier  # noqa: F401
+from gacrystal.cli import parse_settings, run_main
+from gacrystal.errors import UserError
+from gacrystal.files import exclusive_lock, write_csv
+from gacrystal.images import UNKNOWN, list_images  # noqa: F401
+from gacrystal.named_weights import NAMED_WEIGHTS
+from gacrystal.review import CORRECTIONS, copy_corrected, read_corrections, write_review
+from gacrystal.labelling import (COLUMNS, draw_embedding_map, format_table, label_files,
                                  summary)
 
 # --- settings (edit here, or override on the command line with the same names) ---

@@ -12,22 +12,18 @@ report.html and config.json. The steps live in gacrystal.training and gacrystal.
 """
 from __future__ import annotations
 
-import os
+import contextlib
 import sys
+import time
+from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter is not for users
-
-import contextlib  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from gacrystal import runs as run_folder  # noqa: E402
-from gacrystal.cli import layer_recipes, parse_settings, run_main  # noqa: E402
-from gacrystal.distribution import (DISTRIBUTE, JIT_COMPILE, PRECISIONS, float32_copy,  # noqa: E402
+from gacrystal import runs as run_folder
+from gacrystal.cli import layer_recipes, parse_settings, run_main
+from gacrystal.distribution import (DISTRIBUTE, JIT_COMPILE, PRECISIONS, float32_copy,
                                     make_strategy, replicas, scope, set_precision,
                                     synchronize_batchnorm)
-from gacrystal.errors import UserError  # noqa: E402
-from gacrystal.files import exclusive_lock  # noqa: E402
+from gacrystal.errors import UserError
+from gacrystal.files import exclusive_lock
 
 # --- settings (edit here, or override on the command line with the same names) ---
 # data
@@ -55,7 +51,7 @@ loss_patience = 50  # stop after this many epochs without val-loss improvement (
 loss_min_delta = 0.001  # the smallest val-loss decrease that counts as an improvement
 seed = 42  # seeds the head's initial weights, shuffling and augmentation
 # system
-distribute = "auto"  # auto (all GPUs if more than one), none, mirrored (local devices), multiworker (TF_CONFIG)
+distribute = "auto"  # auto (all GPUs if more than one), none, mirrored (local devices); multiworker: see README
 devices = ""  # mirrored: comma-separated devices, e.g. /gpu:0,/gpu:1; empty: every GPU
 precision = "float32"  # float32, mixed_bfloat16 (CPUs with AVX-512 BF16 or AMX, recent GPUs), mixed_float16 (GPUs)
 jit_compile = "auto"  # XLA: auto (Keras's rule: on with a GPU, off on a CPU), on, off
@@ -147,13 +143,13 @@ def main(argv=None):
             held.enter_context(exclusive_lock(s["resume"], "another training run"))
             s, source = run_folder.resumed_settings(Path(s["resume"]))
         check_settings(s)
+        strategy = make_strategy(s["distribute"], s["devices"])  # before other TensorFlow work
         if s["demo"] and not s["resume"]:
             make_demo_data(s["data"])
         import keras
         from gacrystal import training
         from gacrystal.model import build_classifier, model_card, scoring_model
         started = time.time()
-        strategy = make_strategy(s["distribute"], s["devices"])  # before other TensorFlow work
         set_precision(s["precision"])
         keras.utils.set_random_seed(s["seed"])
         resumed_dir = Path(s["resume"]) if s["resume"] else None
@@ -178,7 +174,7 @@ def main(argv=None):
         if resumed_dir is None:  # made only now: a failed build leaves no empty run folder
             held.enter_context(exclusive_lock(run_dir, "another training run"))
             run_folder.write_config(run_dir, run_folder.run_config(s, source, card, counts,
-                                                       {"status": "running"}))
+                                                                   {"status": "running"}))
         print(f"run folder: {run_dir}")
         history, stopped_by = training.train_or_restore(
             model, run_dir, splits=splits, epochs=s["epochs"], batch_size=s["batch_size"],

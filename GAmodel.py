@@ -11,15 +11,12 @@ The code is in gacrystal/model.py (this file is the design card's name for it, a
 """
 from __future__ import annotations
 
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter is not for users
-
-from gacrystal.cli import parse_settings, run_main  # noqa: E402
-from gacrystal.model import (BACKBONES, build_classifier, model_card,  # noqa: E402, F401
+from gacrystal.cli import parse_settings, run_main
+from gacrystal.model import (BACKBONES, build_classifier, model_card,  # noqa: F401
                              preprocessing_layer, scoring_model)
-from gacrystal.errors import UserError  # noqa: E402
+from gacrystal.errors import UserError
 
 # --- settings (edit here, or override on the command line with the same names) ---
 backbone = "ResNet101"  # ResNet50, ResNet101, ResNet152, ResNet50V2/101V2/152V2, ResNet18 (keras-hub)

@@ -48,11 +48,12 @@ def peak_rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
 
 
-def run_child(script: Path, args: list[str]) -> dict:
-    """Runs `script --child ARGS` in a fresh process and returns the JSON it prints last."""
+def run_child(script: Path, args: list[str], env: dict | None = None) -> dict:
+    """Runs `script --child ARGS` in a fresh process (with `env` added to the environment) and
+    returns the JSON it prints last."""
     result = subprocess.run([sys.executable, str(script), "--child", *args], cwd=ROOT,
                             capture_output=True, text=True,
-                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {})))
     if result.returncode != 0:
         raise RuntimeError(f"child {args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -71,4 +72,15 @@ def machine() -> str:
                    if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
+    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}; {cpu_flags()}"
+
+
+def cpu_flags() -> str:
+    """The CPU features that decide this model's speed: AVX2, AVX-512, bfloat16, AMX."""
+    try:
+        flags = set(next(line.split(":", 1)[1].split() for line in open("/proc/cpuinfo")
+                         if line.startswith("flags")))
+    except (OSError, StopIteration):
+        return "CPU flags unknown"
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile")
+    return "flags: " + " ".join(f if f in flags else f"no-{f}" for f in wanted)

@@ -28,11 +28,14 @@ def ceiling(args) -> dict:
     import numpy as np
     import keras
     from gacrystal.training import build_and_compile
+    from gacrystal.distribution import JIT_COMPILE, set_precision
     s = bench_settings(args)
     keras.utils.set_random_seed(0)
+    set_precision(args.precision)
     model = build_and_compile(s["backbone"], s["weights"], s["image_size"],
                               s["trainable_fraction"], (s["dropout1"], s["dropout2"]),
-                              s["bn_momentum"], s["lr"], s["momentum"])
+                              s["bn_momentum"], s["lr"], s["momentum"],
+                              jit_compile=JIT_COMPILE[args.jit_compile])
     rng = np.random.default_rng(0)
     shape = (args.image_size, args.image_size, 3)
     x = rng.integers(0, 256, (args.train, *shape)).astype(np.float32)
@@ -95,6 +98,11 @@ def main():
     parser.add_argument("--repeats", type=int, default=3, help="timed epochs after the warm-up")
     parser.add_argument("--onnx", action="store_true", help="include the ONNX export in (b)")
     parser.add_argument("--work", default="", help="folder for data and runs (default: temporary)")
+    parser.add_argument("--variants", default="",
+                        help="also time the ceiling in these variants, each against float32 in "
+                        "this run: bf16, xla, onednn-off, onednn-on (comma-separated)")
+    parser.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
+    parser.add_argument("--jit_compile", default="auto", help=argparse.SUPPRESS)
     parser.add_argument("--child", choices=["ceiling", "real"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -117,6 +125,31 @@ def main():
     print(f"  (real includes the per-epoch backup: median {median(backups):.1f} s)")
     ratio = results["ceiling"]["median"] / results["real"]["median"]
     print(f"  real epoch runs at {100 * ratio:.0f}% of the compute ceiling")
+    if args.variants:
+        time_variants(args, passed, results["ceiling"]["median"])
+
+
+VARIANTS = {  # name -> (extra child arguments, extra environment)
+    "bf16": (["--precision", "mixed_bfloat16"], {}),
+    "xla": (["--jit_compile", "on"], {}),
+    "onednn-off": ([], {"TF_ENABLE_ONEDNN_OPTS": "0"}),
+    "onednn-on": ([], {"TF_ENABLE_ONEDNN_OPTS": "1"}),
+}
+
+
+def time_variants(args, passed: list[str], float32_seconds: float):
+    """The ceiling again in each variant; images/s and the ratio to float32's ceiling."""
+    images = args.train + args.val
+    print(f"  ceiling variants (images/s = {args.train} train + {args.val} val images per epoch):")
+    print(f"    {'float32':<11} {float32_seconds:7.1f} s/epoch {images / float32_seconds:7.1f} "
+          "images/s   1.00x")
+    for name in args.variants.split(","):
+        extra, env = VARIANTS[name]
+        r = run_child(Path(__file__), ["ceiling", *passed, *extra], env=env)
+        seconds = median(r["epoch_seconds"][1:])
+        print(f"    {name:<11} {seconds:7.1f} s/epoch {images / seconds:7.1f} images/s "
+              f"{float32_seconds / seconds:6.2f}x   (epochs: "
+              f"{', '.join(f'{t:.1f}' for t in r['epoch_seconds'])})")
 
 
 if __name__ == "__main__":

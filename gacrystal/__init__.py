@@ -6,7 +6,9 @@ crystallization monitoring.
     records = classifier.label(["a.png", "b.png"])           # paths, PIL images or a NumPy batch
 
 Class 0 is CEX (cephalexin, the product) and class 1 is PG (phenylglycine, the impurity); every
-model's single output is P(PG). Importing this package does not import TensorFlow.
+model's single output is P(PG). Importing this package does not import TensorFlow; it sets
+TF_CPP_MIN_LOG_LEVEL=2 and TF_ENABLE_ONEDNN_OPTS=1 for when TensorFlow is imported, unless they
+are set already.
 
 Modules, by what they are about: cli (settings blocks and flags), errors, files (atomic writes,
 locks), images (class names, reading, preprocessing), data (tf.data pipeline), copies (finding
@@ -15,9 +17,18 @@ exact resume needs), training, runs (the run folder's books), ood (rejecting for
 classifier (loading and labelling), labelling (a folder's table and embedding map), explain
 (Grad-CAM), report (plots, report.html), onnx_io (ONNX sessions and export), quantize (int8).
 """
-from gacrystal.classifier import Classifier, load_classifier
-from gacrystal.errors import UserError
-from gacrystal.images import (CLASS_NAMES, DECISION_THRESHOLD, UNKNOWN, preprocess,
+import os
+
+# TensorFlow reads these once, when it is first imported; a value you set yourself wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # its start-up chatter is not for users
+# oneDNN's kernels: TensorFlow leaves them off on some x86 CPUs (AMD, AVX2 only), where they made
+# a ResNet-50 training step 2x faster; where they are on by default this changes nothing
+# (bench/RESULTS.md).
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
+from gacrystal.classifier import Classifier, load_classifier  # noqa: E402
+from gacrystal.errors import UserError  # noqa: E402
+from gacrystal.images import (CLASS_NAMES, DECISION_THRESHOLD, UNKNOWN, preprocess,  # noqa: E402
                               predicted_labels, read_rgb)
 
 __all__ = ["CLASS_NAMES", "Classifier", "DECISION_THRESHOLD", "UNKNOWN", "UserError",

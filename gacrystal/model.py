@@ -13,13 +13,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter is not for users
+import keras
+from keras import layers
 
-import keras  # noqa: E402
-from keras import layers  # noqa: E402
-
-from gacrystal.errors import UserError  # noqa: E402
-from gacrystal.images import CLASS_NAMES, preprocessing_weights  # noqa: E402
+from gacrystal.errors import UserError
+from gacrystal.images import CLASS_NAMES, preprocessing_weights
 
 # Backbones by name -> (keras.applications constructor name, preprocessing mode).
 # "caffe": RGB->BGR and subtract the ImageNet means (ResNet v1); "tf": scale to -1..1 (ResNet v2);

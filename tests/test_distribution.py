@@ -77,3 +77,13 @@ def test_unknown_system_settings_are_one_line_errors():
                         ("--jit_compile", "yes")):
         with pytest.raises(UserError, match=f"Received: {flag[2:]}={value}"):
             GAmain.main([flag, value])
+
+
+
+def test_multiworker_is_refused_with_the_reason(tmp_path):
+    """Keras 3's fit() fails under MultiWorkerMirroredStrategy (keras-team/keras#20585): the
+    setting says so in one line instead of failing inside fit()."""
+    from gacrystal import UserError
+    with pytest.raises(UserError, match="multiworker is not available.*keras-team/keras#20585"):
+        GAmain.main(["--distribute", "multiworker", "--runs", str(tmp_path)])
+    assert not any(tmp_path.iterdir())  # nothing started
