@@ -141,7 +141,8 @@ def main(argv=None):
     with contextlib.ExitStack() as held:
         if s["resume"]:  # lock the run before reading its state
             held.enter_context(exclusive_lock(s["resume"], "another training run"))
-            s, source = run_folder.resumed_settings(Path(s["resume"]))
+            resumed, source = run_folder.resumed_settings(Path(s["resume"]))
+            s = {**s, **resumed}  # settings newer than the run keep the block's values
         check_settings(s)
         strategy = make_strategy(s["distribute"], s["devices"])  # before other TensorFlow work
         if s["demo"] and not s["resume"]:
