@@ -6,6 +6,7 @@ import hashlib
 import io
 import re
 import shutil
+import subprocess
 
 from PIL import Image
 
@@ -33,6 +34,18 @@ def test_review_page_and_corrections_round_trip(runs, split_dir, tmp_path, capsy
         assert src.startswith("data:image/png;base64,")  # embedded: opens offline
         Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).load()
     assert 'id="error"' in html and "broken.png" in html and "http" not in html
+    chromium = next(filter(None, map(shutil.which, ("chromium", "chromium-browser",
+                                                    "google-chrome"))), None)
+    if chromium:  # a real browser, offline, where one is installed: it decodes every image
+        probe = tmp_path / "probe.html"  # the page plus a script that counts the decoded images
+        probe.write_text(html.replace("</body>", "<script>addEventListener('load', () => "
+                                      "document.body.dataset.shown = [...document.images].filter("
+                                      "i => i.complete && i.naturalWidth > 0).length)</script>"
+                                      "</body>"))
+        dom = subprocess.run([chromium, "--headless", "--disable-gpu", "--no-sandbox",
+                              "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
+                             capture_output=True, text=True, timeout=120, check=True).stdout
+        assert f'data-shown="{len(sources)}"' in dom
     with open(review / "corrections.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == n_readable + 1 and set(rows[0]) == {"file", "predicted", "p_pg", "corrected"}
