@@ -164,10 +164,10 @@ def main(argv=None):
                             dropout=(s["dropout1"], s["dropout2"]), bn_momentum=s["bn_momentum"])
         with scope(strategy):
             print(f"training on {replicas(strategy)} device(s), {s['precision']}")
-            model = training.build_and_compile(
-                s["backbone"], s["weights"], s["image_size"], s["trainable_fraction"],
-                (s["dropout1"], s["dropout2"]), s["bn_momentum"], s["lr"], s["momentum"],
-                jit_compile=JIT_COMPILE[s["jit_compile"]])
+            model = training.build_and_compile(weights=s["weights"], lr=s["lr"],
+                                               momentum=s["momentum"],
+                                               jit_compile=JIT_COMPILE[s["jit_compile"]],
+                                               **architecture)
             if replicas(strategy) > 1:
                 synchronize_batchnorm(model)
         card = model_card(s["backbone"], s["image_size"], s["resize"])

@@ -15,7 +15,9 @@ locks), images (class names, reading, preprocessing), data (tf.data pipeline), c
 copies of one crop), splitting, synthetic, model, callbacks, keras_state (the Keras internals that
 exact resume needs), training, runs (the run folder's books), ood (rejecting foreign images),
 classifier (loading and labelling), labelling (a folder's table and embedding map), explain
-(Grad-CAM), report (plots, report.html), onnx_io (ONNX sessions and export), quantize (int8).
+(Grad-CAM), report (plots, report.html), onnx_io (ONNX sessions and export), quantize (int8),
+named_weights (published weights by name), calibration (temperature scaling), review (the review
+page and corrections), distribution (tf.distribute, mixed precision, XLA).
 """
 import os
 

@@ -45,13 +45,13 @@ def class_counts(splits: dict) -> dict:
 
 
 def build_and_compile(backbone: str, weights, image_size: int, trainable_fraction: float,
-                      dropouts: tuple[float, float], bn_momentum: float, lr: float,
+                      dropout: tuple[float, float], bn_momentum: float, lr: float,
                       momentum: float, jit_compile="auto"):
     """The classifier, compiled with the original's optimizer and loss. Under a tf.distribute
     strategy, call it inside the strategy's scope."""
     import keras
     from gacrystal.model import build_classifier
-    model = build_classifier(backbone, weights, image_size, trainable_fraction, dropouts,
+    model = build_classifier(backbone, weights, image_size, trainable_fraction, dropout,
                              bn_momentum)
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr, momentum=momentum),
                   loss="binary_crossentropy", metrics=["accuracy"], jit_compile=jit_compile)
