@@ -58,13 +58,13 @@ def gradcam_overlay(path, cam: np.ndarray) -> tuple[np.ndarray, Image.Image]:
     return original, overlay(original, heat_map(cam, original.shape[1], original.shape[0]))
 
 
-def write_overlays(grad_model, model_input: np.ndarray, files: list, out_dir: Path) -> list[Path]:
-    """Writes OUT_DIR/<name>_gradcam.png for each of a batch of images (model_input: the batch as
-    the model takes it, files: where each came from); returns the paths written."""
+def write_overlays(cams, files: list, out_dir: Path) -> list[Path]:
+    """Writes OUT_DIR/<name>_gradcam.png for each of a batch of images (cams: their Grad-CAM
+    maps, files: where each came from); returns the paths written."""
     from gacrystal.files import atomic_path
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for path, cam in zip(files, gradcam(grad_model, model_input)):
+    for path, cam in zip(files, cams):
         target = out_dir / f"{Path(path).stem}_gradcam.png"
         with atomic_path(target) as temporary:
             gradcam_overlay(path, cam)[1].save(temporary)

@@ -42,7 +42,7 @@ def label_files(classifier, files: list, batch_size: int = 32, threshold=DECISIO
     """Labels the files, decoding each once; on the same batches, optionally writes a Grad-CAM
     overlay per readable image into explain_dir, collects the pooled features (the map) and
     makes thumbnails with their Grad-CAM (the review page; Grad-CAM for .keras/.h5 models)."""
-    from gacrystal.explain import gradcam, gradcam_model, overlay, heat_map, write_overlays
+    from gacrystal.explain import gradcam, gradcam_model, heat_map, overlay, write_overlays
     from gacrystal.report import data_uri
     from PIL import Image
     wants_gradcam = explain_dir is not None or (thumbnails and classifier.model is not None)
@@ -53,13 +53,12 @@ def label_files(classifier, files: list, batch_size: int = 32, threshold=DECISIO
 
     def on_batch(indices, pixels):
         model_input = classifier.model_input(pixels)
+        cams = gradcam(grad_model, model_input) if grad_model is not None else [None] * len(indices)
         if explain_dir is not None:
-            result.overlays.extend(write_overlays(grad_model, model_input,
-                                                  [files[i] for i in indices], explain_dir))
+            result.overlays.extend(write_overlays(cams, [files[i] for i in indices], explain_dir))
         if extractor is not None:
             pooled.append(np.asarray(extractor.predict_on_batch(model_input)))
         if thumbnails:
-            cams = gradcam(grad_model, model_input) if grad_model is not None else [None] * len(indices)
             for i, image, cam in zip(indices, pixels.astype(np.uint8), cams):
                 side = image.shape[0]
                 small = Image.fromarray(image).resize((THUMBNAIL, THUMBNAIL))
