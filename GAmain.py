@@ -8,7 +8,7 @@
 
 Each run writes a new folder under RUNS: model.keras, model.h5 (legacy, as the original shipped),
 model.onnx, ood.npz, history.csv, training_curves.png, confusion_matrix.png, test_report.txt,
-report.html and config.json. The steps live in gacrystal.training and gacrystal.run_folder.
+report.html and config.json. The steps live in gacrystal.training and gacrystal.runs.
 """
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ f1_stop = 0.997  # stop once both classes' validation F1 reach this (above 1 tur
 f1_patience = 0  # further epochs the F1 rule must hold before stopping (original: 0)
 loss_patience = 50  # stop after this many epochs without val-loss improvement (best weights kept)
 loss_min_delta = 0.001  # the smallest val-loss decrease that counts as an improvement
-seed = 42  # seeds the head's initial weights, shuffling and augmentation
+seed = 42  # seeds the head's initial weights, shuffling and augmentation (not the OOD fit's images)
 # system
 distribute = "auto"  # auto (all GPUs if more than one), none, mirrored (local devices); multiworker: see README
 devices = ""  # mirrored: comma-separated devices, e.g. /gpu:0,/gpu:1; empty: every GPU
@@ -130,10 +130,14 @@ def make_demo_data(split_dir: str):
     if Path(split_dir, "manifest.csv").exists():
         print(f"demo: using the existing split in {split_dir}")
         return
-    if find_class_folders(DEMO_SOURCE) is None:
-        print(f"demo: writing synthetic images to {DEMO_SOURCE}")
-        generate_dataset(DEMO_SOURCE, DEMO_IMAGES_PER_CLASS, DEMO_IMAGES_PER_CLASS)
-    print(describe(split_dataset(DEMO_SOURCE, split_dir)))
+    if Path(split_dir).is_dir() and any(Path(split_dir).iterdir()):
+        raise UserError(f"data={split_dir} holds files but no split (no manifest.csv); the demo "
+                        "writes its split only into an empty or new folder")
+    with exclusive_lock(split_dir, "another split"):
+        if find_class_folders(DEMO_SOURCE) is None:
+            print(f"demo: writing synthetic images to {DEMO_SOURCE}")
+            generate_dataset(DEMO_SOURCE, DEMO_IMAGES_PER_CLASS, DEMO_IMAGES_PER_CLASS)
+        print(describe(split_dataset(DEMO_SOURCE, split_dir)))
 
 
 def main(argv=None):
@@ -142,7 +146,9 @@ def main(argv=None):
         if s["resume"]:  # lock the run before reading its state
             held.enter_context(exclusive_lock(s["resume"], "another training run"))
             resumed, source = run_folder.resumed_settings(Path(s["resume"]))
-            s = {**s, **resumed}  # settings newer than the run keep the block's values
+            # settings newer than the run keep the block's values
+            source = {**{name: "settings block" for name in s}, **source}
+            s = {**s, **resumed}
         check_settings(s)
         strategy = make_strategy(s["distribute"], s["devices"])  # before other TensorFlow work
         if s["demo"] and not s["resume"]:

@@ -20,7 +20,6 @@ from pathlib import Path
 from gacrystal import ood
 from gacrystal.classifier import load_classifier
 from gacrystal.cli import parse_settings, run_main
-from gacrystal.data import check_split_folder, list_split
 from gacrystal.errors import UserError
 from gacrystal.images import read_stack
 from gacrystal.quantize import (agreement, calibration_paths, fit_int8_ood, images_per_second,
@@ -36,6 +35,7 @@ overwrite = False  # replace an existing .int8.onnx
 
 def check_settings(s: dict) -> tuple[Path, Path]:
     """Checks the settings; returns the fp32 model and the int8 file to write."""
+    from gacrystal.data import check_split_folder  # imports TensorFlow: not for --help
     fp32 = Path(s["weights"])
     if fp32.suffix.lower() != ".onnx" or not fp32.is_file():
         raise UserError(f"weights must be an .onnx file this project wrote. Received: {fp32}")
@@ -61,6 +61,7 @@ def print_agreement(result: dict):
 def main(argv=None):
     s, _ = parse_settings(__file__, "Write an int8 ONNX model beside an fp32 one.", argv)
     fp32, out = check_settings(s)
+    from gacrystal.data import list_split
     data = Path(s["data"])
     reference = load_classifier(fp32)
     if not reference.card["preprocessing_inside"]:

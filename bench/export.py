@@ -1,4 +1,4 @@
-"""Peak memory and time of the ONNX export: GAonnx against Keras's model.export (run by hand).
+"""Peak memory and time of the ONNX export: gacrystal.onnx_io against Keras's model.export (run by hand).
 
     python bench/export.py                # ResNet-101 scoring model, 224 px
 
@@ -50,7 +50,7 @@ def main():
         return
     print(f"machine: {machine()}")
     print(f"{args.backbone} scoring model (P(PG) and the OOD features), {args.image_size} px")
-    for method in ("GAonnx", "keras"):
+    for method in ("onnx_io", "keras"):
         r = run_child(Path(__file__), [method, "--image_size", str(args.image_size),
                                        "--backbone", args.backbone])
         print(f"  {method:<7} {r['seconds']:5.1f} s   peak RSS {r['peak_rss_mb'] / 1024:5.2f} GB "

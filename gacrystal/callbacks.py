@@ -111,7 +111,7 @@ class StopOnNaN(keras.callbacks.Callback):
 class BackupEachEpoch(keras.callbacks.BackupAndRestore):
     """Keras's backup-and-restore after each completed epoch, skipping an epoch that went NaN.
 
-    The backup (weights, optimizer state, epoch number) stays after training; gacrystal.training removes it
+    The backup (weights, optimizer state, epoch number) stays after training; GAmain removes it
     once every deliverable is written, so a crash while saving can still be resumed.
     """
 

@@ -215,8 +215,9 @@ def read_batches(sources: list, batch_size: int, size: int, resize: str = "bilin
     """Yields (indices, pixels, errors) per batch of sources, decoding the next batch in threads
     while the caller works on this one. pixels[i] is None where errors[i] says why.
 
-    The one reader of images for a model: labelling, Grad-CAM, the embedding map, the OOD
-    features and int8 calibration all take their pixels from here.
+    The one reader of images for a model outside training's tf.data pipeline: labelling,
+    Grad-CAM, the embedding map, int8 calibration and the OOD features of GAquantize and
+    GAcalibrate take their pixels from here.
     """
     from concurrent.futures import ThreadPoolExecutor
     from gacrystal.cli import progress_bar

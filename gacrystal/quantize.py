@@ -16,7 +16,8 @@ import numpy as np
 
 from gacrystal import ood
 from gacrystal.cli import quiet_logger
-from gacrystal.images import predicted_labels, read_stack
+from gacrystal.errors import UserError
+from gacrystal.images import predicted_labels, read_batches, read_stack
 from gacrystal.onnx_io import CARD_KEY, open_session
 
 QUANTIZED = "int8 (QDQ, per-channel weights)"  # the model card's "quantized" entry
@@ -94,8 +95,13 @@ def onnx_features(model_path: Path, image_size: int, resize: str):
     name = session.get_inputs()[0].name
 
     def features_of(paths):
-        return np.concatenate([session.run(None, {name: x})[1]
-                               for x in read_stack(paths, image_size, resize)])
+        parts = []
+        for indices, pixels, errors in read_batches(paths, 32, image_size, resize):
+            for i, error in zip(indices, errors):
+                if error:  # skipping it would pair the features with the wrong labels
+                    raise UserError(f"cannot read {paths[i]}: {error}; remove it from the split")
+            parts.append(session.run(None, {name: np.stack(pixels).astype(np.float32)})[1])
+        return np.concatenate(parts)
     return features_of
 
 

@@ -141,17 +141,6 @@ def copy_split(assignment: dict[str, dict[str, list[Scanned]]], dest: Path,
     return rows
 
 
-def print_counts(assignment):
-    """Images per split and class, with each class's achieved percentages."""
-    totals = {name: sum(len(assignment[split][name]) for split in SPLITS) for name in CLASS_NAMES}
-    print(f"{'split':<6}" + "".join(f"{name:>14}" for name in CLASS_NAMES) + f"{'total':>8}")
-    for split, by_class in assignment.items():
-        counts = [len(by_class[name]) for name in CLASS_NAMES]
-        cells = "".join(f"{c:>7} ({100 * c / max(totals[n], 1):4.1f}%)"
-                        for c, n in zip(counts, CLASS_NAMES))
-        print(f"{split:<6}{cells}{sum(counts):>8}")
-
-
 def leak_report(groups_by_class: dict[str, list[list[Scanned]]],
                 split_of: dict[Path, str]) -> tuple[str, bool]:
     """A text report of copies that cross splits, per class; and whether any does."""

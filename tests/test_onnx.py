@@ -1,4 +1,4 @@
-"""GAonnx: the lean ONNX export gives a self-contained file that computes what Keras computes."""
+"""gacrystal.onnx_io: the lean ONNX export gives a self-contained file that computes what Keras computes."""
 import json
 
 import numpy as np
