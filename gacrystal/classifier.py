@@ -89,15 +89,10 @@ class Classifier:
                           score: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """P(PG) and (where the model has its OOD statistics and `score` is on) the ood_score of
         a batch of RGB 0-255 images of shape (n, image_size, image_size, 3)."""
-        pixels = self.model_input(pixels)
-        step = self.fixed_batch or max(len(pixels), 1)
-        parts = [self._run_batch(pixels[i:i + step]) for i in range(0, len(pixels), step)]
-        if not parts:
-            return np.zeros(0, np.float32), None
-        p_pg = np.concatenate([p for p, _ in parts]).reshape(-1)
-        if not score or not self.can_reject or parts[0][1] is None:
+        p_pg, features = self.predict_with_features(pixels)
+        if not score or not self.can_reject or features is None:
             return p_pg, None
-        return p_pg, ood.scores(self.ood_stages, np.concatenate([f for _, f in parts]))
+        return p_pg, ood.scores(self.ood_stages, features)
 
     def predict_with_features(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """The raw P(PG) and the out-of-distribution features (None when the model has no
@@ -105,6 +100,8 @@ class Classifier:
         pixels = self.model_input(pixels)
         step = self.fixed_batch or max(len(pixels), 1)
         parts = [self._run_batch(pixels[i:i + step]) for i in range(0, len(pixels), step)]
+        if not parts:
+            return np.zeros(0, np.float32), None
         features = None if parts[0][1] is None else np.concatenate([f for _, f in parts])
         return np.concatenate([p for p, _ in parts]).reshape(-1), features
 

@@ -160,7 +160,11 @@ def fit_ood_check(scorer, sizes: list[int], splits: dict, image_size: int, resiz
     p_pg = []  # per pass; fit_statistics reads the training images first, the validation last
 
     def features_of(paths):
-        dataset = make_dataset(paths, np.zeros(len(paths)), image_size, batch_size, resize=resize)
+        if paths == splits["val"]["paths"]:  # decoded and cached already
+            dataset = splits["val"]["dataset"]
+        else:
+            dataset = make_dataset(paths, np.zeros(len(paths)), image_size, batch_size,
+                                   resize=resize)
         outputs = scorer.predict(dataset, verbose=0)
         p_pg.append(outputs[0][:, 0])
         return outputs[1]
