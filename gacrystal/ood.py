@@ -15,9 +15,12 @@ Per stage, in units where training images score about 1:
 - outside them: the squared residual, divided by its mean over the training images.
 
 Each stage's score is divided by its 99th percentile over images the statistics were not fitted
-on: the validation images, and each training image scored by statistics fitted on the other
-training folds (the validation split alone holds few distinct crops: measured on a small
-synthetic set, 73 validation images let only 95% of unseen crystal images pass). The largest
+on: the validation images, the same images as another probe, focus or lighting would show them
+(`imaging_variety`: blur, gamma, contrast, brightness, noise, zoom; a model trained on synthetic
+crops otherwise rejects real crops for looking different in just these ways), and each training
+image scored by statistics fitted on the other training folds (the validation split alone holds
+few distinct crops: measured on a small synthetic set, 73 validation images let only 95% of
+unseen crystal images pass). The largest
 scaled stage score, divided by the 99th percentile of that over the same images, is the image's
 `ood_score`. Above 1 means "not like the training data" and the label is UNKNOWN. The
 statistics are NumPy arrays in an .npz file (no pickle) beside the model; an int8 copy of the
@@ -36,6 +39,7 @@ PASS_RATE = 0.99  # share of validation images that pass
 MAX_DIRECTIONS = 32
 CALIBRATION_FOLDS = 5
 FIT_SEED = 0  # draws the FIT_IMAGES when a training split has more
+VARIETY_SEED = 1  # draws the imaging variations of the calibration images
 METHOD = "multi-stage Mahalanobis"
 
 
@@ -117,27 +121,69 @@ def fit(train_features, train_labels, val_features, sizes, pass_rate=PASS_RATE) 
     return stages
 
 
+def imaging_variety(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The images as another probe, focus or lighting would show them, one random draw per image:
+    blur, gamma, contrast, brightness, sensor noise and a zoom of up to 20%. None of these
+    changes what the crystals are, so the check must not reject an image for them.
+
+    Args:
+        pixels: RGB 0-255 images at the model's size, (n, size, size, 3).
+    """
+    from PIL import Image
+    from scipy.ndimage import gaussian_filter
+    varied = []
+    for image in np.asarray(pixels, np.float32):
+        size = image.shape[0]
+        zoomed = round(size * rng.uniform(0.83, 1.2))
+        picture = Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).resize(
+            (zoomed, zoomed), Image.BILINEAR)
+        offset = abs(zoomed - size) // 2  # crop the centre, or reflect-pad around it
+        image = np.asarray(picture, np.float32)
+        image = image[offset:offset + size, offset:offset + size] if zoomed >= size else np.pad(
+            image, ((offset, size - zoomed - offset), (offset, size - zoomed - offset), (0, 0)),
+            mode="reflect")
+        image = gaussian_filter(image, (rng.uniform(0, 1.5), rng.uniform(0, 1.5), 0))
+        image = 255 * (np.clip(image, 0, 255) / 255) ** rng.uniform(0.7, 1.4)
+        image = (image - image.mean()) * rng.uniform(0.75, 1.25) + image.mean() + rng.uniform(-20, 20)
+        image = image + rng.normal(0, rng.uniform(0, 6), image.shape[:2])[..., None]
+        varied.append(np.clip(image, 0, 255))
+    return np.stack(varied).astype(np.float32) if varied else np.asarray(pixels, np.float32)
+
+
 def fit_statistics(features_of, train_paths: list, train_labels, val_paths: list,
                    sizes: list[int]) -> tuple[list[dict], dict]:
     """The one recipe for a model's out-of-distribution statistics, whoever fits them (training,
-    GAquantize for an int8 copy): fitted on up to FIT_IMAGES un-augmented training images,
-    calibrated on the validation images and on held-out training folds.
+    GAquantize for an int8 copy, GAcalibrate): fitted on up to FIT_IMAGES un-augmented training
+    images, calibrated on the validation images, on the same images under `imaging_variety`,
+    and on held-out training folds.
 
     Args:
-        features_of: paths -> the model's OOD features of those images, (n, sum(sizes)).
+        features_of: (paths, varied) -> the model's OOD features of those images,
+            (n, sum(sizes)); with varied=True, of the images after
+            `imaging_variety(pixels, np.random.default_rng(VARIETY_SEED))`.
         sizes: each stage's share of the features (gacrystal.model.scoring_model).
 
     Returns:
         (stages, summary): the statistics (for `save`) and figures for config.json.
     """
     chosen = fitting_indices(len(train_paths))
-    train_features = features_of([train_paths[i] for i in chosen])
-    val_features = features_of(list(val_paths))
-    stages = fit(train_features, np.asarray(train_labels)[chosen], val_features, sizes)
+    train_features = features_of([train_paths[i] for i in chosen], False)
+    varied_features = features_of(list(val_paths), True)
+    val_features = features_of(list(val_paths), False)  # last: training reuses this pass's P(PG)
+    stages = fit(train_features, np.asarray(train_labels)[chosen],
+                 np.concatenate([val_features, varied_features]), sizes)
     summary = {"threshold": 1.0, "method": METHOD, "fit_images": len(chosen),
                "val_pass_rate": float(np.mean(scores(stages, val_features) <= 1)),
+               "varied_val_pass_rate": float(np.mean(scores(stages, varied_features) <= 1)),
                "stage_scales": [float(stage["scale"]) for stage in stages]}
     return stages, summary
+
+
+def varied_batches(batches):
+    """imaging_variety over a sequence of pixel batches, with the one seed (VARIETY_SEED)."""
+    rng = np.random.default_rng(VARIETY_SEED)
+    for pixels in batches:
+        yield imaging_variety(pixels, rng)
 
 
 def scores(stages: list[dict], features: np.ndarray) -> np.ndarray:

@@ -94,14 +94,16 @@ def onnx_features(model_path: Path, image_size: int, resize: str):
     session = open_session(model_path)
     name = session.get_inputs()[0].name
 
-    def features_of(paths):
-        parts = []
+    def batches(paths):
         for indices, pixels, errors in read_batches(paths, 32, image_size, resize):
             for i, error in zip(indices, errors):
                 if error:  # skipping it would pair the features with the wrong labels
                     raise UserError(f"cannot read {paths[i]}: {error}; remove it from the split")
-            parts.append(session.run(None, {name: np.stack(pixels).astype(np.float32)})[1])
-        return np.concatenate(parts)
+            yield np.stack(pixels).astype(np.float32)
+
+    def features_of(paths, varied):
+        pixels = ood.varied_batches(batches(paths)) if varied else batches(paths)
+        return np.concatenate([session.run(None, {name: x})[1] for x in pixels])
     return features_of
 
 

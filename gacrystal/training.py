@@ -46,13 +46,21 @@ def class_counts(splits: dict) -> dict:
 
 def build_and_compile(backbone: str, weights, image_size: int, trainable_fraction: float,
                       dropout: tuple[float, float], bn_momentum: float, lr: float,
-                      momentum: float, jit_compile="auto"):
+                      momentum: float, jit_compile="auto", lr_schedule="constant",
+                      total_steps: int = 0):
     """The classifier, compiled with the original's optimizer and loss. Under a tf.distribute
-    strategy, call it inside the strategy's scope."""
+    strategy, call it inside the strategy's scope.
+
+    Args:
+        lr_schedule: constant (the original), or cosine: from lr down to 0 over total_steps, so
+            that the last epochs take small steps and the final weights do not land on a swing.
+    """
     import keras
     from gacrystal.model import build_classifier
     model = build_classifier(backbone, weights, image_size, trainable_fraction, dropout,
                              bn_momentum)
+    if lr_schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(total_steps, 1))
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr, momentum=momentum),
                   loss="binary_crossentropy", metrics=["accuracy"], jit_compile=jit_compile)
     return model
@@ -159,12 +167,15 @@ def fit_ood_check(scorer, sizes: list[int], splits: dict, image_size: int, resiz
     started = time.time()
     p_pg = []  # per pass; fit_statistics reads the training images first, the validation last
 
-    def features_of(paths):
+    def features_of(paths, varied):
         if paths == splits["val"]["paths"]:  # decoded and cached already
             dataset = splits["val"]["dataset"]
         else:
             dataset = make_dataset(paths, np.zeros(len(paths)), image_size, batch_size,
                                    resize=resize)
+        if varied:
+            pixels = np.concatenate(list(ood.varied_batches(x.numpy() for x, _ in dataset)))
+            return scorer.predict(pixels, batch_size=batch_size, verbose=0)[1]
         outputs = scorer.predict(dataset, verbose=0)
         p_pg.append(outputs[0][:, 0])
         return outputs[1]
@@ -173,7 +184,8 @@ def fit_ood_check(scorer, sizes: list[int], splits: dict, image_size: int, resiz
     ood.save(stages, run_dir / ood.FILE_NAME)
     summary.update(file=ood.FILE_NAME, seconds=round(time.time() - started, 1))
     print(f"out-of-distribution check fitted on {summary['fit_images']} training images; "
-          f"{100 * summary['val_pass_rate']:.1f}% of validation images pass")
+          f"{100 * summary['val_pass_rate']:.1f}% of validation images pass, "
+          f"{100 * summary['varied_val_pass_rate']:.1f}% under other imaging conditions")
     return stages, summary, p_pg[-1]
 
 

@@ -37,6 +37,14 @@ def test_a_calibrated_model_stays_at_temperature_one():
     assert expected_calibration_error(labels, p) < 0.05
 
 
+def test_perfectly_separated_images_do_not_sharpen_the_model():
+    labels = np.array([0] * 50 + [1] * 50)
+    p = np.where(labels == 1, 0.7, 0.3)  # every one right, none sure: the loss wants T -> 0
+    assert fit_temperature(labels, p) == 1.0
+    p[0] = 0.6  # one mistake: then the fit may sharpen or soften as the loss says
+    assert fit_temperature(labels, p) != 1.0
+
+
 def test_training_keeps_the_calibration_in_the_card_and_labelling_reports_it(runs, split_dir):
     import onnx
     config = json.loads((runs["a"] / "config.json").read_text())
@@ -55,3 +63,14 @@ def test_training_keeps_the_calibration_in_the_card_and_labelling_reports_it(run
                                    apply_temperature(raw, record["temperature"]), atol=1e-6)
         assert [r["label"] for r in records if r["label"] != "UNKNOWN"] == [
             ("PG" if p >= 0.5 else "CEX") for r, p in zip(records, raw) if r["label"] != "UNKNOWN"]
+
+
+def test_imaging_variety_changes_the_pixels_not_the_shape_and_repeats_for_a_seed():
+    from gacrystal.ood import imaging_variety
+    pixels = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype(np.float32)
+    first = imaging_variety(pixels, np.random.default_rng(1))
+    again = imaging_variety(pixels, np.random.default_rng(1))
+    assert first.shape == pixels.shape and first.dtype == np.float32
+    assert np.array_equal(first, again)
+    assert 0 <= first.min() and first.max() <= 255
+    assert np.abs(first - pixels).mean() > 5

@@ -74,9 +74,19 @@ def test_mixed_precision_trains_and_saves_float32_files_that_agree(split_dir, tm
 def test_unknown_system_settings_are_one_line_errors():
     from gacrystal import UserError
     for flag, value in (("--distribute", "cluster"), ("--precision", "int8"),
-                        ("--jit_compile", "yes")):
+                        ("--jit_compile", "yes"), ("--lr_schedule", "linear")):
         with pytest.raises(UserError, match=f"Received: {flag[2:]}={value}"):
             GAmain.main([flag, value])
+
+
+def test_the_cosine_schedule_ends_the_run_at_a_learning_rate_near_zero():
+    from gacrystal.training import build_and_compile
+    model = build_and_compile("ResNet50", None, 32, 1.0, (0.4, 0.3), 0.9, lr=0.01, momentum=0.9,
+                              lr_schedule="cosine", total_steps=10)
+    optimizer = model.optimizer
+    assert float(optimizer.learning_rate) == pytest.approx(0.01)
+    optimizer.iterations.assign(10)  # the last step of the run
+    assert float(optimizer.learning_rate) < 1e-6
 
 
 

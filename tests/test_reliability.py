@@ -200,7 +200,7 @@ def test_the_split_never_modifies_a_read_only_source(synthetic_root, tmp_path):
     try:
         GAsplit.main(["--source", str(source), "--dest", str(tmp_path / "split")])
         assert snapshot(source) == before
-        assert sorted(p.name for p in source.iterdir()) == ["archive"]
+        assert sorted(p.name for p in source.iterdir()) == ["archive", "generator.json"]
     finally:
         for path in [source, *source.rglob("*")]:
             path.chmod(0o755 if path.is_dir() else 0o644)

@@ -87,3 +87,79 @@ def test_cli_refuses_to_write_over_images(tmp_path, capsys):
         main(["--out", str(tmp_path), "--cex_count", "2", "--pg_count", "2"])
     main(["--out", str(tmp_path), "--cex_count", "1", "--pg_count", "1", "--overwrite"])
     assert len(list(tmp_path.rglob("*.png"))) == 2  # no stale files from the first run
+
+
+def test_each_look_is_drawn_with_its_stated_probability():
+    from gacrystal.synthetic import CEX_REGIMES, PG_REGIMES, choose
+    rng = np.random.default_rng(0)
+    for regimes in (CEX_REGIMES, PG_REGIMES):
+        assert abs(sum(regimes.values()) - 1) < 1e-9
+        drawn = [choose(rng, regimes) for _ in range(4000)]
+        for name, probability in regimes.items():
+            assert abs(drawn.count(name) / len(drawn) - probability) < 0.03
+
+
+def test_the_rod_field_and_an_agglomerate_can_be_drawn_at_any_size():
+    from gacrystal.synthetic import agglomerate, rod_field
+    rng = np.random.default_rng(1)
+    field = rod_field((200, 330), rng)
+    assert field.shape == (200, 330) and 0 <= field.min() and field.max() <= 1
+    assert field.std() > 0.02  # rods, not a flat grey
+    layer, alpha = agglomerate((120, 140), rng, center=(70, 60), radius=40)
+    assert layer.shape == alpha.shape == (120, 140)
+    assert alpha[60, 70] == 1 and alpha[0, 0] == 0  # the particle sits where it was asked to
+
+
+def write_crops(folder, crops: dict, prefix_by_class=True):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, images in crops.items():
+        for i, grey in enumerate(images, 1):
+            Image.fromarray(np.clip(grey, 0, 255).astype(np.uint8)).convert("RGB").save(
+                folder / f"{name} ({i}).png")
+
+
+def test_realism_figures_are_near_zero_for_the_generator_itself_and_grow_for_blur(tmp_path):
+    from scipy.ndimage import gaussian_filter
+
+    from gacrystal import realism
+    reference = realism.synthetic_sample(8, seed=5)
+    write_crops(tmp_path / "same", reference)
+    write_crops(tmp_path / "blurred", {k: [gaussian_filter(g, 4) for g in v]
+                                       for k, v in reference.items()})
+    sample = realism.synthetic_sample(8, seed=6)
+    same = realism.compare(realism.real_crops(tmp_path / "same"), sample)
+    blurred = realism.compare(realism.real_crops(tmp_path / "blurred"), sample)
+    for s, b in zip(same, blurred):
+        assert s["spectrum_distance"] < 0.3 < b["spectrum_distance"]
+        assert s["histogram_distance"] < 15
+        assert b["edge_density_real"] < s["edge_density_real"]
+
+
+def test_compare_prints_the_figures_and_writes_the_sheet(tmp_path, capsys):
+    from gacrystal import realism
+    write_crops(tmp_path / "real", realism.synthetic_sample(2, seed=9))
+    sheet = tmp_path / "sheet.png"
+    main(["--compare", str(tmp_path / "real"), "--compare_count", "3",
+          "--compare_sheet", str(sheet), "--weights", str(tmp_path / "none.keras")])
+    out = capsys.readouterr().out
+    assert "histogram" in out and "spectrum" in out and "no model at" in out
+    assert Image.open(sheet).size[1] == 4 * (realism.SHEET_HEIGHT + 8)  # real/synthetic x 2
+
+
+def test_compare_names_what_it_needs(tmp_path):
+    import pytest
+
+    from gacrystal.errors import UserError
+    write_crops(tmp_path / "only_cex", {"CEX": [np.zeros((20, 20))]})
+    with pytest.raises(UserError, match="both classes"):
+        main(["--compare", str(tmp_path / "only_cex")])
+    with pytest.raises(UserError, match="is not a folder"):
+        main(["--compare", str(tmp_path / "missing")])
+
+
+def test_the_images_say_which_generator_drew_them(tmp_path):
+    from gacrystal.synthetic import STAMP_FILE, drawn_by_older_generator
+    generate_dataset(tmp_path, 1, 1, progress=False, **SMALL)
+    assert not drawn_by_older_generator(tmp_path)
+    (tmp_path / STAMP_FILE).unlink()  # as images drawn before the stamp existed
+    assert drawn_by_older_generator(tmp_path)

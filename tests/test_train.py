@@ -121,7 +121,7 @@ def block_with(tmp_path, **changes):
 def test_demo_and_preset_set_in_the_block_behave_as_the_flags_do(tmp_path):
     demo = block_with(tmp_path, demo=True)
     resolved, source = GAmain.resolve_settings(["--epochs", "100"], script=demo)
-    assert resolved["epochs"] == 100 and resolved["image_size"] == 64  # demo, but epochs typed
+    assert resolved["epochs"] == 100 and resolved["image_size"] == GAmain.DEMO["image_size"]  # demo, but epochs typed
     assert source["image_size"] == "demo"
     paper = block_with(tmp_path, preset="paper")
     assert GAmain.resolve_settings(["--lr", "0.1"], script=paper)[0]["lr"] == 0.1
