@@ -188,6 +188,8 @@ def main(argv=None):
             if replicas(strategy) > 1:
                 synchronize_batchnorm(model)
         card = model_card(s["backbone"], s["image_size"], s["resize"])
+        card["crop_size"] = training.typical_crop_size(splits["train"]["paths"],
+                                                       splits["train"]["labels"])
         run_dir = resumed_dir or run_folder.new_run_dir(s["runs"], s["backbone"], s["demo"])
         if resumed_dir is None:  # made only now: a failed build leaves no empty run folder
             held.enter_context(exclusive_lock(run_dir, "another training run"))

@@ -3,6 +3,7 @@
     python GAsynth.py                          # the settings below
     python GAsynth.py --cex_count 6860 --pg_count 6804 --out images/synthetic-full
     python GAsynth.py --compare ../shared/reference/real   # how close they come to real crops
+    python GAsynth.py --frames 60 --spike_frame 31         # whole probe frames, for GAmonitor.py
 
 Output: OUT/archive/cropped/cropped/cex/CEX (n).png and OUT/archive/cropped/cropped/pg/PG (n).png,
 8-bit grey images stored as RGB, as in the real download (see README, "Synthetic data").
@@ -10,6 +11,10 @@ Output: OUT/archive/cropped/cropped/cex/CEX (n).png and OUT/archive/cropped/crop
 How each trait of the real images is imitated, and what the real ones look like, is written in
 gacrystal/synthetic.py (the drawing) and ../shared/reference/DATASET.md. The same seed gives the
 same files whatever the counts.
+
+With --frames N it writes N whole probe frames instead (default size 1280 x 960): a spiking run,
+pure CEX until spike_frame, then PG agglomerates added step by step, plus bubbles and out-of-focus
+blobs, with truth.csv (gacrystal/frames.py), into images/frames-synthetic unless --out is given.
 """
 from __future__ import annotations
 
@@ -35,7 +40,16 @@ compare = None  # a folder of real crops: print how close synthetic crops come t
 compare_count = 60  # synthetic crops per class drawn for --compare
 compare_sheet = "realism.png"  # --compare writes real and synthetic crops side by side here
 weights = "weights/model.keras"  # --compare also labels the real crops with this model, if present
+# whole probe frames (writes frames instead of crops)
+frames = 0  # write this many whole frames (a spiking run, with truth.csv); 0: crops
+spike_frame = 31  # the first frame with PG in view; 0: pure CEX throughout
+frame_width = 1280  # px (the real probe's frame size is not known here)
+frame_height = 960  # px
+frame_interval = 10.0  # seconds between frames (their EXIF time and file time)
+step_every = 10  # frames between one PG addition and the next
 # --- end of settings
+
+FRAMES_OUT = "images/frames-synthetic"  # where --frames writes unless --out is given
 
 
 def check_settings(s):
@@ -77,9 +91,36 @@ def compare_with_real(folder, count, seed, sheet, weights, cex_size, pg_size_ran
           f"{sum(r['label'] == 'UNKNOWN' for r in records)} rejected as unlike the training images")
 
 
+def write_frames(s: dict, out: str):
+    """--frames N: a spiking run of whole frames and its truth.csv."""
+    from gacrystal.frames import generate_frames
+    from gacrystal.images import list_images
+    if s["frames"] < 1 or s["spike_frame"] < 0 or s["step_every"] < 1 or s["frame_interval"] <= 0:
+        raise UserError("need frames >= 1, spike_frame >= 0, step_every >= 1, frame_interval > 0. "
+                        f"Received: frames={s['frames']}, spike_frame={s['spike_frame']}, "
+                        f"step_every={s['step_every']}, frame_interval={s['frame_interval']}")
+    if min(s["frame_width"], s["frame_height"]) < 320:
+        raise UserError(f"frames must be at least 320 x 320 px. Received: frame_width="
+                        f"{s['frame_width']}, frame_height={s['frame_height']}")
+    if Path(out).is_dir() and list_images(out) and not s["overwrite"]:
+        raise UserError(f"{out} already holds images; choose another --out, or pass --overwrite "
+                        "to write over them")
+    if s["overwrite"]:
+        for old in Path(out).glob("frame (*).png") if Path(out).is_dir() else []:
+            old.unlink()
+    rows = generate_frames(out, s["frames"], s["spike_frame"], s["frame_width"],
+                           s["frame_height"], s["frame_interval"], s["step_every"], s["seed"])
+    pg = sum(r["kind"] == "pg" for r in rows)
+    print(f"wrote {s['frames']} frames of {s['frame_width']} x {s['frame_height']} px to {out} "
+          f"({pg} PG agglomerates from frame {s['spike_frame']} on) and {out}/truth.csv")
+    print(f"next: python GAmonitor.py --frames {out}")
+
+
 def main(argv=None):
-    s, _ = parse_settings(__file__, "Write synthetic CEX/PG crystal images in the Kaggle layout.",
-                          argv)
+    s, given = parse_settings(__file__,
+                              "Write synthetic CEX/PG crystal images in the Kaggle layout.", argv)
+    if s["frames"]:
+        return write_frames(s, s["out"] if "out" in given else FRAMES_OUT)
     if s["compare"]:
         return compare_with_real(s["compare"], s["compare_count"], s["seed"], s["compare_sheet"],
                                  s["weights"], s["cex_size"], (s["pg_size_min"], s["pg_size_max"]))

@@ -44,6 +44,18 @@ def class_counts(splits: dict) -> dict:
             for split, part in splits.items()}
 
 
+def typical_crop_size(paths: list, labels, most: int = 200) -> int | None:
+    """The median side in px of the training CEX crops (before resizing): GAmonitor.py cuts whole
+    frames into tiles of this size, so that they show what the CEX crops showed."""
+    from PIL import Image
+    sides = []
+    for path, label in zip(paths, labels):
+        if int(label) == 0 and len(sides) < most:
+            with Image.open(path) as image:
+                sides.append(max(image.size))
+    return int(np.median(sides)) if sides else None
+
+
 def build_and_compile(backbone: str, weights, image_size: int, trainable_fraction: float,
                       dropout: tuple[float, float], bn_momentum: float, lr: float,
                       momentum: float, jit_compile="auto", lr_schedule="constant",

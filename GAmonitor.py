@@ -1,0 +1,254 @@
+"""Watches a crystallization for PG impurity in whole probe frames: finds the particles in each
+frame, labels them CEX, PG or UNKNOWN, writes per-particle and per-frame tables, a trend plot and a
+page, and raises an alarm when PG has appeared.
+
+    python GAmonitor.py --demo                                     # synthetic frames, demo model
+    python GAmonitor.py --frames FOLDER --weights weights/model.keras --out monitor
+    python GAmonitor.py --frames FOLDER --watch                    # a folder the probe writes into
+    python GAmonitor.py --frames FOLDER --um_per_px 1.2 --interval 10
+
+Output in OUT/: particles.csv (one row per candidate region), frames.csv (counts, PG fraction
+with its 95% Wilson interval, PG area fraction, the alarm), overlays/ (frames with boxes), trend.png
+and monitor.html. A second run into the same OUT goes on where the first stopped. The exit status
+is 3 when the alarm has fired (0 with --demo), else 1 when a frame could not be read, else 0.
+How candidates are found and counted: gacrystal/candidates.py and gacrystal/monitor.py.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from gacrystal.cli import layer_recipes, parse_settings, progress_bar, run_main
+from gacrystal.errors import UserError
+from gacrystal.images import list_images
+
+# --- settings (edit here, or override on the command line with the same names) ---
+frames = "images/frames"  # folder of whole probe frames, e.g. the Kaggle Raw pg/ folder
+weights = "weights/model.keras"  # the classifier (.keras, .h5, .onnx, or the int8 .onnx)
+out = "monitor"  # folder for the tables, overlays, trend.png and monitor.html
+demo = False  # monitor a synthetic spiking run with the demo model (trained first if missing)
+# finding particles
+min_area = 3000  # px: smaller bright blobs are not agglomerates (needle crossings)
+tile_size = 0  # px side of the tiles over the needle field; 0: the model card's crop size
+um_per_px = 0.0  # the probe's scale, to also give sizes in µm; 0: px only
+# time
+time_source = "auto"  # auto (times CSV, else the image's EXIF time, else file time), times, exif, mtime, order
+times = ""  # CSV with columns frame (file name) and time (ISO 8601, or seconds)
+interval = 10.0  # seconds between frames, for time_source order (typing --interval selects it)
+# the alarm: a CUSUM on the PG count per frame
+baseline_frames = 10  # the first frames, assumed free of PG, give the baseline
+alarm_allowance = 1.0  # baseline spreads subtracted per frame (tolerance for noise)
+alarm_threshold = 4.0  # the CUSUM above this fires the alarm
+# watching a folder
+watch = False  # keep running and process frames as the probe writes them (Ctrl-C stops)
+poll_s = 2.0  # seconds between looks at the folder
+stop_after_idle = 0.0  # watch mode: stop after this many seconds without a new frame; 0: never
+retries = 3  # watch mode: polls a frame may fail to read before it is reported unreadable
+# output and speed
+overlay_every = 10  # an overlay PNG of every N-th frame (and of the alarm's frame); 0: none
+batch_size = 32  # crops per forward pass
+frames_per_batch = 4  # frames whose crops share batches
+threshold = 0.5  # P(PG) at or above this is PG
+reject = True  # regions unlike the training images are UNKNOWN (not counted as CEX or PG)
+overwrite = False  # replace an earlier run's results in OUT instead of going on with it
+# --- end of settings
+
+DEMO = {"frames": "images/frames-synthetic", "out": "monitor-demo"}
+DEMO_FRAMES, DEMO_SPIKE = 60, 31  # a spiking run: pure CEX, then PG added from frame 31 on
+
+
+def check_settings(s: dict, given: set):
+    from gacrystal.monitor import TIME_SOURCES
+    if s["time_source"] not in TIME_SOURCES:
+        raise UserError(f"time_source must be one of {', '.join(TIME_SOURCES)}. "
+                        f"Received: time_source={s['time_source']}")
+    if s["time_source"] == "times" and not s["times"]:
+        raise UserError("time_source=times needs --times FILE.csv (columns frame, time)")
+    if s["times"] and not Path(s["times"]).is_file():
+        raise UserError(f"no times CSV at times={s['times']}")
+    for name in ("min_area", "batch_size", "frames_per_batch", "retries", "baseline_frames"):
+        if s[name] < 1:
+            raise UserError(f"{name} must be at least 1. Received: {name}={s[name]}")
+    for name in ("um_per_px", "interval", "poll_s", "stop_after_idle", "overlay_every",
+                 "alarm_allowance", "alarm_threshold", "tile_size"):
+        if s[name] < 0:
+            raise UserError(f"{name} must be 0 or more. Received: {name}={s[name]}")
+    if 0 < s["tile_size"] < 32:
+        raise UserError(f"tile_size must be 0 (the model card's) or at least 32. "
+                        f"Received: tile_size={s['tile_size']}")
+    if not 0 < s["threshold"] < 1:
+        raise UserError(f"threshold must be between 0 and 1 (exclusive). "
+                        f"Received: threshold={s['threshold']}")
+    if "interval" in given and s["time_source"] == "auto":
+        s["time_source"] = "order"  # a typed --interval means frames come every interval seconds
+    if s["demo"]:
+        return
+    folder = Path(s["frames"])
+    if not folder.is_dir():
+        raise UserError(f"no frame folder at frames={folder}; put the probe's frames there, pass "
+                        "--frames FOLDER, or try `python GAmonitor.py --demo`")
+    if not s["watch"] and not list_images(folder):
+        raise UserError(f"no PNG, JPEG, BMP or TIFF frames in {folder} (to wait for a probe "
+                        "writing into it, add --watch)")
+    if not Path(s["weights"]).is_file():
+        raise UserError(f"no model file at weights={s['weights']}; train one with `python "
+                        "GAmain.py` (or `python GAmain.py --demo`, which puts a small one into "
+                        "weights/)")
+
+
+def make_demo_inputs(weights: str, frames_dir: str):
+    """--demo: the demo model (trained as GAmain.py --demo does, if weights/ has none) and a
+    synthetic spiking run of frames (written once)."""
+    from gacrystal.frames import TRUTH_FILE, generate_frames
+    if not Path(weights).is_file():
+        print(f"demo: no model at {weights}; training the demo model first (GAmain.py --demo)")
+        status = subprocess.call([sys.executable, str(Path(__file__).with_name("GAmain.py")),
+                                  "--demo"])
+        if status or not Path(weights).is_file():
+            raise UserError(f"the demo model could not be trained (GAmain.py --demo exited with "
+                            f"{status}); run it on its own to see why")
+    if not Path(frames_dir, TRUTH_FILE).is_file():
+        print(f"demo: writing {DEMO_FRAMES} synthetic frames to {frames_dir} "
+              f"(pure CEX, then PG from frame {DEMO_SPIKE} on)")
+        generate_frames(frames_dir, DEMO_FRAMES, DEMO_SPIKE)
+
+
+def check_out(s: dict) -> dict:
+    """OUT must be new, hold an earlier run on the same frames and model (which goes on), or be
+    cleared with --overwrite. Returns what identifies this run."""
+    from gacrystal.monitor import load_state
+    identity = {"frames": str(Path(s["frames"]).resolve()), "weights": str(Path(s["weights"]))}
+    state = load_state(Path(s["out"]))
+    if state and not s["overwrite"]:
+        differs = [k for k in identity if state.get(k) != identity[k]]
+        if differs:
+            raise UserError(f"{s['out']} holds a run on other {' and '.join(differs)} "
+                            f"({', '.join(str(state.get(k)) for k in differs)}); choose another "
+                            "--out, or pass --overwrite to replace it")
+    return identity
+
+
+def open_run(s: dict, classifier):
+    """The Monitor for OUT: a new run, or the earlier one in OUT taken up where it stopped."""
+    from gacrystal import monitor as m
+    from gacrystal.candidates import DEFAULT_TILE_SIZE
+    out = Path(s["out"])
+    if s["overwrite"]:
+        m.clear_outputs(out)
+    state = m.load_state(out) or {}
+    clock = m.FrameClock(s["time_source"], m.read_times(s["times"]) if s["times"] else None,
+                         s["interval"], start=state.get("start"), chosen=state.get("time_source"))
+    alarm = m.OnsetAlarm(s["baseline_frames"], s["alarm_allowance"], s["alarm_threshold"])
+    tile_size = s["tile_size"] or int(classifier.card.get("crop_size") or DEFAULT_TILE_SIZE)
+    run = m.Monitor(classifier, out, clock, alarm, tile_size=tile_size, min_area=s["min_area"],
+                    um_per_px=s["um_per_px"], batch_size=s["batch_size"],
+                    threshold=s["threshold"], reject=s["reject"],
+                    overlay_every=s["overlay_every"], on_alarm=announce)
+    run.resume()
+    if run.frames:
+        print(f"going on with the run in {out}: {len(run.frames)} frames already done")
+    return run
+
+
+def announce(frame: dict):
+    """Prints the alarm, once, when it fires."""
+    when = frame["time"] or f"{frame['elapsed_s'] / 60:.1f} min after the first frame"
+    print(f"\nALARM: PG has appeared: {frame['frame']}, {when} ({frame['pg']} PG regions in "
+          "this frame)", flush=True)
+
+
+def save_run_state(run, identity: dict, s: dict):
+    from gacrystal.monitor import save_state
+    save_state(run.out, {**identity, "time_source": run.clock.chosen,
+                         "start": run.clock.start.isoformat() if run.clock.start else None,
+                         "tile_size": run.tile_size, "settings": s})
+
+
+def monitor_folder(run, folder: Path, frames_per_batch: int, save):
+    """Every frame of a finished folder not yet done, with a progress bar."""
+    from gacrystal.monitor import in_groups, new_frames
+    todo = new_frames(folder, run)
+    bar = progress_bar(len(todo), "frames", unit="frame")
+    for group in in_groups(todo, frames_per_batch):
+        run.process(group)
+        save()
+        bar.update(len(group))
+    bar.close()
+
+
+def write_pictures(run, s: dict, alarm_text: str):
+    from gacrystal.monitor import FRAME_COLUMNS, OVERLAYS
+    from gacrystal.monitor_report import plot_trend, write_page
+    if run.frames:
+        plot_trend(run.frames, s["alarm_threshold"], run.out / "trend.png")
+    return write_page(run.out, run.frames, s, alarm_text, Path(s["frames"]), run.out / OVERLAYS,
+                      FRAME_COLUMNS)
+
+
+def alarm_text(run) -> str:
+    if not run.alarm.fired:
+        return f"No alarm: PG has not appeared in {len(run.frames)} frames."
+    frame = run.frames[run.alarm.fired_at]
+    when = frame["time"] or f"{float(frame['elapsed_s']) / 60:.1f} min after the first frame"
+    return f"ALARM: PG has appeared at {frame['frame']}, {when}."
+
+
+def main(argv=None):
+    s, given = parse_settings(__file__, "Watch a crystallization for PG in whole probe frames.",
+                              argv)
+    if s["demo"]:
+        s, _ = layer_recipes(s, given, [("demo", DEMO)])
+    check_settings(s, given)
+    if s["demo"]:
+        make_demo_inputs(s["weights"], s["frames"])
+    from gacrystal.classifier import load_classifier
+    from gacrystal.files import exclusive_lock
+    with exclusive_lock(s["out"], "another monitoring run"):
+        identity = check_out(s)
+        classifier = load_classifier(s["weights"])
+        run = open_run(s, classifier)
+        print(f"frames: {s['frames']}; candidates: blobs of at least {s['min_area']} px and "
+              f"{run.tile_size} px tiles; model: {s['weights']}")
+        started, before = time.time(), len(run.frames)
+        try:
+            if s["watch"]:
+                from gacrystal.monitor import watch
+                print(f"watching {s['frames']} (Ctrl-C stops; running again goes on from here)")
+                last_drawn = [0.0]
+
+                def redraw(processed):
+                    save_run_state(run, identity, s)
+                    print(f"{len(run.frames)} frames done", flush=True)
+                    if time.time() - last_drawn[0] > 10:  # pictures at most every 10 s
+                        write_pictures(run, s, alarm_text(run))
+                        last_drawn[0] = time.time()
+                watch(run, Path(s["frames"]), s["poll_s"], s["retries"], s["frames_per_batch"],
+                      s["stop_after_idle"], on_poll=redraw)
+            else:
+                monitor_folder(run, Path(s["frames"]), s["frames_per_batch"],
+                               lambda: save_run_state(run, identity, s))
+        finally:  # also on Ctrl-C: what was done is in the tables and the pictures
+            save_run_state(run, identity, s)
+            page = write_pictures(run, s, alarm_text(run))
+            done = len(run.frames) - before
+            rate = done / max(time.time() - started, 1e-9)
+            print(f"\n{done} frames processed ({rate:.2f} frames/s); {len(run.frames)} in "
+                  f"{Path(s['out'], 'frames.csv')}")
+            if done:
+                print(f"time spent: {run.time_shares()}")
+            print(alarm_text(run))
+            print(f"see {page} (trend, overlays, frames, detections to review)")
+    if s["demo"]:
+        print(f"next: compare with the truth in {Path(s['frames'], 'truth.csv')} (spike at frame "
+              f"{DEMO_SPIKE}); monitor your own frames with --frames FOLDER")
+        return 0
+    from gacrystal.monitor import ALARM_EXIT_STATUS
+    if run.alarm.fired:
+        return ALARM_EXIT_STATUS
+    return 1 if run.unreadable else 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))
