@@ -15,6 +15,7 @@ How candidates are found and counted: gacrystal/candidates.py and gacrystal/moni
 """
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 import time
@@ -39,7 +40,7 @@ times = ""  # CSV with columns frame (file name) and time (ISO 8601, or seconds)
 interval = 10.0  # seconds between frames, for time_source order (typing --interval selects it)
 # the alarm: a CUSUM on the PG count per frame
 baseline_frames = 10  # the first frames, assumed free of PG, give the baseline
-alarm_allowance = 1.0  # baseline spreads subtracted per frame (tolerance for noise)
+alarm_allowance = 0.75  # baseline spreads subtracted per frame (tolerance for noise)
 alarm_threshold = 4.0  # the CUSUM above this fires the alarm
 # watching a folder
 watch = False  # keep running and process frames as the probe writes them (Ctrl-C stops)
@@ -178,6 +179,34 @@ def monitor_folder(run, folder: Path, frames_per_batch: int, save):
     bar.close()
 
 
+def watch_folder(run, s: dict, save):
+    """--watch: frames as the probe writes them, until Ctrl-C or --stop_after_idle; the trend
+    and the page redrawn as they come, at most every 10 s."""
+    from gacrystal.monitor import watch
+    print(f"watching {s['frames']} (Ctrl-C stops; running again goes on from here)")
+    last_drawn = 0.0
+
+    def after_poll(processed: int):
+        nonlocal last_drawn
+        save()
+        print(f"{len(run.frames)} frames done", flush=True)
+        if time.time() - last_drawn > 10:
+            write_pictures(run, s, alarm_text(run))
+            last_drawn = time.time()
+    watch(run, Path(s["frames"]), s["poll_s"], s["retries"], s["frames_per_batch"],
+          s["stop_after_idle"], on_poll=after_poll)
+
+
+def report_run(run, done: int, seconds: float, out: str, page: Path):
+    print(f"\n{done} frames processed ({done / max(seconds, 1e-9):.2f} frames/s); "
+          f"{len(run.frames)} in {Path(out, 'frames.csv')}")
+    if done:
+        print(f"time spent: {run.time_shares()}")
+    if not run.alarm.fired or run.alarm.fired_at < len(run.frames) - done:
+        print(alarm_text(run))  # an alarm that fired in this run was printed when it fired
+    print(f"see {page} (trend, overlays, frames, detections to review)")
+
+
 def write_pictures(run, s: dict, alarm_text: str):
     from gacrystal.monitor import FRAME_COLUMNS, OVERLAYS
     from gacrystal.monitor_report import plot_trend, write_page
@@ -211,35 +240,20 @@ def main(argv=None):
         run = open_run(s, classifier)
         print(f"frames: {s['frames']}; candidates: blobs of at least {s['min_area']} px and "
               f"{run.tile_size} px tiles; model: {s['weights']}")
+        if s["reject"] and not run.classifier.can_reject:
+            print("note: this model has no out-of-distribution statistics (ood.npz) beside it: "
+                  "bubbles and debris get CEX or PG, never UNKNOWN")
         started, before = time.time(), len(run.frames)
+        save = functools.partial(save_run_state, run, identity, s)
         try:
             if s["watch"]:
-                from gacrystal.monitor import watch
-                print(f"watching {s['frames']} (Ctrl-C stops; running again goes on from here)")
-                last_drawn = [0.0]
-
-                def redraw(processed):
-                    save_run_state(run, identity, s)
-                    print(f"{len(run.frames)} frames done", flush=True)
-                    if time.time() - last_drawn[0] > 10:  # pictures at most every 10 s
-                        write_pictures(run, s, alarm_text(run))
-                        last_drawn[0] = time.time()
-                watch(run, Path(s["frames"]), s["poll_s"], s["retries"], s["frames_per_batch"],
-                      s["stop_after_idle"], on_poll=redraw)
+                watch_folder(run, s, save)
             else:
-                monitor_folder(run, Path(s["frames"]), s["frames_per_batch"],
-                               lambda: save_run_state(run, identity, s))
+                monitor_folder(run, Path(s["frames"]), s["frames_per_batch"], save)
         finally:  # also on Ctrl-C: what was done is in the tables and the pictures
-            save_run_state(run, identity, s)
+            save()
             page = write_pictures(run, s, alarm_text(run))
-            done = len(run.frames) - before
-            rate = done / max(time.time() - started, 1e-9)
-            print(f"\n{done} frames processed ({rate:.2f} frames/s); {len(run.frames)} in "
-                  f"{Path(s['out'], 'frames.csv')}")
-            if done:
-                print(f"time spent: {run.time_shares()}")
-            print(alarm_text(run))
-            print(f"see {page} (trend, overlays, frames, detections to review)")
+            report_run(run, len(run.frames) - before, time.time() - started, s["out"], page)
     if s["demo"]:
         print(f"next: compare with the truth in {Path(s['frames'], 'truth.csv')} (spike at frame "
               f"{DEMO_SPIKE}); monitor your own frames with --frames FOLDER")

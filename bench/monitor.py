@@ -5,12 +5,13 @@ frames per second (GAmonitor.py's pipeline).
     python bench/monitor.py --resnet101        # + ResNet-101 at 224 px, fp32 and int8 ONNX
     python bench/monitor.py --picture monitor-demo   # the README's picture from a GAmonitor run
 
-Runs (written once into bench/_monitor/): spiking runs of 60 frames (PG from frame 31 on, seed 42;
-from frame 21 on, seed 45) and pure-CEX runs (100 frames each, seeds 43 and 44), all 1280 x 960;
-the outputs stay in bench/_monitor/out-RUN/. Reports:
-- blob recall: truth PG agglomerates whose centre a blob candidate's box covers; PG recall: whose
-  centre a counted region labelled PG covers; PG precision: counted PG regions that cover a
-  truth agglomerate's centre;
+Runs (written once into bench/_monitor/; see RUNS): spiking runs of 60 frames (PG from frame 31,
+21 or 26 on) and pure-CEX runs of 100 frames, all 1280 x 960; the outputs stay in
+bench/_monitor/out-RUN/. Reports:
+- candidate recall: truth PG agglomerates whose centre any candidate's box covers (the tiles
+  cover nearly everything, so this says little); blob recall: whose centre a blob's box covers;
+  PG recall: whose centre a counted region labelled PG covers; PG precision: counted PG regions
+  that cover a truth agglomerate's centre;
 - per-frame PG count error against truth (mean absolute), the PG fraction's error against
   truth PG / (counted CEX + PG);
 - the alarm: frames from the spike to the alarm; false alarms on the pure-CEX runs;
@@ -33,9 +34,10 @@ import numpy as np
 from common import ROOT, machine, peak_rss_mb
 
 WORK = ROOT / "bench" / "_monitor"
-# name: (frames, spike frame, seed); the blob-finding constants were chosen on "spiking" alone
+# name: (frames, spike frame, seed). The blob-finding constants were chosen on "spiking" alone,
+# the alarm's allowance on the first four; the "_c" runs were held out of both choices.
 RUNS = {"spiking": (60, 31, 42), "spiking_b": (60, 21, 45), "pure_cex_a": (100, 0, 43),
-        "pure_cex_b": (100, 0, 44)}
+        "pure_cex_b": (100, 0, 44), "spiking_c": (60, 26, 47), "pure_cex_c": (100, 0, 46)}
 
 
 def frames_of(name: str) -> Path:
@@ -75,7 +77,7 @@ def detection(out: Path, truth: dict) -> dict:
     by_frame = {}
     for row in rows:
         by_frame.setdefault(row["frame"], []).append(row)
-    blob_hits = pg_hits = total = pg_regions = pg_true = 0
+    any_hits = blob_hits = pg_hits = total = pg_regions = pg_true = 0
     count_errors, fraction_errors = [], []
     for name, t in truth.items():
         found = by_frame.get(name, [])
@@ -83,6 +85,7 @@ def detection(out: Path, truth: dict) -> dict:
         pg = [r for r in found if r["counted"] == "1" and r["label"] == "PG"]
         for box in t["pg"]:
             total += 1
+            any_hits += any(centre_in(r, box) for r in found)
             blob_hits += any(centre_in(r, box) for r in blobs)
             pg_hits += any(centre_in(r, box) for r in pg)
         pg_regions += len(pg)
@@ -92,7 +95,7 @@ def detection(out: Path, truth: dict) -> dict:
         classified = int(f["cex"]) + int(f["pg"])
         if classified:
             fraction_errors.append(abs(int(f["pg"]) - len(t["pg"])) / classified)
-    return {"blob_recall": blob_hits / max(total, 1), "pg_recall": pg_hits / max(total, 1),
+    return {"candidate_recall": any_hits / max(total, 1), "blob_recall": blob_hits / max(total, 1), "pg_recall": pg_hits / max(total, 1),
             "pg_precision": pg_true / max(pg_regions, 1), "truth_pg": total,
             "count_mae": float(np.mean(count_errors)),
             "fraction_mae": float(np.mean(fraction_errors)) if fraction_errors else None}
@@ -123,7 +126,8 @@ def quality(classifier, label: str):
         print(f"  alarm: {alarm}; PG regions per frame before PG: mean {np.mean(pre):.2f}, "
               f"max {max(pre)}")
         if d["truth_pg"]:
-            print(f"  {d['truth_pg']} truth PG: blob recall {d['blob_recall']:.1%}, PG recall "
+            print(f"  {d['truth_pg']} truth PG: candidate recall {d['candidate_recall']:.1%} (tiles "
+                  f"included), blob recall {d['blob_recall']:.1%}, PG recall "
                   f"{d['pg_recall']:.1%}, PG precision {d['pg_precision']:.1%}")
         print(f"  PG count per frame: mean absolute error {d['count_mae']:.2f}; PG fraction: "
               f"mean absolute error {d['fraction_mae']:.3f}")

@@ -141,7 +141,7 @@ class OnsetAlarm:
     started later, the baseline already holds PG and the alarm waits for a further rise.
     """
 
-    def __init__(self, baseline_frames: int = 10, allowance: float = 1.0, threshold: float = 4.0,
+    def __init__(self, baseline_frames: int = 10, allowance: float = 0.75, threshold: float = 4.0,
                  most_per_frame: float = 2.5):
         self.baseline_frames, self.allowance, self.threshold = baseline_frames, allowance, threshold
         self.most_per_frame = most_per_frame
