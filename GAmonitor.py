@@ -69,6 +69,9 @@ def check_settings(s: dict, given: set):
         raise UserError("time_source=times needs --times FILE.csv (columns frame, time)")
     if s["times"] and not Path(s["times"]).is_file():
         raise UserError(f"no times CSV at times={s['times']}")
+    if s["times"]:
+        from gacrystal.monitor import read_times
+        read_times(s["times"])  # a malformed table is reported now, not mid-run
     for name in ("min_area", "batch_size", "frames_per_batch", "retries", "baseline_frames"):
         if s[name] < 1:
             raise UserError(f"{name} must be at least 1. Received: {name}={s[name]}")
@@ -82,7 +85,7 @@ def check_settings(s: dict, given: set):
     if not 0 < s["threshold"] < 1:
         raise UserError(f"threshold must be between 0 and 1 (exclusive). "
                         f"Received: threshold={s['threshold']}")
-    if "interval" in given and s["time_source"] == "auto":
+    if "interval" in given and s["time_source"] == "auto" and not s["times"]:
         s["time_source"] = "order"  # a typed --interval means frames come every interval seconds
     if s["demo"]:
         return
@@ -117,17 +120,28 @@ def make_demo_inputs(weights: str, frames_dir: str):
 
 
 def check_out(s: dict) -> dict:
-    """OUT must be new, hold an earlier run on the same frames and model (which goes on), or be
-    cleared with --overwrite. Returns what identifies this run."""
+    """OUT must be new, hold an earlier run on the same frames and model timed the same way
+    (which goes on), or be cleared with --overwrite. Returns what identifies this run."""
     from gacrystal.monitor import load_state
-    identity = {"frames": str(Path(s["frames"]).resolve()), "weights": str(Path(s["weights"]))}
+    identity = {"frames": str(Path(s["frames"]).resolve()),
+                "weights": str(Path(s["weights"]).resolve())}
     state = load_state(Path(s["out"]))
-    if state and not s["overwrite"]:
-        differs = [k for k in identity if state.get(k) != identity[k]]
-        if differs:
-            raise UserError(f"{s['out']} holds a run on other {' and '.join(differs)} "
-                            f"({', '.join(str(state.get(k)) for k in differs)}); choose another "
-                            "--out, or pass --overwrite to replace it")
+    if not state or s["overwrite"]:
+        return identity
+    differs = [k for k in identity if state.get(k) != identity[k]]
+    if differs:
+        raise UserError(f"{s['out']} holds a run on other {' and '.join(differs)} "
+                        f"({', '.join(str(state.get(k)) for k in differs)}); choose another "
+                        "--out, or pass --overwrite to replace it")
+    timed_by = state.get("time_source")
+    wanted = "times" if s["times"] and s["time_source"] == "auto" else s["time_source"]
+    if timed_by and wanted != "auto" and wanted != timed_by:
+        raise UserError(f"the run in {s['out']} takes its times from {timed_by}, not {wanted}; "
+                        "run again without --time_source/--times/--interval to go on with it, "
+                        "or pass --overwrite to start again")
+    if timed_by == "times" and not s["times"]:
+        raise UserError(f"the run in {s['out']} takes its times from a --times CSV; pass it "
+                        f"again (--times {state['settings'].get('times', 'FILE.csv')})")
     return identity
 
 
@@ -139,8 +153,8 @@ def open_run(s: dict, classifier):
     if s["overwrite"]:
         m.clear_outputs(out)
     state = m.load_state(out) or {}
-    clock = m.FrameClock(s["time_source"], m.read_times(s["times"]) if s["times"] else None,
-                         s["interval"], start=state.get("start"), chosen=state.get("time_source"))
+    clock = m.FrameClock(s["time_source"], s["times"] or None, s["interval"],
+                         start=state.get("start"), chosen=state.get("time_source"))
     alarm = m.OnsetAlarm(s["baseline_frames"], s["alarm_allowance"], s["alarm_threshold"])
     tile_size = s["tile_size"] or int(classifier.card.get("crop_size") or DEFAULT_TILE_SIZE)
     run = m.Monitor(classifier, out, clock, alarm, tile_size=tile_size, min_area=s["min_area"],
@@ -213,7 +227,7 @@ def write_pictures(run, s: dict, alarm_text: str):
     if run.frames:
         plot_trend(run.frames, s["alarm_threshold"], run.out / "trend.png")
     return write_page(run.out, run.frames, s, alarm_text, Path(s["frames"]), run.out / OVERLAYS,
-                      FRAME_COLUMNS)
+                      FRAME_COLUMNS, run.picks)
 
 
 def alarm_text(run) -> str:
@@ -245,6 +259,7 @@ def main(argv=None):
                   "bubbles and debris get CEX or PG, never UNKNOWN")
         started, before = time.time(), len(run.frames)
         save = functools.partial(save_run_state, run, identity, s)
+        save()  # before the first row: a crash in the first frames still leaves the run's identity
         try:
             if s["watch"]:
                 watch_folder(run, s, save)
@@ -261,7 +276,7 @@ def main(argv=None):
     from gacrystal.monitor import ALARM_EXIT_STATUS
     if run.alarm.fired:
         return ALARM_EXIT_STATUS
-    return 1 if run.unreadable else 0
+    return 1 if run.still_unreadable() else 0
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ blobs, with truth.csv (gacrystal/frames.py), into images/frames-synthetic unless
 """
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -102,12 +103,16 @@ def write_frames(s: dict, out: str):
     if min(s["frame_width"], s["frame_height"]) < 320:
         raise UserError(f"frames must be at least 320 x 320 px. Received: frame_width="
                         f"{s['frame_width']}, frame_height={s['frame_height']}")
-    if Path(out).is_dir() and list_images(out) and not s["overwrite"]:
+    existing = list_images(out) if Path(out).is_dir() else []
+    if existing and not s["overwrite"]:
         raise UserError(f"{out} already holds images; choose another --out, or pass --overwrite "
                         "to write over them")
-    if s["overwrite"]:
-        for old in Path(out).glob("frame (*).png") if Path(out).is_dir() else []:
-            old.unlink()
+    others = [p.name for p in existing if not re.fullmatch(r"frame \(\d+\)\.png", p.name)]
+    if others:  # they would be monitored along with the new frames
+        raise UserError(f"{out} holds other images too ({others[0]}, ...); write the frames into "
+                        "an empty folder")
+    for old in existing:
+        old.unlink()
     rows = generate_frames(out, s["frames"], s["spike_frame"], s["frame_width"],
                            s["frame_height"], s["frame_interval"], s["step_every"], s["seed"])
     pg = sum(r["kind"] == "pg" for r in rows)

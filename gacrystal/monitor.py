@@ -29,7 +29,8 @@ import numpy as np
 
 from gacrystal.candidates import Candidate, cut, find_candidates
 from gacrystal.errors import UserError
-from gacrystal.images import CLASS_NAMES, UNKNOWN, ImageError, read_rgb
+from gacrystal.monitor_report import ReviewPicks
+from gacrystal.images import CLASS_NAMES, UNKNOWN, ImageError, read_rgb, why_unreadable
 
 PG, CEX = CLASS_NAMES[1], CLASS_NAMES[0]
 TILE_OVERLAP = 0.1  # a tile sharing this much of its area with a counted blob is not counted
@@ -43,7 +44,7 @@ PARTICLE_COLUMNS = ["frame", "time", "elapsed_s", "particle", "found_by", "x", "
 FRAME_COLUMNS = ["frame", "time", "elapsed_s", "time_source", "candidates", "cex", "pg",
                  "unknown", "pg_fraction", "pg_fraction_low", "pg_fraction_high",
                  "pg_area_fraction", "cusum", "alarm", "event"]
-UNREADABLE_COLUMNS = ["frame", "reason"]
+UNREADABLE_COLUMNS = ["frame", "reason", "size", "mtime_ns"]
 TIME_SOURCES = ("auto", "times", "exif", "mtime", "order")
 EXIF_DATETIME, EXIF_IFD, EXIF_DATETIME_ORIGINAL = 306, 0x8769, 36867
 
@@ -88,40 +89,48 @@ def read_times(path: str | Path) -> dict[str, dt.datetime | float]:
 class FrameClock:
     """Gives each frame its time, from one source for the whole run (the CSVs say which):
     a --times table, the image's EXIF/TIFF DateTime, the file's modification time, or its place
-    in the sequence times `interval`. "auto" takes the first of these that the first frame has."""
+    in the sequence times `interval`. "auto" takes the first of these that the first frame has.
+    A frame that lacks the chosen source (no EXIF time, no row in the table yet) gets its file's
+    modification time, and its row says so; the table is read again when it changes, so a probe
+    may append to it while it is watched."""
 
-    def __init__(self, source: str = "auto", times: dict | None = None, interval: float = 10.0,
-                 start: str | None = None, chosen: str | None = None):
-        self.source, self.times, self.interval = source, times or {}, interval
+    def __init__(self, source: str = "auto", times_path: str | Path | None = None,
+                 interval: float = 10.0, start: str | None = None, chosen: str | None = None):
+        self.source, self.interval = source, interval
+        self.times_path = Path(times_path) if times_path else None
+        self.times, self.times_read = {}, None  # the table, and the file's mtime when read
         self.start = dt.datetime.fromisoformat(start) if start else None  # the first frame's time
         self.chosen = chosen  # the source "auto" settled on (kept in monitor.json for a restart)
 
     def choose(self, path: Path) -> str:
         if self.source != "auto":
             return self.source
-        if self.times:
+        if self.times_path:
             return "times"
         return "exif" if exif_time(path) is not None else "mtime"
 
-    def time_of(self, path: Path, index: int) -> tuple[dt.datetime | None, float, str]:
-        """(time or None, seconds since the first frame, source used) of the index-th frame."""
+    def from_table(self, name: str) -> dt.datetime | float | None:
+        if name not in self.times and self.times_path is not None:
+            changed = self.times_path.stat().st_mtime_ns if self.times_path.exists() else None
+            if changed != self.times_read:
+                self.times, self.times_read = read_times(self.times_path), changed
+        return self.times.get(name)
+
+    def time_of(self, path: Path, index: int, mtime: float) -> tuple[dt.datetime | None, float, str]:
+        """(time or None, seconds since the first frame, source used) of the index-th frame,
+        whose file was modified at `mtime` (seconds since the epoch)."""
         self.chosen = self.chosen or self.choose(path)
         source, when = self.chosen, None
         if source == "order":
             return None, index * self.interval, source
         if source == "times":
-            if path.name not in self.times:
-                raise UserError(f"{path.name} is not in the --times table; add it, or leave "
-                                "--times out")
-            when = self.times[path.name]
+            when = self.from_table(path.name)
             if isinstance(when, float):
                 return None, when, source
         elif source == "exif":
             when = exif_time(path)
-            if when is None:
-                source = "mtime"  # this frame lacks it: said so in its row
         if when is None:
-            when = dt.datetime.fromtimestamp(path.stat().st_mtime)
+            source, when = "mtime", dt.datetime.fromtimestamp(mtime)  # said so in its row
         self.start = self.start or when
         return when, (when - self.start).total_seconds(), source
 
@@ -136,8 +145,9 @@ class OnsetAlarm:
     them, each frame adds (count - mean) / spread - allowance, capped at `most_per_frame` -
     allowance, to a sum that never falls below 0; the alarm fires when the sum passes `threshold`.
     The cap (a robust CUSUM) is what keeps one frame full of false PG from firing it alone: with
-    the defaults, no fewer than three frames in a row well above the baseline can fire it, and a
-    lasting rise fires it on the third frame. This assumes the run starts before PG appears:
+    the defaults, no fewer than three frames well above the baseline can fire it (not necessarily
+    in a row: a quiet frame only takes `allowance` off), and a lasting rise fires it on its third
+    frame. This assumes the run starts before PG appears:
     started later, the baseline already holds PG and the alarm waits for a further rise.
     """
 
@@ -192,7 +202,9 @@ def append_rows(path: Path, rows: list[dict], columns: list[str]):
     for row in rows:
         writer.writerow({k: "" if row.get(k) is None else
                          f"{row[k]:.6g}" if isinstance(row[k], float) else row[k] for k in columns})
-    with open(path, "a", encoding="utf-8", newline="") as f:
+    # surrogateescape: a file name that is not valid UTF-8 is written as its own bytes and reads
+    # back as the same name, so a resumed run recognises the frame
+    with open(path, "a", encoding="utf-8", errors="surrogateescape", newline="") as f:
         f.write(buffer.getvalue())
         f.flush()
         os.fsync(f.fileno())
@@ -207,7 +219,7 @@ def read_rows(path: Path) -> list[dict]:
         data = data[:data.rfind(b"\n") + 1]
         with open(path, "r+b") as f:
             f.truncate(len(data))
-    return list(csv.DictReader(data.decode("utf-8").splitlines()))
+    return list(csv.DictReader(data.decode("utf-8", "surrogateescape").splitlines()))
 
 
 # ---- one frame --------------------------------------------------------------------------------
@@ -287,7 +299,10 @@ class Monitor:
         self.overlay_every = overlay_every
         self.on_alarm = on_alarm or (lambda row: None)
         self.frames: list[dict] = []  # frames.csv's rows, this run's and earlier runs'
-        self.unreadable: dict[str, str] = {}
+        # {frame: (why, (size, mtime_ns))}: given up on while the file stays as it was
+        self.unreadable: dict[str, tuple[str, tuple[int, int]]] = {}
+        self.picks = ReviewPicks()  # the PG detections the page shows for review
+        self.told_empty = False
         self.seconds = {"read": 0.0, "find": 0.0, "classify": 0.0, "write": 0.0}  # this run's
         self.out.mkdir(parents=True, exist_ok=True)
 
@@ -298,7 +313,7 @@ class Monitor:
     def resume(self):
         """Takes up an earlier run in the same folder: its frames are done; particle rows of a
         frame whose frames.csv row was never written (a crash in between) are dropped; the alarm
-        is replayed from the counts."""
+        is replayed from the counts; the clock goes on from the first frame's time and source."""
         from gacrystal.files import write_csv
         self.frames = read_rows(self.out / FRAMES_CSV)
         done = self.done
@@ -307,15 +322,31 @@ class Monitor:
         kept = [p for p in particles if p["frame"] in done]
         if len(kept) < len(particles):
             write_csv(kept, particles_path, PARTICLE_COLUMNS)
+        for row in kept:
+            self.picks.add(row)
         for row in self.frames:
             self.alarm.update(int(row["pg"]))
-        self.unreadable = {r["frame"]: r["reason"] for r in read_rows(self.out / UNREADABLE_CSV)}
+        if self.frames:
+            first = self.frames[0]
+            self.clock.chosen = self.clock.chosen or first["time_source"]
+            if self.clock.start is None and first["time"]:
+                self.clock.start = dt.datetime.fromisoformat(first["time"])
+        self.unreadable = {r["frame"]: (r["reason"], (int(r["size"] or -1), int(r["mtime_ns"] or -1)))
+                           for r in read_rows(self.out / UNREADABLE_CSV)}
+
+    def still_unreadable(self) -> list[str]:
+        """The frames given up on and not done since."""
+        return [name for name in self.unreadable if name not in self.done]
 
     def report_unreadable(self, path: Path, reason: str):
+        """Gives up on a frame while its file stays as it is (a later change, such as the rest of
+        a half-written file arriving, makes it new again)."""
         import sys
         print(f"{path.name}: cannot be read ({reason}); not counted", file=sys.stderr)
-        self.unreadable[path.name] = reason
-        append_rows(self.out / UNREADABLE_CSV, [{"frame": path.name, "reason": reason}],
+        signature = file_signature(path) or (-1, -1)
+        self.unreadable[path.name] = (reason, signature)
+        append_rows(self.out / UNREADABLE_CSV, [{"frame": path.name, "reason": reason,
+                                                 "size": signature[0], "mtime_ns": signature[1]}],
                     UNREADABLE_COLUMNS)
 
     def process(self, paths: list[Path], report_errors: bool = True) -> dict[Path, str]:
@@ -327,24 +358,25 @@ class Monitor:
         clock = time.perf_counter()
         for path in paths:
             try:
-                readable.append((path, read_rgb(path)))
-            except ImageError as error:
-                failed[path] = str(error)
+                # its time stamp now: the file may be gone by the time the frame is recorded
+                readable.append((path, path.stat().st_mtime, read_rgb(path)))
+            except (ImageError, OSError) as error:
+                failed[path] = why_unreadable(error)
                 if report_errors:
-                    self.report_unreadable(path, str(error))
+                    self.report_unreadable(path, failed[path])
         clock = self.lap("read", clock)
-        found = [find_candidates(rgb, self.tile_size, self.min_area) for _, rgb in readable]
+        found = [find_candidates(rgb, self.tile_size, self.min_area) for *_, rgb in readable]
         clock = self.lap("find", clock)
-        crops = [Image.fromarray(cut(rgb, c)) for (_, rgb), cs in zip(readable, found)
+        crops = [Image.fromarray(cut(rgb, c)) for (*_, rgb), cs in zip(readable, found)
                  for c in cs if c.in_focus]
         records = iter(self.classifier.label(crops, self.batch_size, self.threshold,
                                              reject=self.reject) if crops else [])
         clock = self.lap("classify", clock)
-        for (path, rgb), candidates in zip(readable, found):
+        for (path, mtime, rgb), candidates in zip(readable, found):
             frame_records = [next(records) if c.in_focus else
                              {"label": UNKNOWN, "p_pg": None, "confidence": None,
                               "ood_score": None, "note": "out of focus"} for c in candidates]
-            self.record_frame(path, rgb, candidates, frame_records)
+            self.record_frame(path, mtime, rgb, candidates, frame_records)
         self.lap("write", clock)
         return failed
 
@@ -357,8 +389,14 @@ class Monitor:
         total = sum(self.seconds.values()) or 1.0
         return ", ".join(f"{step} {100 * t / total:.0f}%" for step, t in self.seconds.items())
 
-    def record_frame(self, path: Path, rgb, candidates, records):
-        when, elapsed, source = self.clock.time_of(path, len(self.frames))
+    def record_frame(self, path: Path, mtime: float, rgb, candidates, records):
+        when, elapsed, source = self.clock.time_of(path, len(self.frames), mtime)
+        if not candidates and not self.told_empty:
+            import sys
+            self.told_empty = True
+            print(f"note: {path.name} gave no regions to classify (a flat or very dark frame? "
+                  "16-bit frames are read by their top 8 bits); check its overlay",
+                  file=sys.stderr)
         frame = {"frame": path.name, "time": when.isoformat(sep=" ") if when else "",
                  "elapsed_s": float(elapsed), "time_source": source}
         particles = particle_rows(frame, candidates, records, self.um_per_px)
@@ -368,6 +406,8 @@ class Monitor:
                      event="alarm" if fired else "")
         append_rows(self.out / PARTICLES_CSV, particles, PARTICLE_COLUMNS)
         append_rows(self.out / FRAMES_CSV, [frame], FRAME_COLUMNS)  # last: the frame is done
+        for row in particles:
+            self.picks.add(row)
         self.frames.append({k: str(v) if v is not None else "" for k, v in frame.items()})
         index = len(self.frames) - 1
         if fired or (self.overlay_every and index % self.overlay_every == 0):
@@ -382,11 +422,25 @@ def in_groups(items: list, size: int):
         yield items[start:start + size]
 
 
+def file_signature(path: Path) -> tuple[int, int] | None:
+    """(size, modification time in ns) of a file, or None when it is gone."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
+
+
 def new_frames(folder: Path, monitor: Monitor) -> list[Path]:
-    """The frames in folder, in natural order ("10" after "9"), not yet done nor given up on."""
+    """The frames in folder, in natural order ("10" after "9"), not yet done, and not given up on
+    unless the file has changed since."""
     from gacrystal.images import list_images
-    skip = monitor.done | set(monitor.unreadable)
-    return [p for p in list_images(folder) if p.name not in skip]
+    done = monitor.done
+
+    def given_up(path):
+        entry = monitor.unreadable.get(path.name)
+        return entry is not None and entry[1] == file_signature(path)
+    return [p for p in list_images(folder) if p.name not in done and not given_up(p)]
 
 
 def watch(monitor: Monitor, folder: Path, poll_s: float, retries: int, frames_per_batch: int,
@@ -395,30 +449,34 @@ def watch(monitor: Monitor, folder: Path, poll_s: float, retries: int, frames_pe
     stop_after_idle, that many seconds without a new frame).
 
     A frame is taken once its size and modification time are the same at two polls in a row (the
-    writer is done with it). One that still cannot be read is tried again at the next polls, and
-    after `retries` failures reported as unreadable. on_poll(processed) is called after each poll
-    that did work.
+    writer is done with it). One that still cannot be read is tried again at the next polls; after
+    `retries` failures with the file unchanged it is reported as unreadable and left alone until
+    the file changes. on_poll(processed) is called after each poll that did work.
     """
     last_seen, failures = {}, {}
     idle_since = time.monotonic()
     while True:
         ready = []
         for path in new_frames(folder, monitor):
-            try:
-                stat = path.stat()
-            except OSError:  # removed or renamed since the listing
+            signature = file_signature(path)
+            if signature is None:  # removed or renamed since the listing
                 continue
-            signature = (stat.st_size, stat.st_mtime_ns)
-            if last_seen.get(path.name) == signature and stat.st_size > 0:
+            if last_seen.get(path.name) == signature and signature[0] > 0:
                 ready.append(path)
             elif path.name in last_seen:
                 failures.pop(path.name, None)  # still being written: not a failure
             last_seen[path.name] = signature
         for group in in_groups(ready, frames_per_batch):
-            for path, why in monitor.process(group, report_errors=False).items():
+            failed = monitor.process(group, report_errors=False)
+            for path in group:
+                if path not in failed:
+                    last_seen.pop(path.name, None)
+                    failures.pop(path.name, None)
+            for path, why in failed.items():
                 failures[path.name] = failures.get(path.name, 0) + 1
                 if failures[path.name] >= retries:
                     monitor.report_unreadable(path, why)
+                    failures.pop(path.name)
         if ready:
             idle_since = time.monotonic()
             if on_poll:

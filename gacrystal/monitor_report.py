@@ -15,6 +15,7 @@ COLOURS = {"PG": (230, 40, 40), "CEX": (40, 200, 90), UNKNOWN: (255, 170, 0)}
 NOT_COUNTED = (150, 150, 150)
 REVIEW_COUNT = 8  # PG detections shown per kind (highest P(PG); most uncertain)
 THUMBNAIL_WIDTH = 360
+PAGE_OVERLAYS = 24  # the latest overlays the page shows (the alarm's as well); all stay on disk
 
 
 def draw_overlay(rgb: np.ndarray, frame: dict, particles: list[dict], path: Path):
@@ -83,27 +84,35 @@ def plot_trend(frames: list[dict], threshold: float, path: Path):
     plt.close(fig)
 
 
-def review_picks(particles_csv: Path, count: int = REVIEW_COUNT) -> tuple[list, list]:
-    """The counted PG detections with the highest P(PG), and the counted CEX/PG regions whose P(PG)
-    lies nearest 0.5, reading particles.csv as a stream (memory flat in its length)."""
-    import csv
-    highest, uncertain = [], []
-    if not particles_csv.exists():
-        return [], []
-    with open(particles_csv, newline="", encoding="utf-8") as f:
-        for i, row in enumerate(csv.DictReader(f)):
-            if row["counted"] != "1" or not row["p_pg"]:
-                continue
-            p = float(row["p_pg"])
-            if row["label"] == "PG":
-                heapq.heappush(highest, (p, i, row))
-                if len(highest) > count:
-                    heapq.heappop(highest)
-            heapq.heappush(uncertain, (-abs(p - 0.5), i, row))
-            if len(uncertain) > count:
-                heapq.heappop(uncertain)
-    return ([r for *_, r in sorted(highest, reverse=True)],
-            [r for *_, r in sorted(uncertain, reverse=True)])
+class ReviewPicks:
+    """The counted PG detections with the highest P(PG), and the counted CEX/PG regions whose
+    P(PG) lies nearest 0.5: `count` of each, kept as rows arrive (memory flat in the run's
+    length)."""
+
+    def __init__(self, count: int = REVIEW_COUNT):
+        self.count, self.highest, self.uncertain, self.seen = count, [], [], 0
+
+    def add(self, row: dict):
+        self.seen += 1
+        if str(row["counted"]) != "1" or row["p_pg"] in ("", None):
+            return
+        p = float(row["p_pg"])
+        if row["label"] == "PG":
+            self._keep(self.highest, (p, self.seen, row))
+        self._keep(self.uncertain, (-abs(p - 0.5), self.seen, row))
+
+    def _keep(self, heap: list, item):
+        heapq.heappush(heap, item)
+        if len(heap) > self.count:
+            heapq.heappop(heap)
+
+    def rows(self) -> tuple[list[dict], list[dict]]:
+        return ([r for *_, r in sorted(self.highest, reverse=True)],
+                [r for *_, r in sorted(self.uncertain, reverse=True)])
+
+
+def _score(value) -> str:
+    return "-" if value in ("", None) else f"{float(value):.2f}"
 
 
 def thumbnail(image, width: int = THUMBNAIL_WIDTH):
@@ -114,32 +123,36 @@ def thumbnail(image, width: int = THUMBNAIL_WIDTH):
 
 def particle_cards(rows: list[dict], frames_dir: Path) -> str:
     from PIL import Image
+    from gacrystal.images import ImageError, read_rgb
     if not rows:
         return "<p>None.</p>"
     cards = []
     for row in rows:
         x, y, w, h = (int(row[k]) for k in ("x", "y", "w", "h"))
         try:
-            with Image.open(frames_dir / row["frame"]) as frame:
-                crop = thumbnail(frame.convert("RGB").crop((x, y, x + w, y + h)), 115)
-            picture = f'<img alt="crop" src="{data_uri(crop)}">'
-        except OSError:
+            crop = Image.fromarray(read_rgb(frames_dir / row["frame"])[y:y + h, x:x + w])
+            picture = f'<img alt="crop" src="{data_uri(thumbnail(crop, 115))}">'
+        except ImageError:
             picture = "(frame no longer readable)"
         cards.append(f'<div class="card">{picture}<br>{escape(row["frame"])} #{row["particle"]}'
                      f'<br>{row["label"]}, P(PG) {float(row["p_pg"]):.3f}, ood_score '
-                     f'{row["ood_score"] or "-"}</div>')
+                     f'{_score(row["ood_score"])}</div>')
     return f'<div class="gallery">{"".join(cards)}</div>'
 
 
 def write_page(out: Path, frames: list[dict], settings: dict, alarm_text: str, frames_dir: Path,
-               overlays: Path, columns: list[str]) -> Path:
-    """monitor.html: the settings, the alarm, the trend, a table of frames, overlay thumbnails and
-    the PG detections to review; every picture embedded, so the page can be mailed."""
+               overlays: Path, columns: list[str], picks: ReviewPicks) -> Path:
+    """monitor.html: the settings, the alarm, the trend, a table of frames, thumbnails of the
+    latest overlays (and the alarm's) and the PG detections to review; every picture embedded,
+    so the page can be mailed, and their number bounded, so a long watch keeps it small."""
     from PIL import Image
-    highest, uncertain = review_picks(out / "particles.csv")
+    highest, uncertain = picks.rows()
     shots = sorted(overlays.glob("*.png"), key=lambda p: p.stat().st_mtime) if overlays.is_dir() else []
+    alarm = next((f["frame"] for f in frames if f["event"] == "alarm"), None)
+    shown = [p for p in shots if alarm and p.stem == Path(alarm).stem]
+    shown += [p for p in shots[-PAGE_OVERLAYS:] if p not in shown]
     thumbs = []
-    for shot in shots:
+    for shot in shown:
         with Image.open(shot) as image:
             thumbs.append(f'<a href="{escape(overlays.name)}/{escape(shot.name)}"><img '
                           f'alt="overlay" src="{data_uri(thumbnail(image))}"></a>')
@@ -155,7 +168,8 @@ them on your own frames.</p>
 {f'<img alt="trend" src="{data_uri(trend)}" style="max-width:100%">' if trend.exists() else ''}
 <h2>PG detections with the highest P(PG)</h2>{particle_cards(highest, frames_dir)}
 <h2>The most uncertain regions (P(PG) nearest 0.5)</h2>{particle_cards(uncertain, frames_dir)}
-<h2>Overlays</h2><p>Boxes: PG red, CEX green, UNKNOWN orange, not counted grey.</p>
+<h2>Overlays</h2><p>Boxes: PG red, CEX green, UNKNOWN orange, not counted grey.
+{len(shown)} of the {len(shots)} overlays in {escape(overlays.name)}/ (the alarm's and the latest).</p>
 <div class="shots">{''.join(thumbs) or 'None written.'}</div>
 <h2>Frames</h2>{html_table(table_rows, columns)}
 <h2>Settings</h2>{html_table([{"setting": k, "value": str(v)} for k, v in settings.items()],

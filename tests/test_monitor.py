@@ -37,7 +37,7 @@ class BrightnessClassifier:
             pixels = np.asarray(crop, np.float32)
             h, w = pixels.shape[:2]
             middle = pixels[h // 3:2 * h // 3, w // 3:2 * w // 3].mean() / 255
-            p = float(np.clip((middle - 0.45) * 5 + 0.5, 0, 1))
+            p = float(np.clip((middle - 0.62) * 5 + 0.5, 0, 1))
             label = "PG" if p >= threshold else "CEX"
             records.append({"label": label, "p_pg": p, "confidence": max(p, 1 - p),
                             "ood_score": 0.2})
@@ -103,6 +103,9 @@ def test_gasynth_frames_mode_writes_frames_and_refuses_to_overwrite(tmp_path, ca
     assert "GAmonitor.py --frames" in capsys.readouterr().out
     with pytest.raises(UserError, match="already holds images"):
         GAsynth.main(argv)
+    save_grey(np.zeros((8, 8)), out / "mine.png")
+    with pytest.raises(UserError, match="holds other images too"):
+        GAsynth.main(argv + ["--overwrite"])
 
 
 # ---- candidates ------------------------------------------------------------------------------
@@ -179,19 +182,25 @@ def test_frame_times_come_from_the_chosen_source(tmp_path):
         os.utime(tmp_path / name, (1_700_000_000 + 7 * i, 1_700_000_000 + 7 * i))
     ordered = list_images(tmp_path)
     assert [p.name for p in ordered] == ["f (1).png", "f (2).png", "f (10).png"]  # natural order
+    mtimes = [p.stat().st_mtime for p in ordered]
     order = m.FrameClock("order", interval=2.5)
-    assert [order.time_of(p, i)[1:] for i, p in enumerate(ordered)] == [
+    assert [order.time_of(p, i, t)[1:] for i, (p, t) in enumerate(zip(ordered, mtimes))] == [
         (0.0, "order"), (2.5, "order"), (5.0, "order")]
     mtime = m.FrameClock("auto")  # no EXIF in these files: their modification times
-    assert [mtime.time_of(p, i)[1:] for i, p in enumerate(ordered)] == [
+    assert [mtime.time_of(p, i, t)[1:] for i, (p, t) in enumerate(zip(ordered, mtimes))] == [
         (0.0, "mtime"), (-14.0, "mtime"), (-7.0, "mtime")]
     table = tmp_path / "times.csv"
     table.write_text("frame,time\nf (1).png,2026-03-01 14:32:05\nf (2).png,2026-03-01 14:32:35\n")
-    times = m.FrameClock("auto", m.read_times(table))
-    assert times.time_of(ordered[0], 0)[0] == dt.datetime(2026, 3, 1, 14, 32, 5)
-    assert times.time_of(ordered[1], 1)[1:] == (30.0, "times")
-    with pytest.raises(UserError, match="not in the --times table"):
-        times.time_of(ordered[2], 2)
+    times = m.FrameClock("auto", table)
+    assert times.time_of(ordered[0], 0, mtimes[0])[0] == dt.datetime(2026, 3, 1, 14, 32, 5)
+    assert times.time_of(ordered[1], 1, mtimes[1])[1:] == (30.0, "times")
+    # Not in the table (yet): the file's time, and the row says so; the table is read again
+    # once it changes.
+    assert times.time_of(ordered[2], 2, mtimes[2])[2] == "mtime"
+    with open(table, "a") as f:
+        f.write("f (10).png,2026-03-01 14:33:05\n")
+    os.utime(table, (1_800_000_000, 1_800_000_000))
+    assert times.time_of(ordered[2], 2, mtimes[2])[1:] == (60.0, "times")
     bad = tmp_path / "bad.csv"
     bad.write_text("file,when\n")
     with pytest.raises(UserError, match="columns frame and time"):
@@ -237,7 +246,14 @@ def test_monitor_writes_tables_and_a_restart_adds_no_duplicates(tmp_path):
     second.resume()
     assert second.done == {r["frame"] for r in rows}
     assert [p.name for p in m.new_frames(frames, second)] == ["frame (4).png"]
+    # Frame 4 half-written when looked at: reported, then taken once the file is whole.
+    whole = (frames / "frame (4).png").read_bytes()
+    (frames / "frame (4).png").write_bytes(whole[:len(whole) // 2])
+    assert list(second.process(m.new_frames(frames, second))) == [frames / "frame (4).png"]
+    assert m.new_frames(frames, second) == [] and second.still_unreadable() == ["frame (4).png"]
+    (frames / "frame (4).png").write_bytes(whole)
     second.process(m.new_frames(frames, second))
+    assert second.still_unreadable() == []
     names = [r["frame"] for r in csv.DictReader(open(out / "frames.csv"))]
     assert names == [f"frame ({i}).png" for i in range(1, 5)]
     particles = list(csv.DictReader(open(out / "particles.csv")))
@@ -269,7 +285,8 @@ def test_watch_takes_each_good_frame_once_reports_bad_ones_and_resumes(tmp_path)
     run = m.Monitor(BrightnessClassifier(), out, m.FrameClock("auto"), m.OnsetAlarm(2),
                     tile_size=64, min_area=2000, overlay_every=0)
     run.resume()
-    m.watch(run, folder, poll_s=0.1, retries=2, frames_per_batch=2, stop_after_idle=1.5)
+    # retries x poll_s = 1 s: longer than the writer's 0.25 s pause inside a frame
+    m.watch(run, folder, poll_s=0.1, retries=10, frames_per_batch=2, stop_after_idle=1.5)
     writer.join()
     names = [r["frame"] for r in csv.DictReader(open(out / "frames.csv"))]
     assert sorted(names) == sorted(good) and len(names) == len(set(names))
@@ -280,7 +297,7 @@ def test_watch_takes_each_good_frame_once_reports_bad_ones_and_resumes(tmp_path)
     again = m.Monitor(BrightnessClassifier(), out, m.FrameClock("auto"), m.OnsetAlarm(2),
                       tile_size=64, min_area=2000, overlay_every=0)
     again.resume()
-    m.watch(again, folder, poll_s=0.1, retries=2, frames_per_batch=2, stop_after_idle=0.5)
+    m.watch(again, folder, poll_s=0.1, retries=10, frames_per_batch=2, stop_after_idle=0.5)
     names = [r["frame"] for r in csv.DictReader(open(out / "frames.csv"))]
     assert sorted(names) == sorted(good + ["frame (6).png"])
     assert [r["frame"] for r in csv.DictReader(open(out / "unreadable.csv"))] == ["frame (99).png"]
@@ -295,10 +312,14 @@ def test_pictures_and_page_show_the_run(tmp_path):
     run.process(list_images(frames))
     plot_trend(run.frames, 0.5, run.out / "trend.png")
     page = write_page(run.out, run.frames, {"min_area": 2000}, "No alarm.", frames,
-                      run.out / m.OVERLAYS, m.FRAME_COLUMNS).read_text()
+                      run.out / m.OVERLAYS, m.FRAME_COLUMNS, run.picks).read_text()
     assert Image.open(run.out / "trend.png").size[0] > 500
     assert page.count('alt="overlay"') == 3 and "data:image/png;base64," in page
     assert "frame (3).png" in page and "min_area" in page
+    highest, uncertain = run.picks.rows()
+    assert page.count('alt="crop"') == len(highest) + len(uncertain) > 0
+    assert all(r["label"] == "PG" for r in highest)
+    assert [float(r["p_pg"]) for r in highest] == sorted((float(r["p_pg"]) for r in highest), reverse=True)
 
 
 # ---- the script ------------------------------------------------------------------------------
@@ -319,26 +340,55 @@ def test_script_errors_say_what_to_do(tmp_path):
         GAmonitor.main(["--frames", str(tmp_path / "empty"), "--min_area", "0"])
 
 
-def test_script_runs_end_to_end_resumes_and_exits_3_on_an_alarm(runs, tmp_path, capsys):
+class StandIn(BrightnessClassifier):
+    can_reject = True
+
+
+def test_script_exits_3_after_an_alarm_prints_it_once_and_goes_on_after_a_restart(
+        tmp_path, capsys, monkeypatch):
     import GAmonitor
+    from gacrystal import classifier
+    monkeypatch.setattr(classifier, "load_classifier", lambda path: StandIn())
     frames, out = tmp_path / "frames", tmp_path / "out"
-    spiking_frames(frames, count=4, spike=3)
-    weights = str(runs["a"] / "model.onnx")
-    argv = ["--frames", str(frames), "--weights", weights, "--out", str(out),
-            "--baseline_frames", "1", "--alarm_threshold", "0", "--alarm_allowance", "0",
-            "--overlay_every", "2", "--min_area", "2000"]
-    status = GAmonitor.main(argv)
+    spiking_frames(frames, count=5, spike=3)
+    weights = tmp_path / "model.keras"
+    weights.write_bytes(b"stand-in")
+    argv = ["--frames", str(frames), "--weights", str(weights), "--out", str(out),
+            "--baseline_frames", "2", "--alarm_threshold", "1", "--overlay_every", "2",
+            "--min_area", "2000"]
+    assert GAmonitor.main(argv) == m.ALARM_EXIT_STATUS
     text = capsys.readouterr().out
     rows = list(csv.DictReader(open(out / "frames.csv")))
-    assert len(rows) == 4 and (out / "trend.png").is_file() and (out / "monitor.html").is_file()
-    fired = [r for r in rows if r["event"] == "alarm"]
-    assert status == (m.ALARM_EXIT_STATUS if fired else 0)
-    assert text.count("ALARM: PG has appeared:") == len(fired) <= 1
-    assert GAmonitor.main(argv) == status  # a second run goes on: nothing new, same verdict
-    assert "4 frames already done" in capsys.readouterr().out
-    assert len(list(csv.DictReader(open(out / "frames.csv")))) == 4
+    assert len(rows) == 5 and (out / "trend.png").is_file() and (out / "monitor.html").is_file()
+    fired = [r["frame"] for r in rows if r["event"] == "alarm"]
+    assert len(fired) == 1 and fired[0] in ("frame (3).png", "frame (4).png", "frame (5).png")
+    assert text.count("ALARM: PG has appeared") == 1
+    assert (out / "overlays" / fired[0]).is_file()
+    # A second run goes on: nothing new, the same verdict from the replayed alarm.
+    assert GAmonitor.main(argv) == m.ALARM_EXIT_STATUS
+    text = capsys.readouterr().out
+    assert "5 frames already done" in text and f"ALARM: PG has appeared at {fired[0]}" in text
+    assert len(list(csv.DictReader(open(out / "frames.csv")))) == 5
+    with pytest.raises(UserError, match="takes its times from exif, not order"):
+        GAmonitor.main(argv + ["--interval", "5"])
     other = tmp_path / "other"
     other.mkdir()
     (other / "frame (1).png").write_bytes((frames / "frame (1).png").read_bytes())
     with pytest.raises(UserError, match="holds a run on other frames"):
         GAmonitor.main(["--frames", str(other), *argv[2:]])
+
+
+def test_script_runs_a_trained_model_end_to_end(runs, tmp_path):
+    import GAmonitor
+    frames, out = tmp_path / "frames", tmp_path / "out"
+    spiking_frames(frames, count=3, spike=2)
+    status = GAmonitor.main(["--frames", str(frames), "--weights", str(runs["a"] / "model.onnx"),
+                             "--out", str(out), "--min_area", "2000"])
+    assert status in (0, m.ALARM_EXIT_STATUS)
+    rows = list(csv.DictReader(open(out / "frames.csv")))
+    particles = list(csv.DictReader(open(out / "particles.csv")))
+    assert [r["frame"] for r in rows] == ["frame (1).png", "frame (2).png", "frame (3).png"]
+    assert {p["label"] for p in particles} <= {"CEX", "PG", "UNKNOWN"}
+    tiles = [p for p in particles if p["found_by"] == "tile"]
+    assert tiles and {int(p["w"]) for p in tiles} == {48}  # the card's crop_size (48 px crops)
+    assert all(p["ood_score"] for p in particles if p["note"] != "out of focus")

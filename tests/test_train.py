@@ -43,9 +43,9 @@ def test_validation_images_go_through_the_model_once_per_epoch(runs, split_dir):
     n_val = len(list((split_dir / "val").rglob("*.png")))
     n_test = len(list((split_dir / "test").rglob("*.png")))
     n_train = len(list((split_dir / "train").rglob("*.png")))
-    # Two epochs; then the OOD check's features of the training and validation images; then the
-    # test set.
-    assert runs["predicted"] == [n_val, n_val, n_train, n_val, n_test]
+    # Two epochs; then the OOD check's features of the training images, of the validation images
+    # under imaging variety (its calibration) and of the validation images; then the test set.
+    assert runs["predicted"] == [n_val, n_val, n_train, n_val, n_val, n_test]
 
 
 def test_config_records_settings_versions_counts_and_time(runs, split_dir):
