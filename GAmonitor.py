@@ -198,12 +198,14 @@ def watch_folder(run, s: dict, save):
     and the page redrawn as they come, at most every 10 s."""
     from gacrystal.monitor import watch
     print(f"watching {s['frames']} (Ctrl-C stops; running again goes on from here)")
-    last_drawn = 0.0
+    last_drawn, last_count = 0.0, len(run.frames)
 
     def after_poll(processed: int):
-        nonlocal last_drawn
+        nonlocal last_drawn, last_count
         save()
-        print(f"{len(run.frames)} frames done", flush=True)
+        if len(run.frames) > last_count:
+            print(f"{len(run.frames)} frames done", flush=True)
+            last_count = len(run.frames)
         if time.time() - last_drawn > 10:
             write_pictures(run, s, alarm_text(run))
             last_drawn = time.time()
@@ -211,8 +213,9 @@ def watch_folder(run, s: dict, save):
           s["stop_after_idle"], on_poll=after_poll)
 
 
-def report_run(run, done: int, seconds: float, out: str, page: Path):
-    print(f"\n{done} frames processed ({done / max(seconds, 1e-9):.2f} frames/s); "
+def report_run(run, done: int, out: str, page: Path):
+    working = sum(run.seconds.values())  # not the waits of a watch
+    print(f"\n{done} frames processed ({done / max(working, 1e-9):.2f} frames/s while working); "
           f"{len(run.frames)} in {Path(out, 'frames.csv')}")
     if done:
         print(f"time spent: {run.time_shares()}")
@@ -257,7 +260,7 @@ def main(argv=None):
         if s["reject"] and not run.classifier.can_reject:
             print("note: this model has no out-of-distribution statistics (ood.npz) beside it: "
                   "bubbles and debris get CEX or PG, never UNKNOWN")
-        started, before = time.time(), len(run.frames)
+        before = len(run.frames)
         save = functools.partial(save_run_state, run, identity, s)
         save()  # before the first row: a crash in the first frames still leaves the run's identity
         try:
@@ -268,7 +271,7 @@ def main(argv=None):
         finally:  # also on Ctrl-C: what was done is in the tables and the pictures
             save()
             page = write_pictures(run, s, alarm_text(run))
-            report_run(run, len(run.frames) - before, time.time() - started, s["out"], page)
+            report_run(run, len(run.frames) - before, s["out"], page)
     if s["demo"]:
         print(f"next: compare with the truth in {Path(s['frames'], 'truth.csv')} (spike at frame "
               f"{DEMO_SPIKE}); monitor your own frames with --frames FOLDER")
