@@ -39,6 +39,30 @@ def wait_for_backup(process, runs_dir, epochs, timeout=240):
     raise AssertionError("no backup in time")
 
 
+def press_ctrl_c(process, patience=3.0, presses=3) -> str:
+    """Sends SIGINT as a user presses Ctrl-C: again if the program has not said "interrupted"
+    within `patience` seconds (Python can lose a KeyboardInterrupt that lands in a finalizer
+    inside TensorFlow, and a user would press again). Returns everything on its stderr."""
+    import threading
+    lines, out = [], []
+    readers = [threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True),
+               threading.Thread(target=lambda: out.extend(process.stdout), daemon=True)]
+    for reader in readers:  # both pipes drained, so that the child never blocks on a full one
+        reader.start()
+    for _ in range(presses):
+        process.send_signal(signal.SIGINT)
+        deadline = time.time() + patience
+        while time.time() < deadline and process.poll() is None and \
+                not any("interrupted" in line for line in lines):
+            time.sleep(0.05)
+        if process.poll() is not None or any("interrupted" in line for line in lines):
+            break
+    process.wait(timeout=120)
+    for reader in readers:
+        reader.join(timeout=10)
+    return "".join(lines)
+
+
 def history_column(run_dir, name):
     header, *lines = (run_dir / "history.csv").read_text().splitlines()
     return [float(line.split(",")[header.split(",").index(name)]) for line in lines]
@@ -58,9 +82,8 @@ def test_ctrl_c_then_kill_then_resume_finishes_the_run(split_dir, tmp_path, runs
     first = start_training(args)
     run_dir = wait_for_backup(first, runs_dir, 1)
     assert first.poll() is None  # still training: the interruption below is certain
-    first.send_signal(signal.SIGINT)
-    _, err = first.communicate(timeout=120)
-    assert first.returncode == 130
+    err = press_ctrl_c(first)
+    assert first.returncode == 130, err
     assert f"--resume {run_dir}" in err  # Ctrl-C says how to go on
 
     second = start_training(["--resume", str(run_dir)])
