@@ -32,6 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gacrystal.images import grey_levels
+
 BLOB_SCALE = 4  # blobs are found on the frame shrunk by this factor (speed; nothing is lost)
 BLOB_OPENING = 20  # px (full size): the disc radius; needles narrower than twice this vanish
 BRIDGE_OPENING = 32  # px: bright bridges narrower than twice this are cut between blobs
@@ -68,11 +70,6 @@ class Candidate:
         dx = min(self.x + self.w, other.x + other.w) - max(self.x, other.x)
         dy = min(self.y + self.h, other.y + other.h) - max(self.y, other.y)
         return max(dx, 0) * max(dy, 0)
-
-
-def grey_of(rgb: np.ndarray) -> np.ndarray:
-    """Grey levels 0-255 (float32) of RGB pixels: the probe's images are grey stored as RGB."""
-    return rgb.astype(np.float32).mean(axis=2)
 
 
 def crop_box(centre_x, centre_y, width, height, frame_width, frame_height) -> tuple[int, ...]:
@@ -144,7 +141,7 @@ def tile_grid(grey: np.ndarray, tile_size: int) -> list[Candidate]:
 
 def find_candidates(rgb: np.ndarray, tile_size: int, min_area: float) -> list[Candidate]:
     """Blobs (largest first), then tiles: every region of one frame the classifier is asked about."""
-    grey = grey_of(rgb)
+    grey = grey_levels(rgb)
     return find_blobs(grey, min_area) + tile_grid(grey, tile_size)
 
 

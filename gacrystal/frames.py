@@ -30,6 +30,7 @@ from scipy.ndimage import gaussian_filter
 
 from gacrystal.cli import progress_bar
 from gacrystal.files import write_csv
+from gacrystal.images import EXIF_DATETIME
 from gacrystal.synthetic import (PG_REGIMES, agglomerate, choose, draw_rods, finish, rod_field,
                                  screen)
 
@@ -40,7 +41,6 @@ PG_PER_STEP = 3  # and more with each later addition
 PG_MOST = 14  # a frame holds at most this many agglomerates
 DISTRACTORS = (0, 3)  # bubbles and out-of-focus blobs per frame
 START_TIME = dt.datetime(2026, 1, 12, 9, 0, 0)  # the synthetic experiment's first frame
-EXIF_DATETIME = 306  # the TIFF/EXIF DateTime tag, "YYYY:MM:DD HH:MM:SS"
 TRUTH_FILE = "truth.csv"
 TRUTH_COLUMNS = ["frame", "time", "elapsed_s", "spike_frame", "pg_in_frame", "kind", "x", "y",
                  "w", "h"]

@@ -29,11 +29,17 @@ UNKNOWN = "UNKNOWN"  # the label of an image unlike the training images (see gac
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 KAGGLE_SUBPATH = Path("archive", "cropped", "cropped")  # below the folder the Kaggle zip extracts to
 RESIZE_METHODS = {"bilinear": Image.Resampling.BILINEAR, "nearest": Image.Resampling.NEAREST}
+EXIF_DATETIME = 306  # the TIFF/EXIF DateTime tag, "YYYY:MM:DD HH:MM:SS" (a frame's time)
 MAX_PIXELS = 50_000_000  # larger declared sizes are refused before decoding (decompression bombs)
 
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # PIL then raises instead of only warning past 2x this
 IMAGENET_MEAN_RGB = np.array([123.68, 116.779, 103.939], np.float32)  # as in keras.applications
 IMAGENET_STD_RGB = np.array([0.229, 0.224, 0.225], np.float32) * 255
+
+
+def grey_levels(rgb: np.ndarray) -> np.ndarray:
+    """Grey levels 0-255 (float32) of RGB pixels: the probe's images are grey stored as RGB."""
+    return np.asarray(rgb, np.float32).mean(axis=2)
 
 
 def predicted_labels(p_pg, threshold: float = DECISION_THRESHOLD) -> np.ndarray:

@@ -30,7 +30,8 @@ import numpy as np
 from gacrystal.candidates import Candidate, cut, find_candidates
 from gacrystal.errors import UserError
 from gacrystal.monitor_report import ReviewPicks
-from gacrystal.images import CLASS_NAMES, UNKNOWN, ImageError, read_rgb, why_unreadable
+from gacrystal.images import (CLASS_NAMES, EXIF_DATETIME, UNKNOWN, ImageError, read_rgb,
+                              why_unreadable)
 
 PG, CEX = CLASS_NAMES[1], CLASS_NAMES[0]
 TILE_OVERLAP = 0.1  # a tile sharing this much of its area with a counted blob is not counted
@@ -46,7 +47,7 @@ FRAME_COLUMNS = ["frame", "time", "elapsed_s", "time_source", "candidates", "cex
                  "pg_area_fraction", "cusum", "alarm", "event"]
 UNREADABLE_COLUMNS = ["frame", "reason", "size", "mtime_ns"]
 TIME_SOURCES = ("auto", "times", "exif", "mtime", "order")
-EXIF_DATETIME, EXIF_IFD, EXIF_DATETIME_ORIGINAL = 306, 0x8769, 36867
+EXIF_IFD, EXIF_DATETIME_ORIGINAL = 0x8769, 36867  # where cameras put the time of capture
 
 
 # ---- time -------------------------------------------------------------------------------------

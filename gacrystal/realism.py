@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from gacrystal.errors import UserError
-from gacrystal.images import CLASS_NAMES, class_subfolders, list_images, read_rgb
+from gacrystal.images import CLASS_NAMES, class_subfolders, grey_levels, list_images, read_rgb
 
 SPECTRUM_SIDE = 128
 SHEET_HEIGHT = 151  # every image on the sheet is scaled to the real CEX crop's height
@@ -56,7 +56,7 @@ def real_crops(folder: str | Path) -> dict[str, list[Path]]:
 
 
 def grey_of(path: Path) -> np.ndarray:
-    return read_rgb(path).mean(axis=2)
+    return grey_levels(read_rgb(path))
 
 
 def synthetic_sample(count: int, seed: int, cex_size=151, pg_size_range=(130, 230),
