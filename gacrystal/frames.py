@@ -59,17 +59,18 @@ def pg_in_view(number: int, spike_frame: int, step_every: int, rng) -> int:
     return int(np.clip(level + rng.integers(-1, 2), 1, PG_MOST))
 
 
-def place_apart(rng, count, radii, width, height) -> list[np.ndarray]:
-    """Centres (x, y) for `count` objects that lie wholly inside the frame and do not overlap."""
-    centres = []
-    for radius in radii[:count]:
+def place_apart(rng, radii, width, height) -> list[tuple[int, np.ndarray]]:
+    """(index, centre (x, y)) of the objects with these radii that could be placed wholly inside
+    the frame without overlapping; a crowded frame gets fewer objects, not overlapping ones."""
+    placed = []
+    for index, radius in enumerate(radii):
         margin = 1.3 * radius
-        for _ in range(200):  # a crowded frame gets fewer objects rather than overlapping ones
+        for _ in range(200):
             centre = rng.uniform([margin, margin], [width - margin, height - margin])
-            if all(np.hypot(*(centre - c)) > 2.4 * (radius + r) / 2 for c, r in centres):
-                centres.append((centre, radius))
+            if all(np.hypot(*(centre - c)) > 2.4 * (radius + radii[i]) / 2 for i, c in placed):
+                placed.append((index, centre))
                 break
-    return [c for c, _ in centres]
+    return placed
 
 
 def patch_box(centre, reach, width, height) -> tuple[int, int, int, int]:
@@ -131,9 +132,9 @@ def draw_frame(rng, width: int, height: int, pg_count: int) -> tuple[np.ndarray,
     canvas = rod_field((height, width), rng)
     distractors = int(rng.integers(DISTRACTORS[0], DISTRACTORS[1] + 1))
     radii = list(rng.uniform(*PG_RADIUS, pg_count)) + list(rng.uniform(20, 60, distractors))
-    centres = place_apart(rng, pg_count + distractors, radii, width, height)
     objects = []
-    for i, (centre, radius) in enumerate(zip(centres, radii)):
+    for i, centre in place_apart(rng, radii, width, height):
+        radius = radii[i]
         if i < pg_count:
             x, y, w, h = add_agglomerate(canvas, rng, centre, radius)
             objects.append({"kind": "pg", "x": x, "y": y, "w": w, "h": h})
@@ -163,8 +164,9 @@ def write_frame(out: Path, number: int, spike_frame: int, width: int, height: in
                 interval: float, step_every: int, seed: int) -> list[dict]:
     """Draws and saves frame `number`; returns its truth.csv rows."""
     rng = np.random.default_rng([seed, 2, number])
-    pg_count = pg_in_view(number, spike_frame, step_every, rng)
-    pixels, objects = draw_frame(rng, width, height, pg_count)
+    pixels, objects = draw_frame(rng, width, height,
+                                 pg_in_view(number, spike_frame, step_every, rng))
+    pg_count = sum(o["kind"] == "pg" for o in objects)  # those that found room
     elapsed = (number - 1) * interval
     when = START_TIME + dt.timedelta(seconds=elapsed)
     save_frame(pixels, out / frame_name(number), when)

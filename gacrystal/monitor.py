@@ -192,35 +192,66 @@ def wilson_interval(successes: int, total: int) -> tuple[float | None, float | N
 
 # ---- CSV files that grow a row at a time ------------------------------------------------------
 
+CSV_TEXT = dict(encoding="utf-8", errors="surrogateescape", newline="")
+# surrogateescape: a file name that is not valid UTF-8 is written as its own bytes and reads back
+# as the same name, so a resumed run recognises the frame
+
+
+def csv_line_values(row: dict, columns: list[str]) -> dict:
+    # 10 significant digits: elapsed seconds stay exact to 0.1 ms for months of watching
+    return {k: "" if row.get(k) is None else
+            format(row[k], ".10g") if isinstance(row[k], float) else row[k] for k in columns}
+
+
 def append_rows(path: Path, rows: list[dict], columns: list[str]):
     """Appends complete lines in one write, flushed to disk: a crash leaves at most one partial
-    last line, which `read_rows` drops."""
+    last line, which `iter_rows` cuts off."""
     import io
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     if not path.exists() or path.stat().st_size == 0:
         writer.writeheader()
-    for row in rows:
-        writer.writerow({k: "" if row.get(k) is None else
-                         f"{row[k]:.6g}" if isinstance(row[k], float) else row[k] for k in columns})
-    # surrogateescape: a file name that is not valid UTF-8 is written as its own bytes and reads
-    # back as the same name, so a resumed run recognises the frame
-    with open(path, "a", encoding="utf-8", errors="surrogateescape", newline="") as f:
+    writer.writerows(csv_line_values(row, columns) for row in rows)
+    with open(path, "a", **CSV_TEXT) as f:
         f.write(buffer.getvalue())
         f.flush()
         os.fsync(f.fileno())
 
 
-def read_rows(path: Path) -> list[dict]:
-    """The complete rows of a CSV written by append_rows (a partial last line is cut off)."""
+def cut_partial_line(path: Path):
+    """Truncates the file after its last complete line (a crash mid-append leaves less than one
+    append's worth of text after it)."""
+    with open(path, "r+b") as f:
+        size = f.seek(0, os.SEEK_END)
+        tail_start = max(size - 2**20, 0)
+        f.seek(tail_start)
+        tail = f.read()
+        if tail and not tail.endswith(b"\n"):
+            f.truncate(tail_start + tail.rfind(b"\n") + 1)
+
+
+def iter_rows(path: Path):
+    """The complete rows of a CSV written by append_rows, one at a time (memory flat in its
+    length)."""
     if not path.exists():
-        return []
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        data = data[:data.rfind(b"\n") + 1]
-        with open(path, "r+b") as f:
-            f.truncate(len(data))
-    return list(csv.DictReader(data.decode("utf-8", "surrogateescape").splitlines()))
+        return
+    cut_partial_line(path)
+    with open(path, **CSV_TEXT) as f:
+        yield from csv.DictReader(f)
+
+
+def read_rows(path: Path) -> list[dict]:
+    return list(iter_rows(path))
+
+
+def keep_rows(path: Path, keep, columns: list[str]):
+    """Rewrites a CSV with only the rows for which keep(row) is true, atomically."""
+    from gacrystal.files import atomic_path
+    with atomic_path(path) as temporary:
+        with open(temporary, "w", **CSV_TEXT) as f:
+            writer = csv.DictWriter(f, fieldnames=columns, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(row for row in iter_rows(path) if keep(row))
 
 
 # ---- one frame --------------------------------------------------------------------------------
@@ -315,16 +346,17 @@ class Monitor:
         """Takes up an earlier run in the same folder: its frames are done; particle rows of a
         frame whose frames.csv row was never written (a crash in between) are dropped; the alarm
         is replayed from the counts; the clock goes on from the first frame's time and source."""
-        from gacrystal.files import write_csv
         self.frames = read_rows(self.out / FRAMES_CSV)
         done = self.done
         particles_path = self.out / PARTICLES_CSV
-        particles = read_rows(particles_path)
-        kept = [p for p in particles if p["frame"] in done]
-        if len(kept) < len(particles):
-            write_csv(kept, particles_path, PARTICLE_COLUMNS)
-        for row in kept:
-            self.picks.add(row)
+        orphans = False
+        for row in iter_rows(particles_path):  # streamed: this file is the long one
+            if row["frame"] in done:
+                self.picks.add(row)
+            else:
+                orphans = True
+        if orphans:
+            keep_rows(particles_path, lambda row: row["frame"] in done, PARTICLE_COLUMNS)
         for row in self.frames:
             self.alarm.update(int(row["pg"]))
         if self.frames:
@@ -337,7 +369,8 @@ class Monitor:
 
     def still_unreadable(self) -> list[str]:
         """The frames given up on and not done since."""
-        return [name for name in self.unreadable if name not in self.done]
+        done = self.done
+        return [name for name in self.unreadable if name not in done]
 
     def report_unreadable(self, path: Path, reason: str):
         """Gives up on a frame while its file stays as it is (a later change, such as the rest of

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from gacrystal.images import UNKNOWN
-from gacrystal.report import REPORT_STYLE, _pyplot, data_uri, html_table
+from gacrystal.report import REPORT_STYLE, pyplot, data_uri, html_table
 
 COLOURS = {"PG": (230, 40, 40), "CEX": (40, 200, 90), UNKNOWN: (255, 170, 0)}
 NOT_COUNTED = (150, 150, 150)
@@ -52,7 +52,7 @@ def _number(text, default=np.nan) -> float:
 def plot_trend(frames: list[dict], threshold: float, path: Path):
     """PG fraction with its 95% interval, the counts, and the CUSUM against its threshold, over
     the minutes since the first frame; a red line where the alarm fired."""
-    plt = _pyplot()
+    plt = pyplot()
     minutes = np.array([_number(f["elapsed_s"]) for f in frames]) / 60
     fraction = np.array([_number(f["pg_fraction"]) for f in frames]) * 100
     low = np.array([_number(f["pg_fraction_low"]) for f in frames]) * 100

@@ -9,7 +9,7 @@ import numpy as np
 from gacrystal.images import CLASS_NAMES, DECISION_THRESHOLD, predicted_labels
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
     matplotlib.use("Agg")  # files only: no window, works on servers and in CI
     import matplotlib.pyplot as plt
@@ -18,7 +18,7 @@ def _pyplot():
 
 def plot_history(history: dict[str, list[float]], path: Path):
     """Training and validation accuracy and loss per epoch, side by side."""
-    plt = _pyplot()
+    plt = pyplot()
     epochs = np.arange(1, len(history["loss"]) + 1)
     fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(11, 4))
     for ax, metric, title in ((acc_ax, "accuracy", "Accuracy"), (loss_ax, "loss", "Loss")):
@@ -34,7 +34,7 @@ def plot_history(history: dict[str, list[float]], path: Path):
 
 def plot_confusion_matrix(matrix: np.ndarray, path: Path, title="Test set"):
     """A 2x2 confusion matrix with class names, counts and row percentages in every cell."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.6, 4.2))
     ax.imshow(matrix, cmap="Blues")
     rows = matrix.sum(axis=1, keepdims=True).clip(min=1)
@@ -54,7 +54,7 @@ def plot_reliability(labels, p_pg_raw, temperature: float, path: Path, title="Te
     """The reliability diagram: accuracy against confidence per bin, for the raw and the
     calibrated P(PG), with each one's expected calibration error."""
     from gacrystal.calibration import apply_temperature, expected_calibration_error, reliability
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 4.6))
     ax.plot([0.5, 1], [0.5, 1], "--", color="grey", label="perfectly calibrated")
     for p, name, marker in ((p_pg_raw, "raw", "o-"),
@@ -74,7 +74,7 @@ def plot_reliability(labels, p_pg_raw, temperature: float, path: Path, title="Te
 
 def plot_embedding_map(rows: list[dict], path: Path):
     """The 2-D map: one point per image, coloured by k-means cluster, labelled by file name."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(10, 8))
     clusters = sorted({r["cluster"] for r in rows})
     colours = plt.get_cmap("tab10")
