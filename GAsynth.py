@@ -13,8 +13,13 @@ gacrystal/synthetic.py (the drawing) and ../shared/reference/DATASET.md. The sam
 same files whatever the counts.
 
 With --frames N it writes N whole probe frames instead (default size 1280 x 960): a spiking run,
-pure CEX until spike_frame, then PG agglomerates added step by step, plus bubbles and out-of-focus
-blobs, with truth.csv (gacrystal/frames.py), into images/frames-synthetic unless --out is given.
+pure CEX until spike_frame, then PG agglomerates added step by step, plus bubbles, out-of-focus
+blobs and CEX starbursts, with truth.csv (gacrystal/frames.py), into images/frames-synthetic unless
+--out is given. With --from_crops DIR the frames are made of real crops instead: a mosaic of DIR's
+CEX crops with its PG crops pasted from the spike on (gacrystal/mosaic.py), e.g.
+
+    python GAsynth.py --frames 40 --spike_frame 11 --pg_first 1 --pg_per_step 1 --step_every 3 \
+        --from_crops ../shared/reference/real --out images/frames-real
 """
 from __future__ import annotations
 
@@ -48,6 +53,9 @@ frame_width = 1280  # px (the real probe's frame size is not known here)
 frame_height = 960  # px
 frame_interval = 10.0  # seconds between frames (their EXIF time and file time)
 step_every = 10  # frames between one PG addition and the next
+pg_first = 4  # PG particles in view at the spike
+pg_per_step = 3  # PG particles added with each later addition
+from_crops = None  # a folder of real crops (cex/ and pg/, or Kaggle names): frames are mosaics of them
 # --- end of settings
 
 FRAMES_OUT = "images/frames-synthetic"  # where --frames writes unless --out is given
@@ -93,16 +101,24 @@ def compare_with_real(folder, count, seed, sheet, weights, cex_size, pg_size_ran
 
 
 def write_frames(s: dict, out: str):
-    """--frames N: a spiking run of whole frames and its truth.csv."""
+    """--frames N: a spiking run of whole frames (synthetic, or mosaics of real crops) and its
+    truth.csv."""
     from gacrystal.frames import generate_frames
     from gacrystal.images import list_images
     if s["frames"] < 1 or s["spike_frame"] < 0 or s["step_every"] < 1 or s["frame_interval"] <= 0:
         raise UserError("need frames >= 1, spike_frame >= 0, step_every >= 1, frame_interval > 0. "
                         f"Received: frames={s['frames']}, spike_frame={s['spike_frame']}, "
                         f"step_every={s['step_every']}, frame_interval={s['frame_interval']}")
+    if s["pg_first"] < 1 or s["pg_per_step"] < 0:
+        raise UserError(f"need pg_first >= 1 and pg_per_step >= 0. Received: pg_first="
+                        f"{s['pg_first']}, pg_per_step={s['pg_per_step']}")
     if min(s["frame_width"], s["frame_height"]) < 320:
         raise UserError(f"frames must be at least 320 x 320 px. Received: frame_width="
                         f"{s['frame_width']}, frame_height={s['frame_height']}")
+    draw = None
+    if s["from_crops"]:
+        from gacrystal.mosaic import MosaicDrawer
+        draw = MosaicDrawer.from_folder(s["from_crops"])
     existing = list_images(out) if Path(out).is_dir() else []
     if existing and not s["overwrite"]:
         raise UserError(f"{out} already holds images; choose another --out, or pass --overwrite "
@@ -114,10 +130,12 @@ def write_frames(s: dict, out: str):
     for old in existing:
         old.unlink()
     rows = generate_frames(out, s["frames"], s["spike_frame"], s["frame_width"],
-                           s["frame_height"], s["frame_interval"], s["step_every"], s["seed"])
+                           s["frame_height"], s["frame_interval"], s["step_every"], s["seed"],
+                           pg_first=s["pg_first"], pg_per_step=s["pg_per_step"], draw=draw)
     pg = sum(r["kind"] == "pg" for r in rows)
-    print(f"wrote {s['frames']} frames of {s['frame_width']} x {s['frame_height']} px to {out} "
-          f"({pg} PG agglomerates from frame {s['spike_frame']} on) and {out}/truth.csv")
+    made_of = f"mosaics of the crops in {s['from_crops']}" if draw else "synthetic"
+    print(f"wrote {s['frames']} frames of {s['frame_width']} x {s['frame_height']} px ({made_of}) "
+          f"to {out} ({pg} PG particles from frame {s['spike_frame']} on) and {out}/truth.csv")
     print(f"next: python GAmonitor.py --frames {out}")
 
 

@@ -38,15 +38,27 @@ WORK = ROOT / "bench" / "_monitor"
 # the alarm's allowance on the first four; the "_c" runs were held out of both choices.
 RUNS = {"spiking": (60, 31, 42), "spiking_b": (60, 21, 45), "pure_cex_a": (100, 0, 43),
         "pure_cex_b": (100, 0, 44), "spiking_c": (60, 26, 47), "pure_cex_c": (100, 0, 46)}
+# Frames made of real crops (GAsynth.py --from_crops, gacrystal.mosaic), with --real DIR: 1 PG
+# particle at the spike, one more every 3 frames; and a pure-CEX mosaic run for false alarms.
+# name: (frames, spike frame, seed)
+MOSAIC_RUNS = {"mosaic_a": (40, 11, 52), "mosaic_b": (35, 16, 53), "mosaic_c": (34, 13, 54),
+               "mosaic_pure_cex": (60, 0, 55)}
+MOSAIC_SCHEDULE = {"pg_first": 1, "pg_per_step": 1, "step_every": 3}
 
 
-def frames_of(name: str) -> Path:
+def frames_of(name: str, crops: Path | None = None) -> Path:
+    """The run's frames, written once (mosaics of the crops in `crops` for MOSAIC_RUNS)."""
     from gacrystal.frames import TRUTH_FILE, generate_frames
-    count, spike, seed = RUNS[name]
     folder = WORK / name
     if not (folder / TRUTH_FILE).is_file():
+        if name in MOSAIC_RUNS:
+            from gacrystal.mosaic import MosaicDrawer
+            count, spike, seed = MOSAIC_RUNS[name]
+            extra = dict(MOSAIC_SCHEDULE, draw=MosaicDrawer.from_folder(crops))
+        else:
+            (count, spike, seed), extra = RUNS[name], {}
         print(f"writing {count} frames to {folder} ...", flush=True)
-        generate_frames(folder, count, spike, seed=seed, progress=False)
+        generate_frames(folder, count, spike, seed=seed, progress=False, **extra)
     return folder
 
 
@@ -101,18 +113,17 @@ def detection(out: Path, truth: dict) -> dict:
             "fraction_mae": float(np.mean(fraction_errors)) if fraction_errors else None}
 
 
-def quality(classifier, label: str):
+def quality(classifier, label: str, runs: dict, crops: Path | None = None):
     from gacrystal.frames import read_truth
     print(f"\n== {label}")
-    for name in RUNS:
-        folder = frames_of(name)
+    for name, (_, spike, _) in runs.items():
+        folder = frames_of(name, crops)
         truth = read_truth(folder / "truth.csv")
         out = WORK / f"out-{name}"  # kept, to look at the overlays and tables afterwards
         shutil.rmtree(out, ignore_errors=True)
         run, memory = monitor(classifier, folder, out)
         d = detection(out, truth)
         n = len(run.frames)
-        spike = RUNS[name][1]
         fired = run.alarm.fired_at
         if spike:
             alarm = ("none" if fired is None else
@@ -185,6 +196,10 @@ def main():
     parser.add_argument("--weights", default=str(ROOT / "weights" / "model.keras"))
     parser.add_argument("--resnet101", action="store_true")
     parser.add_argument("--resnet101_frames", type=int, default=12)
+    parser.add_argument("--real", help="a folder of real crops (cex/ and pg/, or Kaggle names): "
+                        "also measure on frames made of them (MOSAIC_RUNS), e.g. "
+                        "../shared/reference/real")
+    parser.add_argument("--only_real", action="store_true", help="with --real: skip the synthetic runs")
     parser.add_argument("--picture", help="write docs/monitoring.jpg from this GAmonitor.py output "
                         "folder (e.g. monitor-demo) and stop")
     args = parser.parse_args()
@@ -193,7 +208,12 @@ def main():
         return
     print(f"machine: {machine()}")
     from gacrystal.classifier import load_classifier
-    quality(load_classifier(args.weights), f"{args.weights} (demo model)")
+    classifier = load_classifier(args.weights)
+    if not args.only_real:
+        quality(classifier, f"{args.weights} (demo model), synthetic frames", RUNS)
+    if args.real:
+        quality(classifier, f"{args.weights} (demo model), frames made of the crops in {args.real}",
+                MOSAIC_RUNS, Path(args.real))
     if args.resnet101:
         resnet101_speed(args.resnet101_frames)
 

@@ -39,17 +39,18 @@ def class_of(path: Path) -> str | None:
     return None
 
 
-def real_crops(folder: str | Path) -> dict[str, list[Path]]:
-    """The real crops in folder (Kaggle names, or cex/ and pg/ subfolders), by class."""
+def real_crops(folder: str | Path, setting: str = "compare") -> dict[str, list[Path]]:
+    """The real crops in folder (Kaggle names, or cex/ and pg/ subfolders), by class; `setting`
+    names the setting that gave the folder in the errors."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise UserError(f"compare={folder} is not a folder; give a folder of real crops named "
+        raise UserError(f"{setting}={folder} is not a folder; give a folder of real crops named "
                         "like the Kaggle files (CEX (1).png, PG (2).png) or with cex/ and pg/")
     paths = [p for sub in (class_subfolders(folder) or {}).values() for p in list_images(sub)]
     paths += list_images(folder)
     by_class = {name: sorted({p for p in paths if class_of(p) == name}) for name in CLASS_NAMES}
     if not all(by_class.values()):
-        raise UserError(f"compare={folder} needs real crops of both classes, named like the Kaggle "
+        raise UserError(f"{setting}={folder} needs real crops of both classes, named like the Kaggle "
                         "files (CEX (1).png, PG (2).png) or in cex/ and pg/ subfolders. Found: "
                         + ", ".join(f"{len(v)} {k}" for k, v in by_class.items()))
     return by_class

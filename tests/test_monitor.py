@@ -215,6 +215,25 @@ def spiking_frames(folder: Path, count=4, spike=3, seed=5) -> dict:
     return rows
 
 
+def draw_bright_discs(rng, width, height, pg_count):
+    """A needle field with `pg_count` bright granular discs: what the stand-in classifiers call
+    PG, whatever the synthetic generator draws (gacrystal.frames.write_frame's `draw`)."""
+    frame = textured_frame(height, width, seed=int(rng.integers(1000)))
+    objects = []
+    for i in range(pg_count):
+        cx, cy = 80 + i * 110, height // 2
+        frame = add_disc(frame, cx, cy, 40, rng=rng)
+        objects.append({"kind": "pg", "x": cx - 40, "y": cy - 40, "w": 80, "h": 80})
+    return np.clip(frame, 0, 255).astype(np.uint8), objects
+
+
+def disc_frames(folder: Path, count=5, spike=3) -> list[dict]:
+    """Spiking frames of needles and bright discs (3 from the spike on), with EXIF times."""
+    return synth_frames.generate_frames(folder, count, spike, width=480, height=360, seed=5,
+                                        progress=False, workers=1, pg_first=3, pg_per_step=0,
+                                        draw=draw_bright_discs)
+
+
 def test_monitor_writes_tables_and_a_restart_adds_no_duplicates(tmp_path):
     frames = tmp_path / "frames"
     spiking_frames(frames)
@@ -350,7 +369,7 @@ def test_script_exits_3_after_an_alarm_prints_it_once_and_goes_on_after_a_restar
     from gacrystal import classifier
     monkeypatch.setattr(classifier, "load_classifier", lambda path: StandIn())
     frames, out = tmp_path / "frames", tmp_path / "out"
-    spiking_frames(frames, count=5, spike=3)
+    disc_frames(frames, count=5, spike=3)
     weights = tmp_path / "model.keras"
     weights.write_bytes(b"stand-in")
     argv = ["--frames", str(frames), "--weights", str(weights), "--out", str(out),
