@@ -2,6 +2,7 @@
 import hashlib
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from gacrystal.images import KAGGLE_SUBPATH, list_images
@@ -163,3 +164,45 @@ def test_the_images_say_which_generator_drew_them(tmp_path):
     assert not drawn_by_older_generator(tmp_path)
     (tmp_path / STAMP_FILE).unlink()  # as images drawn before the stamp existed
     assert drawn_by_older_generator(tmp_path)
+
+
+def drawn_in(regime: str, draw, regimes, monkeypatch, seed=0):
+    """A crop drawn in one look (the generator's choice of look is fixed to `regime`)."""
+    from gacrystal import synthetic
+    original = synthetic.choose
+    monkeypatch.setattr(synthetic, "choose", lambda rng, options: regime if options is regimes
+                        else original(rng, options))
+    return draw(np.random.default_rng(seed))
+
+
+def test_every_look_is_drawn_in_its_grey_range(monkeypatch):
+    from gacrystal import synthetic as s
+    for regime in s.CEX_REGIMES:
+        crop = drawn_in(regime, lambda rng: s.draw_cex(rng, 151), s.CEX_REGIMES, monkeypatch)
+        grey = s.SPARSE_GREY if regime == "sparse" else s.CEX_GREY
+        assert crop.shape == (151, 151) and crop.dtype == np.uint8
+        assert grey["mean"][0] - 2 <= crop.mean() <= grey["mean"][1] + 2, regime
+        assert crop.std() <= grey["std"][1] + 2, regime
+    for regime in s.PG_REGIMES:
+        crop = drawn_in(regime, lambda rng: s.draw_pg(rng, (130, 230)), s.PG_REGIMES, monkeypatch)
+        assert 130 <= min(crop.shape) and max(crop.shape) <= 230
+        assert s.PG_GREY["mean"][0] - 2 <= crop.mean() <= s.PG_GREY["mean"][1] + 2, regime
+
+
+def test_the_thin_slurry_is_flat_and_its_needles_dark(monkeypatch):
+    from gacrystal import synthetic as s
+    crop = drawn_in("sparse", lambda rng: s.draw_cex(rng, 151), s.CEX_REGIMES, monkeypatch,
+                    seed=3).astype(float)
+    median = np.median(crop)
+    assert crop.std() < 15  # the real CEX (293).png: 7.9
+    assert (crop < median - 3 * crop.std()).mean() > 10 * (crop > median + 3 * crop.std()).mean()
+
+
+def test_a_starburst_is_bright_at_its_nucleus_and_its_rods_radiate_from_it():
+    from gacrystal.drawing import starburst
+    ys, xs = np.mgrid[0:151, 0:151]
+    distance = np.hypot(xs - 60, ys - 90)
+    for seed in range(3):
+        layer = starburst((151, 151), np.random.default_rng(seed), centre=(60, 90))
+        assert layer[distance < 15].mean() > 2 * layer[(distance > 45) & (distance < 70)].mean()
+        assert distance[layer > 0.3].max() > 40  # rods reach out from it
