@@ -29,6 +29,8 @@ import numpy as np
 
 from gacrystal.candidates import Candidate, cut, find_candidates
 from gacrystal.errors import UserError
+from gacrystal.files import CSV_TEXT, write_csv
+from gacrystal.files import append_csv as append_rows
 from gacrystal.monitor_report import ReviewPicks
 from gacrystal.images import (CLASS_NAMES, EXIF_DATETIME, UNKNOWN, ImageError, read_rgb,
                               why_unreadable)
@@ -192,32 +194,6 @@ def wilson_interval(successes: int, total: int) -> tuple[float | None, float | N
 
 # ---- CSV files that grow a row at a time ------------------------------------------------------
 
-CSV_TEXT = dict(encoding="utf-8", errors="surrogateescape", newline="")
-# surrogateescape: a file name that is not valid UTF-8 is written as its own bytes and reads back
-# as the same name, so a resumed run recognises the frame
-
-
-def csv_line_values(row: dict, columns: list[str]) -> dict:
-    # 10 significant digits: elapsed seconds stay exact to 0.1 ms for months of watching
-    return {k: "" if row.get(k) is None else
-            format(row[k], ".10g") if isinstance(row[k], float) else row[k] for k in columns}
-
-
-def append_rows(path: Path, rows: list[dict], columns: list[str]):
-    """Appends complete lines in one write, flushed to disk: a crash leaves at most one partial
-    last line, which `iter_rows` cuts off."""
-    import io
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    if not path.exists() or path.stat().st_size == 0:
-        writer.writeheader()
-    writer.writerows(csv_line_values(row, columns) for row in rows)
-    with open(path, "a", **CSV_TEXT) as f:
-        f.write(buffer.getvalue())
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def cut_partial_line(path: Path):
     """Truncates the file after its last complete line (a crash mid-append leaves less than one
     append's worth of text after it)."""
@@ -231,7 +207,7 @@ def cut_partial_line(path: Path):
 
 
 def iter_rows(path: Path):
-    """The complete rows of a CSV written by append_rows, one at a time (memory flat in its
+    """The complete rows of a CSV written by append_csv, one at a time (memory flat in its
     length)."""
     if not path.exists():
         return
@@ -246,12 +222,7 @@ def read_rows(path: Path) -> list[dict]:
 
 def keep_rows(path: Path, keep, columns: list[str]):
     """Rewrites a CSV with only the rows for which keep(row) is true, atomically."""
-    from gacrystal.files import atomic_path
-    with atomic_path(path) as temporary:
-        with open(temporary, "w", **CSV_TEXT) as f:
-            writer = csv.DictWriter(f, fieldnames=columns, lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(row for row in iter_rows(path) if keep(row))
+    write_csv((row for row in iter_rows(path) if keep(row)), path, columns, line_end="\n")
 
 
 # ---- one frame --------------------------------------------------------------------------------
