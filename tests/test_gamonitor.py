@@ -1,0 +1,89 @@
+"""The monitoring script (GAmonitor.py): errors that say what to do, the alarm's exit status and
+a restart, and one run end to end on the session's tiny trained model."""
+import csv
+
+import numpy as np
+import pytest
+
+from gacrystal.errors import UserError
+from gacrystal.monitoring.alarm import ALARM_EXIT_STATUS
+from probe import StandIn, disc_frames, save_grey, spiking_frames
+
+
+def test_script_errors_say_what_to_do(tmp_path):
+    import GAmonitor
+    with pytest.raises(UserError, match="no frame folder .*--demo"):
+        GAmonitor.main(["--frames", str(tmp_path / "none")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="add --watch"):
+        GAmonitor.main(["--frames", str(tmp_path / "empty")])
+    save_grey(np.zeros((8, 8)), tmp_path / "empty" / "a.png")
+    with pytest.raises(UserError, match="no model file .*GAmain.py --demo"):
+        GAmonitor.main(["--frames", str(tmp_path / "empty"), "--weights", str(tmp_path / "x.keras")])
+    with pytest.raises(UserError, match="time_source must be one of"):
+        GAmonitor.main(["--frames", str(tmp_path / "empty"), "--time_source", "clock"])
+    with pytest.raises(UserError, match="min_area must be at least 1"):
+        GAmonitor.main(["--frames", str(tmp_path / "empty"), "--min_area", "0"])
+
+
+def stand_in_model(monkeypatch) -> list:
+    """GAmonitor loads StandIn instead of a model; returns the paths it was asked to load."""
+    from gacrystal import classifier
+    loaded = []
+    monkeypatch.setattr(classifier, "load_classifier",
+                        lambda path: loaded.append(path) or StandIn())
+    return loaded
+
+
+def stand_in_run(tmp_path, monkeypatch, count: int, spike: int) -> tuple:
+    """Disc frames, a stand-in model file (loaded as StandIn): (frames, out, GAmonitor's argv)."""
+    stand_in_model(monkeypatch)
+    frames, out = tmp_path / "frames", tmp_path / "out"
+    disc_frames(frames, count=count, spike=spike)
+    weights = tmp_path / "model.keras"
+    weights.write_bytes(b"stand-in")
+    return frames, out, ["--frames", str(frames), "--weights", str(weights), "--out", str(out),
+                         "--min_area", "2000"]
+
+
+def test_script_exits_3_after_an_alarm_prints_it_once_and_goes_on_after_a_restart(
+        tmp_path, capsys, monkeypatch):
+    import GAmonitor
+    frames, out, argv = stand_in_run(tmp_path, monkeypatch, count=5, spike=3)
+    argv += ["--baseline_frames", "2", "--alarm_threshold", "1", "--overlay_every", "2"]
+    assert GAmonitor.main(argv) == ALARM_EXIT_STATUS
+    text = capsys.readouterr().out
+    rows = list(csv.DictReader(open(out / "frames.csv")))
+    assert len(rows) == 5 and (out / "trend.png").is_file() and (out / "monitor.html").is_file()
+    fired = [r["frame"] for r in rows if r["event"] == "alarm"]
+    assert len(fired) == 1 and fired[0] in ("frame (3).png", "frame (4).png", "frame (5).png")
+    assert text.count("ALARM: PG has appeared") == 1
+    assert (out / "overlays" / fired[0]).is_file()
+    # A second run goes on: nothing new, the same verdict from the replayed alarm.
+    assert GAmonitor.main(argv) == ALARM_EXIT_STATUS
+    text = capsys.readouterr().out
+    assert "5 frames already done" in text and f"ALARM: PG has appeared at {fired[0]}" in text
+    assert len(list(csv.DictReader(open(out / "frames.csv")))) == 5
+    with pytest.raises(UserError, match="takes its times from exif, not order"):
+        GAmonitor.main(argv + ["--interval", "5"])
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "frame (1).png").write_bytes((frames / "frame (1).png").read_bytes())
+    with pytest.raises(UserError, match="holds a run on other frames"):
+        GAmonitor.main(["--frames", str(other), *argv[2:]])
+
+
+def test_script_runs_a_trained_model_end_to_end(runs, tmp_path):
+    import GAmonitor
+    frames, out = tmp_path / "frames", tmp_path / "out"
+    spiking_frames(frames, count=3, spike=2)
+    status = GAmonitor.main(["--frames", str(frames), "--weights", str(runs["a"] / "model.onnx"),
+                             "--out", str(out), "--min_area", "2000"])
+    assert status in (0, ALARM_EXIT_STATUS)
+    rows = list(csv.DictReader(open(out / "frames.csv")))
+    particles = list(csv.DictReader(open(out / "particles.csv")))
+    assert [r["frame"] for r in rows] == ["frame (1).png", "frame (2).png", "frame (3).png"]
+    assert {p["label"] for p in particles} <= {"CEX", "PG", "UNKNOWN"}
+    tiles = [p for p in particles if p["found_by"] == "tile"]
+    assert tiles and {int(p["w"]) for p in tiles} == {48}  # the card's crop_size (48 px crops)
+    assert all(p["ood_score"] for p in particles if p["note"] != "out of focus")
