@@ -6,6 +6,7 @@ page, and raises an alarm when PG has appeared.
     python GAmonitor.py --frames FOLDER --weights weights/model.keras --out monitor
     python GAmonitor.py --frames FOLDER --watch                    # a folder the probe writes into
     python GAmonitor.py --frames FOLDER --um_per_px 1.2 --interval 10
+    python GAmonitor.py --frames FOLDER --weights georgia          # the original's release
 
 Output in OUT/: particles.csv (one row per candidate region), frames.csv (counts, PG fraction
 with its 95% Wilson interval, PG area fraction, the alarm), overlays/ (frames with boxes), trend.png
@@ -27,7 +28,7 @@ from gacrystal.images import list_images
 
 # --- settings (edit here, or override on the command line with the same names) ---
 frames = "images/frames"  # folder of whole probe frames, e.g. the Kaggle Raw pg/ folder
-weights = "weights/model.keras"  # the classifier (.keras, .h5, .onnx, or the int8 .onnx)
+weights = "weights/model.keras"  # .keras, .h5, .onnx (or int8 .onnx) file, or georgia / georgia-onnx (downloaded once)
 out = "monitor"  # folder for the tables, overlays, trend.png and monitor.html
 demo = False  # monitor a synthetic spiking run with the demo model (trained first if missing)
 # finding particles
@@ -63,6 +64,7 @@ DEMO_FRAMES, DEMO_SPIKE = 60, 31  # a spiking run: pure CEX, then PG added from 
 def check_settings(s: dict, given: set):
     """Refuses settings out of range, before any model is loaded; resolves the time source once
     (gacrystal.monitoring.clock.wanted_source) into s["time_source"]."""
+    from gacrystal.classifier import check_weights
     from gacrystal.monitoring.clock import TIME_SOURCES, read_times, wanted_source
     if s["time_source"] not in TIME_SOURCES:
         raise UserError(f"time_source must be one of {', '.join(TIME_SOURCES)}. "
@@ -96,10 +98,7 @@ def check_settings(s: dict, given: set):
     if not s["watch"] and not list_images(folder):
         raise UserError(f"no PNG, JPEG, BMP or TIFF frames in {folder} (to wait for a probe "
                         "writing into it, add --watch)")
-    if not Path(s["weights"]).is_file():
-        raise UserError(f"no model file at weights={s['weights']}; train one with `python "
-                        "GAmain.py` (or `python GAmain.py --demo`, which puts a small one into "
-                        "weights/)")
+    check_weights(s["weights"])  # a file, or published weights by name, as GAinfer.py takes them
 
 
 def make_demo_inputs(weights: str, frames_dir: str):
@@ -250,11 +249,12 @@ def main(argv=None):
     check_settings(s, given)
     if s["demo"]:
         make_demo_inputs(s["weights"], s["frames"])
-    from gacrystal.classifier import load_classifier
+    from gacrystal.classifier import load_classifier, model_file
     from gacrystal.files import exclusive_lock
     with exclusive_lock(s["out"], "another monitoring run"):
-        identity = check_out(s, Path(s["weights"]))
-        classifier = load_classifier(s["weights"])
+        model = model_file(s["weights"])  # published weights by name: downloaded once
+        identity = check_out(s, model)
+        classifier = load_classifier(model)
         run = open_run(s, classifier)
         print(f"frames: {s['frames']}; candidates: blobs of at least {s['min_area']} px and "
               f"{run.tile_size} px tiles; model: {s['weights']}")

@@ -1,10 +1,14 @@
 """The monitoring script (GAmonitor.py): errors that say what to do, the alarm's exit status and
-a restart, and one run end to end on the session's tiny trained model."""
+a restart, weights by name as GAinfer.py takes them, and one run end to end on the session's
+tiny trained model."""
 import csv
+import dataclasses
+import json
 
 import numpy as np
 import pytest
 
+from gacrystal import named_weights
 from gacrystal.errors import UserError
 from gacrystal.monitoring.alarm import ALARM_EXIT_STATUS
 from probe import StandIn, disc_frames, save_grey, spiking_frames
@@ -71,6 +75,44 @@ def test_script_exits_3_after_an_alarm_prints_it_once_and_goes_on_after_a_restar
     (other / "frame (1).png").write_bytes((frames / "frame (1).png").read_bytes())
     with pytest.raises(UserError, match="holds a run on other frames"):
         GAmonitor.main(["--frames", str(other), *argv[2:]])
+
+
+def published_stand_in(cache, monkeypatch, name="georgia"):
+    """A stand-in for the published file, already in Keras's cache (so nothing is downloaded):
+    a Keras .h5 model config with the published input, checked as the download would be."""
+    import h5py
+    monkeypatch.setenv("KERAS_HOME", str(cache))
+    entry = dataclasses.replace(named_weights.NAMED_WEIGHTS[name], min_mb=0.0)
+    monkeypatch.setitem(named_weights.NAMED_WEIGHTS, name, entry)
+    path = named_weights.cache_path(entry)
+    path.parent.mkdir(parents=True)
+    config = {"config": {"layers": [{"class_name": "InputLayer",
+                                     "config": {"batch_shape": [None, 224, 224, 3]}}]}}
+    with h5py.File(path, "w") as f:
+        f.attrs["model_config"] = json.dumps(config)
+    return path
+
+
+def test_weights_by_name_resolve_as_in_gainfer(tmp_path, monkeypatch, capsys):
+    import GAinfer
+    import GAmonitor
+    from gacrystal.classifier import model_file
+    cached = published_stand_in(tmp_path / "keras", monkeypatch)
+    loaded = stand_in_model(monkeypatch)
+    frames, out = tmp_path / "frames", tmp_path / "out"
+    disc_frames(frames, count=2, spike=2)
+    assert GAmonitor.main(["--frames", str(frames), "--weights", "georgia", "--out", str(out),
+                           "--min_area", "2000"]) == 0
+    assert loaded == [cached] == [model_file("georgia")]  # GAinfer.py's resolution
+    assert json.loads((out / "monitor.json").read_text())["weights"] == str(cached.resolve())
+    assert len(list(csv.DictReader(open(out / "frames.csv")))) == 2
+    # A name that is not published is refused by both scripts in the same words.
+    with pytest.raises(UserError) as by_monitor:
+        GAmonitor.main(["--frames", str(frames), "--weights", "georgie", "--out", str(out)])
+    with pytest.raises(UserError) as by_infer:
+        GAinfer.main(["--weights", "georgie", "--images", str(frames)])
+    assert str(by_monitor.value) == str(by_infer.value)
+    assert "no model file at weights=georgie" in str(by_monitor.value)
 
 
 def test_script_runs_a_trained_model_end_to_end(runs, tmp_path):
