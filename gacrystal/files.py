@@ -91,6 +91,12 @@ def append_csv(path: Path, rows: list[dict], columns: list[str]):
         os.fsync(f.fileno())
 
 
+def csv_header(path: Path) -> list[str]:
+    """The column names in a CSV's first line ([] for an empty file)."""
+    with open(path, **CSV_TEXT) as f:
+        return next(csv.reader(f), [])
+
+
 def copy_atomic(source: str | Path, dest: str | Path):
     import shutil
     with atomic_path(dest) as temporary:

@@ -1,6 +1,6 @@
 """The monitoring script (GAmonitor.py): errors that say what to do, the alarm's exit status and
-a restart, weights by name as GAinfer.py takes them, and one run end to end on the session's
-tiny trained model."""
+a restart, weights by name as GAinfer.py takes them, an output folder of another version, and one
+run end to end on the session's tiny trained model."""
 import csv
 import dataclasses
 import json
@@ -113,6 +113,21 @@ def test_weights_by_name_resolve_as_in_gainfer(tmp_path, monkeypatch, capsys):
         GAinfer.main(["--weights", "georgie", "--images", str(frames)])
     assert str(by_monitor.value) == str(by_infer.value)
     assert "no model file at weights=georgie" in str(by_monitor.value)
+
+
+def test_an_output_folder_of_another_version_is_refused_until_overwritten(tmp_path, monkeypatch):
+    import GAmonitor
+    _, out, argv = stand_in_run(tmp_path, monkeypatch, count=2, spike=2)
+    assert GAmonitor.main(argv) == 0
+    header, *rows = (out / "particles.csv").read_text().splitlines()
+    older = "\n".join([header.replace(",sharpness", "")] + rows) + "\n"  # an older version's
+    (out / "particles.csv").write_text(older)
+    with pytest.raises(UserError, match=r"particles.csv was written by another version, with "
+                                        r"other columns \(missing sharpness\); pass --overwrite"):
+        GAmonitor.main(argv)
+    assert (out / "particles.csv").read_text() == older  # not appended to
+    assert GAmonitor.main(argv + ["--overwrite"]) == 0
+    assert len(list(csv.DictReader(open(out / "frames.csv")))) == 2
 
 
 def test_script_runs_a_trained_model_end_to_end(runs, tmp_path):

@@ -4,7 +4,7 @@
 - alarm: the onset alarm behind a small interface (AlarmRule -> AlarmState; the CUSUM rule);
 - records: the typed per-frame and per-particle records and the tables' columns;
 - counting: what is counted in a frame, its PG fraction and Wilson interval;
-- tables: frames.csv, particles.csv, unreadable.csv: appended and read back;
+- tables: frames.csv, particles.csv, unreadable.csv: appended, read back, their columns checked;
 - monitor: the Monitor, which classifies frames into an output folder and resumes a run;
 - watch: listing a folder's new frames and watching one a probe writes into;
 - overlay, trend, page: a frame's boxes, trend.png, monitor.html;

@@ -26,9 +26,9 @@ from gacrystal.monitoring.overlay import OVERLAYS, draw_overlay
 from gacrystal.monitoring.page import ReviewPicks
 from gacrystal.monitoring.records import (FRAME_COLUMNS, PARTICLE_COLUMNS, FrameRecord,
                                           ParticleRecord)
-from gacrystal.monitoring.tables import (FRAMES_CSV, PARTICLES_CSV, UNREADABLE_CSV,
-                                         append_unreadable, iter_rows, keep_rows,
-                                         read_unreadable)
+from gacrystal.monitoring.tables import (FRAMES_CSV, PARTICLES_CSV, UNREADABLE_COLUMNS,
+                                         UNREADABLE_CSV, append_unreadable, check_columns,
+                                         iter_rows, keep_rows, read_unreadable)
 from gacrystal.monitoring.watch import file_signature
 
 
@@ -76,7 +76,12 @@ class Monitor:
         """Takes up an earlier run in the same folder: its frames are done; particle rows of a
         frame whose frames.csv row was never written (a crash in between) are dropped; the alarm
         is replayed from the counts; the clock goes on from clock_state (FrameClock.state(), kept
-        in monitor.json), else from the first frame."""
+        in monitor.json), else from the first frame. A table written with other columns (another
+        version) is refused before anything is written."""
+        tables = ((FRAMES_CSV, FRAME_COLUMNS), (PARTICLES_CSV, PARTICLE_COLUMNS),
+                  (UNREADABLE_CSV, UNREADABLE_COLUMNS))
+        for name, columns in tables:
+            check_columns(self.out / name, columns)
         self.frames = [FrameRecord.from_row(row, self.alarm.update)
                        for row in iter_rows(self.out / FRAMES_CSV)]
         done = self.done

@@ -1,6 +1,6 @@
 """The monitor's tables in the output folder, which grow a row at a time: frames.csv,
 particles.csv and unreadable.csv; reading them back on a restart (cutting the partial last line
-a crash may leave).
+a crash may leave), and refusing a table written with other columns (an older version).
 
 Rows are appended by gacrystal.files.append_csv, the rule every table of this project follows.
 """
@@ -10,10 +10,27 @@ import csv
 import os
 from pathlib import Path
 
-from gacrystal.files import CSV_TEXT, append_csv, write_csv
+from gacrystal.errors import UserError
+from gacrystal.files import CSV_TEXT, append_csv, csv_header, write_csv
 
 FRAMES_CSV, PARTICLES_CSV, UNREADABLE_CSV = "frames.csv", "particles.csv", "unreadable.csv"
 UNREADABLE_COLUMNS = ["frame", "reason", "size", "mtime_ns"]
+
+
+def check_columns(path: Path, columns: list[str]):
+    """Refuses a table to go on with whose header is not `columns` (written by another version):
+    rows appended to it would not be under their own column names."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    header = csv_header(path)
+    if header != columns:
+        missing = [c for c in columns if c not in header]
+        extra = [c for c in header if c not in columns]
+        differs = "; ".join(part for part in (
+            f"missing {', '.join(missing)}" if missing else "",
+            f"extra {', '.join(extra)}" if extra else "") if part) or "in another order"
+        raise UserError(f"{path} was written by another version, with other columns ({differs}); "
+                        "pass --overwrite to start the run again, or choose another --out")
 
 
 def cut_partial_line(path: Path):
