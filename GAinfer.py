@@ -28,12 +28,11 @@ import sys
 from pathlib import Path
 
 from gacrystal import ood
-from gacrystal.classifier import GET_WEIGHTS_HELP, Classifier, load_classifier  # noqa: F401
+from gacrystal.classifier import Classifier, check_weights, load_classifier  # noqa: F401
 from gacrystal.cli import parse_settings, run_main
 from gacrystal.errors import UserError
 from gacrystal.files import exclusive_lock, write_csv
 from gacrystal.images import UNKNOWN, list_images  # noqa: F401
-from gacrystal.named_weights import NAMED_WEIGHTS
 from gacrystal.review import CORRECTIONS, copy_corrected, read_corrections, write_review
 from gacrystal.labelling import (COLUMNS, draw_embedding_map, format_table, label_files,
                                  summary)
@@ -90,8 +89,7 @@ def check_settings(s: dict) -> list[Path]:
             raise UserError(f"{s['explain']} already holds Grad-CAM overlays of these images "
                             f"(e.g. {clashes[0].stem}_gradcam.png); choose another folder or pass "
                             "--overwrite")
-    if not Path(s["weights"]).is_file() and s["weights"] not in NAMED_WEIGHTS:
-        raise UserError(f"no model file at weights={s['weights']}; {GET_WEIGHTS_HELP}")
+    check_weights(s["weights"])
     return files
 
 

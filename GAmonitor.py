@@ -6,12 +6,13 @@ page, and raises an alarm when PG has appeared.
     python GAmonitor.py --frames FOLDER --weights weights/model.keras --out monitor
     python GAmonitor.py --frames FOLDER --watch                    # a folder the probe writes into
     python GAmonitor.py --frames FOLDER --um_per_px 1.2 --interval 10
+    python GAmonitor.py --frames FOLDER --weights georgia          # the original's release
 
 Output in OUT/: particles.csv (one row per candidate region), frames.csv (counts, PG fraction
 with its 95% Wilson interval, PG area fraction, the alarm), overlays/ (frames with boxes), trend.png
 and monitor.html. A second run into the same OUT goes on where the first stopped. The exit status
 is 3 when the alarm has fired (0 with --demo), else 1 when a frame could not be read, else 0.
-How candidates are found and counted: gacrystal/candidates.py and gacrystal/monitor.py.
+How candidates are found and counted: gacrystal/candidates.py and gacrystal/monitoring/.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from gacrystal.images import list_images
 
 # --- settings (edit here, or override on the command line with the same names) ---
 frames = "images/frames"  # folder of whole probe frames, e.g. the Kaggle Raw pg/ folder
-weights = "weights/model.keras"  # the classifier (.keras, .h5, .onnx, or the int8 .onnx)
+weights = "weights/model.keras"  # .keras, .h5, .onnx (or int8 .onnx) file, or georgia / georgia-onnx (downloaded once)
 out = "monitor"  # folder for the tables, overlays, trend.png and monitor.html
 demo = False  # monitor a synthetic spiking run with the demo model (trained first if missing)
 # finding particles
@@ -61,7 +62,10 @@ DEMO_FRAMES, DEMO_SPIKE = 60, 31  # a spiking run: pure CEX, then PG added from 
 
 
 def check_settings(s: dict, given: set):
-    from gacrystal.monitor import TIME_SOURCES
+    """Refuses settings out of range, before any model is loaded; resolves the time source once
+    (gacrystal.monitoring.clock.wanted_source) into s["time_source"]."""
+    from gacrystal.classifier import check_weights
+    from gacrystal.monitoring.clock import TIME_SOURCES, read_times, wanted_source
     if s["time_source"] not in TIME_SOURCES:
         raise UserError(f"time_source must be one of {', '.join(TIME_SOURCES)}. "
                         f"Received: time_source={s['time_source']}")
@@ -70,7 +74,6 @@ def check_settings(s: dict, given: set):
     if s["times"] and not Path(s["times"]).is_file():
         raise UserError(f"no times CSV at times={s['times']}")
     if s["times"]:
-        from gacrystal.monitor import read_times
         read_times(s["times"])  # a malformed table is reported now, not mid-run
     for name in ("min_area", "batch_size", "frames_per_batch", "retries", "baseline_frames"):
         if s[name] < 1:
@@ -85,8 +88,7 @@ def check_settings(s: dict, given: set):
     if not 0 < s["threshold"] < 1:
         raise UserError(f"threshold must be between 0 and 1 (exclusive). "
                         f"Received: threshold={s['threshold']}")
-    if "interval" in given and s["time_source"] == "auto" and not s["times"]:
-        s["time_source"] = "order"  # a typed --interval means frames come every interval seconds
+    s["time_source"] = wanted_source(s["time_source"], s["times"], "interval" in given)
     if s["demo"]:
         return
     folder = Path(s["frames"])
@@ -96,10 +98,7 @@ def check_settings(s: dict, given: set):
     if not s["watch"] and not list_images(folder):
         raise UserError(f"no PNG, JPEG, BMP or TIFF frames in {folder} (to wait for a probe "
                         "writing into it, add --watch)")
-    if not Path(s["weights"]).is_file():
-        raise UserError(f"no model file at weights={s['weights']}; train one with `python "
-                        "GAmain.py` (or `python GAmain.py --demo`, which puts a small one into "
-                        "weights/)")
+    check_weights(s["weights"])  # a file, or published weights by name, as GAinfer.py takes them
 
 
 def make_demo_inputs(weights: str, frames_dir: str):
@@ -119,12 +118,11 @@ def make_demo_inputs(weights: str, frames_dir: str):
         generate_frames(frames_dir, DEMO_FRAMES, DEMO_SPIKE)
 
 
-def check_out(s: dict) -> dict:
+def check_out(s: dict, model: Path) -> dict:
     """OUT must be new, hold an earlier run on the same frames and model timed the same way
     (which goes on), or be cleared with --overwrite. Returns what identifies this run."""
-    from gacrystal.monitor import load_state
-    identity = {"frames": str(Path(s["frames"]).resolve()),
-                "weights": str(Path(s["weights"]).resolve())}
+    from gacrystal.monitoring.state import load_state
+    identity = {"frames": str(Path(s["frames"]).resolve()), "weights": str(model.resolve())}
     state = load_state(Path(s["out"]))
     if not state or s["overwrite"]:
         return identity
@@ -133,8 +131,7 @@ def check_out(s: dict) -> dict:
         raise UserError(f"{s['out']} holds a run on other {' and '.join(differs)} "
                         f"({', '.join(str(state.get(k)) for k in differs)}); choose another "
                         "--out, or pass --overwrite to replace it")
-    timed_by = state.get("time_source")
-    wanted = "times" if s["times"] and s["time_source"] == "auto" else s["time_source"]
+    timed_by, wanted = state.get("time_source"), s["time_source"]
     if timed_by and wanted != "auto" and wanted != timed_by:
         raise UserError(f"the run in {s['out']} takes its times from {timed_by}, not {wanted}; "
                         "run again without --time_source/--times/--interval to go on with it, "
@@ -147,43 +144,46 @@ def check_out(s: dict) -> dict:
 
 def open_run(s: dict, classifier):
     """The Monitor for OUT: a new run, or the earlier one in OUT taken up where it stopped."""
-    from gacrystal import monitor as m
     from gacrystal.candidates import DEFAULT_TILE_SIZE
+    from gacrystal.monitoring import CusumRule, FrameClock, Monitor
+    from gacrystal.monitoring.state import clear_outputs, load_state
     out = Path(s["out"])
     if s["overwrite"]:
-        m.clear_outputs(out)
-    state = m.load_state(out) or {}
-    clock = m.FrameClock(s["time_source"], s["times"] or None, s["interval"],
-                         start=state.get("start"), chosen=state.get("time_source"))
-    alarm = m.OnsetAlarm(s["baseline_frames"], s["alarm_allowance"], s["alarm_threshold"])
+        clear_outputs(out)
+    clock = FrameClock(s["time_source"], s["times"] or None, s["interval"])
+    alarm = CusumRule(s["baseline_frames"], s["alarm_allowance"], s["alarm_threshold"])
     tile_size = s["tile_size"] or int(classifier.card.get("crop_size") or DEFAULT_TILE_SIZE)
-    run = m.Monitor(classifier, out, clock, alarm, tile_size=tile_size, min_area=s["min_area"],
-                    um_per_px=s["um_per_px"], batch_size=s["batch_size"],
-                    threshold=s["threshold"], reject=s["reject"],
-                    overlay_every=s["overlay_every"], on_alarm=announce)
-    run.resume()
+    run = Monitor(classifier, out, clock, alarm, tile_size=tile_size, min_area=s["min_area"],
+                  um_per_px=s["um_per_px"], batch_size=s["batch_size"],
+                  threshold=s["threshold"], reject=s["reject"],
+                  overlay_every=s["overlay_every"], on_alarm=announce)
+    run.resume(load_state(out))
     if run.frames:
         print(f"going on with the run in {out}: {len(run.frames)} frames already done")
     return run
 
 
-def announce(frame: dict):
+def when(frame) -> str:
+    """A frame's time, or how long after the first frame it came."""
+    from gacrystal.monitoring.records import time_text
+    return time_text(frame.time) or f"{frame.elapsed_s / 60:.1f} min after the first frame"
+
+
+def announce(frame):
     """Prints the alarm, once, when it fires."""
-    when = frame["time"] or f"{frame['elapsed_s'] / 60:.1f} min after the first frame"
-    print(f"\nALARM: PG has appeared: {frame['frame']}, {when} ({frame['pg']} PG regions in "
-          "this frame)", flush=True)
+    print(f"\nALARM: PG has appeared: {frame.frame}, {when(frame)} ({frame.summary.pg} PG "
+          "regions in this frame)", flush=True)
 
 
 def save_run_state(run, identity: dict, s: dict):
-    from gacrystal.monitor import save_state
-    save_state(run.out, {**identity, "time_source": run.clock.chosen,
-                         "start": run.clock.start.isoformat() if run.clock.start else None,
-                         "tile_size": run.tile_size, "settings": s})
+    from gacrystal.monitoring.state import save_state
+    save_state(run.out, {**identity, **run.clock.state(), "tile_size": run.tile_size,
+                         "settings": s})
 
 
 def monitor_folder(run, folder: Path, frames_per_batch: int, save):
     """Every frame of a finished folder not yet done, with a progress bar."""
-    from gacrystal.monitor import in_groups, new_frames
+    from gacrystal.monitoring.watch import in_groups, new_frames
     todo = new_frames(folder, run)
     bar = progress_bar(len(todo), "frames", unit="frame")
     for group in in_groups(todo, frames_per_batch):
@@ -196,7 +196,7 @@ def monitor_folder(run, folder: Path, frames_per_batch: int, save):
 def watch_folder(run, s: dict, save):
     """--watch: frames as the probe writes them, until Ctrl-C or --stop_after_idle; the trend
     and the page redrawn as they come, at most every 10 s."""
-    from gacrystal.monitor import watch
+    from gacrystal.monitoring.watch import watch
     print(f"watching {s['frames']} (Ctrl-C stops; running again goes on from here)")
     last_drawn, last_count = 0.0, len(run.frames)
 
@@ -219,26 +219,26 @@ def report_run(run, done: int, out: str, page: Path):
           f"{len(run.frames)} in {Path(out, 'frames.csv')}")
     if done:
         print(f"time spent: {run.time_shares()}")
-    if not run.alarm.fired or run.alarm.fired_at < len(run.frames) - done:
+    if not run.alarm_state.fired or run.alarm_state.fired_at < len(run.frames) - done:
         print(alarm_text(run))  # an alarm that fired in this run was printed when it fired
     print(f"see {page} (trend, overlays, frames, detections to review)")
 
 
 def write_pictures(run, s: dict, alarm_text: str):
-    from gacrystal.monitor import FRAME_COLUMNS, OVERLAYS
-    from gacrystal.monitor_report import plot_trend, write_page
+    from gacrystal.monitoring.overlay import OVERLAYS
+    from gacrystal.monitoring.page import write_page
+    from gacrystal.monitoring.trend import TREND, plot_trend
     if run.frames:
-        plot_trend(run.frames, s["alarm_threshold"], run.out / "trend.png")
+        plot_trend(run.frames, run.out / TREND)
     return write_page(run.out, run.frames, s, alarm_text, Path(s["frames"]), run.out / OVERLAYS,
-                      FRAME_COLUMNS, run.picks)
+                      run.picks)
 
 
 def alarm_text(run) -> str:
-    if not run.alarm.fired:
+    if not run.alarm_state.fired:
         return f"No alarm: PG has not appeared in {len(run.frames)} frames."
-    frame = run.frames[run.alarm.fired_at]
-    when = frame["time"] or f"{float(frame['elapsed_s']) / 60:.1f} min after the first frame"
-    return f"ALARM: PG has appeared at {frame['frame']}, {when}."
+    frame = run.frames[run.alarm_state.fired_at]
+    return f"ALARM: PG has appeared at {frame.frame}, {when(frame)}."
 
 
 def main(argv=None):
@@ -249,11 +249,12 @@ def main(argv=None):
     check_settings(s, given)
     if s["demo"]:
         make_demo_inputs(s["weights"], s["frames"])
-    from gacrystal.classifier import load_classifier
+    from gacrystal.classifier import load_classifier, model_file
     from gacrystal.files import exclusive_lock
     with exclusive_lock(s["out"], "another monitoring run"):
-        identity = check_out(s)
-        classifier = load_classifier(s["weights"])
+        model = model_file(s["weights"])  # published weights by name: downloaded once
+        identity = check_out(s, model)
+        classifier = load_classifier(model)
         run = open_run(s, classifier)
         print(f"frames: {s['frames']}; candidates: blobs of at least {s['min_area']} px and "
               f"{run.tile_size} px tiles; model: {s['weights']}")
@@ -276,8 +277,8 @@ def main(argv=None):
         print(f"next: compare with the truth in {Path(s['frames'], 'truth.csv')} (spike at frame "
               f"{DEMO_SPIKE}); monitor your own frames with --frames FOLDER")
         return 0
-    from gacrystal.monitor import ALARM_EXIT_STATUS
-    if run.alarm.fired:
+    from gacrystal.monitoring.alarm import ALARM_EXIT_STATUS
+    if run.alarm_state.fired:
         return ALARM_EXIT_STATUS
     return 1 if run.still_unreadable() else 0
 

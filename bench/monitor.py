@@ -63,12 +63,12 @@ def frames_of(name: str, crops: Path | None = None) -> Path:
 
 
 def monitor(classifier, folder: Path, out: Path, limit: int | None = None) -> tuple[object, dict]:
-    from gacrystal import monitor as m
-    run = m.Monitor(classifier, out, m.FrameClock("exif"), m.OnsetAlarm(), overlay_every=0)
+    from gacrystal.monitoring import CusumRule, FrameClock, Monitor, in_groups, new_frames
+    run = Monitor(classifier, out, FrameClock("exif"), CusumRule(), overlay_every=0)
     memory = {}
-    paths = m.new_frames(folder, run)[:limit]
+    paths = new_frames(folder, run)[:limit]
     started = time.perf_counter()
-    for group in m.in_groups(paths, 4):
+    for group in in_groups(paths, 4):
         run.process(group)
         if len(run.frames) == 20:
             memory["after_20_mb"] = peak_rss_mb()
@@ -124,13 +124,13 @@ def quality(classifier, label: str, runs: dict, crops: Path | None = None):
         run, memory = monitor(classifier, folder, out)
         d = detection(out, truth)
         n = len(run.frames)
-        fired = run.alarm.fired_at
+        fired = run.alarm_state.fired_at
         if spike:
             alarm = ("none" if fired is None else
                      f"frame {fired + 1} ({fired + 1 - spike:+d} from the spike at {spike})")
         else:
             alarm = "FALSE ALARM at frame %d" % (fired + 1) if fired is not None else "none (right)"
-        pre = [int(f["pg"]) for f in run.frames[:spike - 1 if spike else n]]
+        pre = [f.summary.pg for f in run.frames[:spike - 1 if spike else n]]
         print(f"{name}: {n} frames, {n / memory['seconds']:.2f} frames/s "
               f"({run.time_shares()}); peak RSS {memory.get('after_20_mb', 0):.0f} MB after 20 "
               f"frames, {memory['after_all_mb']:.0f} MB after {n}")

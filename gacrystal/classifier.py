@@ -291,16 +291,21 @@ def load_onnx_classifier(path: Path) -> Classifier:
     return Classifier(path, run, card, fixed_batch=fixed_batch, ood_stages=stages)
 
 
+def check_weights(weights: str | Path):
+    """Refuses weights that are neither a model file nor the name of published weights in
+    gacrystal.named_weights.NAMED_WEIGHTS, before anything is loaded or downloaded."""
+    from gacrystal.named_weights import NAMED_WEIGHTS
+    if not Path(weights).is_file() and str(weights) not in NAMED_WEIGHTS:
+        raise UserError(f"no model file at weights={weights}; {GET_WEIGHTS_HELP}")
+
+
 def model_file(weights: str | Path) -> Path:
     """The model file of a path, or of published weights named in
     gacrystal.named_weights.NAMED_WEIGHTS (downloaded into Keras's cache on first use)."""
-    from gacrystal.named_weights import NAMED_WEIGHTS, resolve
+    from gacrystal.named_weights import resolve
+    check_weights(weights)
     path = Path(weights)
-    if path.is_file():
-        return path
-    if str(weights) in NAMED_WEIGHTS:
-        return resolve(str(weights))
-    raise UserError(f"no model file at {path}; {GET_WEIGHTS_HELP}")
+    return path if path.is_file() else resolve(str(weights))
 
 
 def load_classifier(path: str | Path, trust_model: bool = False,

@@ -6,11 +6,18 @@
 - `exclusive_lock(target)` refuses a second process that wants to write the same destination
   while the first one still does. The operating system releases the lock when its holder dies,
   even by SIGKILL, so a crashed run never leaves a stale lock behind.
+- `write_csv(rows, path, columns)` writes a whole table atomically; `append_csv` adds rows to one
+  that grows a row at a time (the monitor's), complete lines flushed to disk. Both write cells by
+  one rule (`csv_cells`: floats with 10 significant digits) and open files one way (`CSV_TEXT`:
+  UTF-8, a name that is not valid UTF-8 kept as its own bytes), which readers use too.
 """
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from gacrystal.errors import UserError
@@ -40,20 +47,54 @@ def write_text_atomic(path: str | Path, text: str):
         temporary.write_text(text, encoding="utf-8")
 
 
-def write_csv(rows: list[dict], path: str | Path, columns: list[str]):
-    """A CSV of the rows, written atomically: floats with 6 decimals, None as an empty cell.
-    File names that are not valid UTF-8 are written backslash-escaped."""
-    import csv
+CSV_TEXT = dict(encoding="utf-8", errors="surrogateescape", newline="")
+# How every table of this project is opened, to write and to read back. surrogateescape: a file
+# name that is not valid UTF-8 is written as its own bytes and reads back as the same name (a
+# resumed run recognises the frame; a corrections.csv row names the file that exists).
+
+
+def csv_cells(row: dict, columns: list[str]) -> dict:
+    """One row's cells by the rule every table follows: None an empty cell, floats with 10
+    significant digits (elapsed seconds to the millisecond over months of watching), anything
+    else as the csv module writes it."""
+    return {k: "" if row[k] is None else format(row[k], ".10g") if isinstance(row[k], float)
+            else row[k] for k in columns}
+
+
+def write_rows(f, rows: Iterable[dict], columns: list[str], header: bool, line_end: str):
+    writer = csv.DictWriter(f, fieldnames=columns, lineterminator=line_end)
+    if header:
+        writer.writeheader()
+    writer.writerows(csv_cells(row, columns) for row in rows)
+
+
+def write_csv(rows: Iterable[dict], path: str | Path, columns: list[str], line_end: str = "\r\n"):
+    """A CSV of the rows (a list, or a generator: memory stays flat), written atomically by the
+    rule of `csv_cells` and `CSV_TEXT`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as temporary:
-        with open(temporary, "w", newline="", encoding="utf-8", errors="backslashreplace") as f:
-            writer = csv.DictWriter(f, fieldnames=columns)
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: ("" if row[k] is None else
-                                     f"{row[k]:.6f}" if isinstance(row[k], float) else row[k])
-                                 for k in columns})
+        with open(temporary, "w", **CSV_TEXT) as f:
+            write_rows(f, rows, columns, header=True, line_end=line_end)
+
+
+def append_csv(path: Path, rows: list[dict], columns: list[str]):
+    """Appends the rows (and the header, to a new or empty file) as complete lines ending in
+    "\\n", by the rule of write_csv, in one write flushed to disk: a crash leaves at most one
+    partial last line."""
+    buffer = io.StringIO()
+    new = not path.exists() or path.stat().st_size == 0
+    write_rows(buffer, rows, columns, header=new, line_end="\n")
+    with open(path, "a", **CSV_TEXT) as f:
+        f.write(buffer.getvalue())
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def csv_header(path: Path) -> list[str]:
+    """The column names in a CSV's first line ([] for an empty file)."""
+    with open(path, **CSV_TEXT) as f:
+        return next(csv.reader(f), [])
 
 
 def copy_atomic(source: str | Path, dest: str | Path):

@@ -11,7 +11,7 @@ from html import escape
 from pathlib import Path
 
 from gacrystal.errors import UserError
-from gacrystal.files import write_csv, write_text_atomic
+from gacrystal.files import CSV_TEXT, write_csv, write_text_atomic
 from gacrystal.images import CLASS_NAMES, UNKNOWN
 
 CORRECTIONS = "corrections.csv"
@@ -89,7 +89,7 @@ def read_corrections(path: Path) -> list[tuple[Path, str]]:
         raise UserError(f"no corrections file at apply_corrections={path}; write one with "
                         "`python GAinfer.py --images FOLDER --review DIR`")
     chosen = []
-    with open(path, newline="", encoding="utf-8") as f:
+    with open(path, **CSV_TEXT) as f:  # as write_csv wrote it: odd file names stay as they are
         for line, row in enumerate(csv.DictReader(f), start=2):
             corrected = (row.get("corrected") or "").strip().upper()
             if not corrected:

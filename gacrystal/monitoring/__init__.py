@@ -1,0 +1,26 @@
+"""Watching a crystallization for PG in whole probe frames (GAmonitor.py), one module a subject:
+
+- clock: where each frame's time comes from (the one rule that picks the source, FrameClock);
+- alarm: the onset alarm behind a small interface (AlarmRule -> AlarmState; the CUSUM rule);
+- records: the typed per-frame and per-particle records and the tables' columns;
+- counting: what is counted in a frame, its PG fraction and Wilson interval;
+- tables: frames.csv, particles.csv, unreadable.csv: appended, read back, their columns checked;
+- monitor: the Monitor, which classifies frames into an output folder and resumes a run;
+- watch: listing a folder's new frames and watching one a probe writes into;
+- overlay, trend, page: a frame's boxes, trend.png, monitor.html;
+- state: monitor.json and clearing an output folder.
+
+    from gacrystal.monitoring import CusumRule, FrameClock, Monitor
+    monitor = Monitor(classifier, Path("monitor"), FrameClock("auto"), CusumRule())
+    monitor.resume()
+    monitor.process(new_frames(Path("frames"), monitor))
+"""
+from gacrystal.monitoring.alarm import ALARM_EXIT_STATUS, AlarmRule, AlarmState, CusumRule
+from gacrystal.monitoring.clock import TIME_SOURCES, FrameClock, read_times, wanted_source
+from gacrystal.monitoring.monitor import Monitor
+from gacrystal.monitoring.records import FrameRecord, FrameSummary, ParticleRecord
+from gacrystal.monitoring.watch import in_groups, new_frames, watch
+
+__all__ = ["ALARM_EXIT_STATUS", "AlarmRule", "AlarmState", "CusumRule", "FrameClock",
+           "FrameRecord", "FrameSummary", "Monitor", "ParticleRecord", "TIME_SOURCES",
+           "in_groups", "new_frames", "read_times", "wanted_source", "watch"]

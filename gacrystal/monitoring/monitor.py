@@ -1,0 +1,173 @@
+"""The monitor: classifies whole frames into an output folder, keeps the alarm, and takes up an
+earlier run in the same folder where it stopped.
+
+    monitor = Monitor(classifier, Path("monitor"), clock=FrameClock("auto"), alarm=CusumRule())
+    monitor.resume()                   # frames already in monitor/frames.csv are not done again
+    monitor.process([Path("frame (1).png"), ...])
+
+Each frame: candidates (gacrystal.candidates), each classified by the crop classifier with its
+out-of-distribution check, counted (gacrystal.monitoring.counting), one row per candidate appended
+to particles.csv and one per frame to frames.csv (frames.csv last: a frame is done once its row is
+there).
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from gacrystal.candidates import cut, find_candidates
+from gacrystal.files import append_csv
+from gacrystal.images import ImageError, read_rgb, why_unreadable
+from gacrystal.monitoring.alarm import AlarmRule, AlarmState
+from gacrystal.monitoring.clock import FrameClock
+from gacrystal.monitoring.counting import OUT_OF_FOCUS, frame_summary, particle_records
+from gacrystal.monitoring.overlay import OVERLAYS, draw_overlay
+from gacrystal.monitoring.page import ReviewPicks
+from gacrystal.monitoring.records import (FRAME_COLUMNS, PARTICLE_COLUMNS, FrameRecord,
+                                          ParticleRecord)
+from gacrystal.monitoring.tables import (FRAMES_CSV, PARTICLES_CSV, UNREADABLE_COLUMNS,
+                                         UNREADABLE_CSV, append_unreadable, check_columns,
+                                         iter_rows, keep_rows, read_unreadable)
+from gacrystal.monitoring.watch import file_signature
+
+
+class Monitor:
+    """Classifies frames into an output folder and keeps the alarm; see the module's docstring.
+
+    Args:
+        classifier: a gacrystal.classifier.Classifier.
+        out: the output folder (frames.csv, particles.csv, unreadable.csv, overlays/).
+        alarm: the alarm rule (gacrystal.monitoring.alarm).
+        tile_size: the side of the tiles over the needle field, in px.
+        min_area: the smallest blob, in px.
+        um_per_px: the probe's scale; 0 leaves the µm columns empty.
+        overlay_every: an overlay PNG of the first frame and every overlay_every-th after it (and
+            of the frame where the alarm fires); 0: none.
+        on_alarm: called with the FrameRecord of the frame where the alarm fires.
+    """
+
+    def __init__(self, classifier, out: Path, clock: FrameClock, alarm: AlarmRule,
+                 tile_size: int = 151, min_area: float = 3000, um_per_px: float = 0.0,
+                 batch_size: int = 32, threshold: float = 0.5, reject: bool = True,
+                 overlay_every: int = 10, on_alarm=None):
+        self.classifier, self.out, self.clock, self.alarm = classifier, Path(out), clock, alarm
+        self.tile_size, self.min_area, self.um_per_px = tile_size, min_area, um_per_px
+        self.batch_size, self.threshold, self.reject = batch_size, threshold, reject
+        self.overlay_every = overlay_every
+        self.on_alarm = on_alarm or (lambda frame: None)
+        self.frames: list[FrameRecord] = []  # this run's and earlier runs'
+        # {frame: (why, (size, mtime_ns))}: given up on while the file stays as it was
+        self.unreadable: dict[str, tuple[str, tuple[int, int]]] = {}
+        self.picks = ReviewPicks()  # the PG detections the page shows for review
+        self.told_empty = False
+        self.seconds = {"read": 0.0, "find": 0.0, "classify": 0.0, "write": 0.0}  # this run's
+        self.out.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def done(self) -> set[str]:
+        return {frame.frame for frame in self.frames}
+
+    @property
+    def alarm_state(self) -> AlarmState:
+        return self.alarm.state
+
+    def resume(self, clock_state: dict | None = None):
+        """Takes up an earlier run in the same folder: its frames are done; particle rows of a
+        frame whose frames.csv row was never written (a crash in between) are dropped; the alarm
+        is replayed from the counts; the clock goes on from clock_state (FrameClock.state(), kept
+        in monitor.json), else from the first frame. A table written with other columns (another
+        version) is refused before anything is written."""
+        tables = ((FRAMES_CSV, FRAME_COLUMNS), (PARTICLES_CSV, PARTICLE_COLUMNS),
+                  (UNREADABLE_CSV, UNREADABLE_COLUMNS))
+        for name, columns in tables:
+            check_columns(self.out / name, columns)
+        self.frames = [FrameRecord.from_row(row, self.alarm.update)
+                       for row in iter_rows(self.out / FRAMES_CSV)]
+        done = self.done
+        particles_path = self.out / PARTICLES_CSV
+        orphans = False
+        for row in iter_rows(particles_path):  # streamed: this file is the long one
+            if row["frame"] in done:
+                self.picks.add(ParticleRecord.from_row(row))
+            else:
+                orphans = True
+        if orphans:
+            keep_rows(particles_path, lambda row: row["frame"] in done, PARTICLE_COLUMNS)
+        first = self.frames[0] if self.frames else None
+        self.clock.restore(clock_state or {}, first and first.time_source, first and first.time)
+        self.unreadable = read_unreadable(self.out / UNREADABLE_CSV)
+
+    def still_unreadable(self) -> list[str]:
+        """The frames given up on and not done since."""
+        done = self.done
+        return [name for name in self.unreadable if name not in done]
+
+    def report_unreadable(self, path: Path, reason: str):
+        """Gives up on a frame while its file stays as it is (a later change, such as the rest of
+        a half-written file arriving, makes it new again)."""
+        print(f"{path.name}: cannot be read ({reason}); not counted", file=sys.stderr)
+        signature = file_signature(path) or (-1, -1)
+        self.unreadable[path.name] = (reason, signature)
+        append_unreadable(self.out / UNREADABLE_CSV, path.name, reason, signature)
+
+    def process(self, paths: list[Path], report_errors: bool = True) -> dict[Path, str]:
+        """Reads, classifies (all candidates of all these frames in shared batches) and records
+        the frames in order. Returns {frame: why} of those that could not be read; with
+        report_errors they are also reported (on stderr and in unreadable.csv)."""
+        from PIL import Image
+        readable, failed = [], {}
+        clock = time.perf_counter()
+        for path in paths:
+            try:
+                # its time stamp now: the file may be gone by the time the frame is recorded
+                readable.append((path, path.stat().st_mtime, read_rgb(path)))
+            except (ImageError, OSError) as error:
+                failed[path] = why_unreadable(error)
+                if report_errors:
+                    self.report_unreadable(path, failed[path])
+        clock = self.lap("read", clock)
+        found = [find_candidates(rgb, self.tile_size, self.min_area) for *_, rgb in readable]
+        clock = self.lap("find", clock)
+        crops = [Image.fromarray(cut(rgb, c)) for (*_, rgb), cs in zip(readable, found)
+                 for c in cs if c.in_focus]
+        records = iter(self.classifier.label(crops, self.batch_size, self.threshold,
+                                             reject=self.reject) if crops else [])
+        clock = self.lap("classify", clock)
+        for (path, mtime, rgb), candidates in zip(readable, found):
+            frame_records = [next(records) if c.in_focus else OUT_OF_FOCUS for c in candidates]
+            self.record_frame(path, mtime, rgb, candidates, frame_records)
+        self.lap("write", clock)
+        return failed
+
+    def lap(self, step: str, since: float) -> float:
+        now = time.perf_counter()
+        self.seconds[step] += now - since
+        return now
+
+    def time_shares(self) -> str:
+        total = sum(self.seconds.values()) or 1.0
+        return ", ".join(f"{step} {100 * t / total:.0f}%" for step, t in self.seconds.items())
+
+    def record_frame(self, path: Path, mtime: float, rgb, candidates, records):
+        when, elapsed, source = self.clock.time_of(path, len(self.frames), mtime)
+        if not candidates and not self.told_empty:
+            self.told_empty = True
+            print(f"note: {path.name} gave no regions to classify (a flat or very dark frame? "
+                  "16-bit frames are read by their top 8 bits); check its overlay",
+                  file=sys.stderr)
+        particles = particle_records(path.name, when, float(elapsed), candidates, records,
+                                     self.um_per_px)
+        summary = frame_summary(particles, rgb.shape[0] * rgb.shape[1])
+        frame = FrameRecord(path.name, when, float(elapsed), source, summary,
+                            self.alarm.update(summary))
+        append_csv(self.out / PARTICLES_CSV, [p.row() for p in particles], PARTICLE_COLUMNS)
+        append_csv(self.out / FRAMES_CSV, [frame.row()], FRAME_COLUMNS)  # last: the frame is done
+        for particle in particles:
+            self.picks.add(particle)
+        self.frames.append(frame)
+        index = len(self.frames) - 1
+        if frame.alarm.fired_now or (self.overlay_every and index % self.overlay_every == 0):
+            draw_overlay(rgb, frame, particles, self.out / OVERLAYS / f"{Path(path.name).stem}.png")
+        if frame.alarm.fired_now:
+            self.on_alarm(frame)

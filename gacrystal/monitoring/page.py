@@ -1,0 +1,114 @@
+"""monitor.html, the self-contained page of a run: the alarm, the trend, thumbnails of the
+latest overlays (and the alarm's), the PG detections to review (`ReviewPicks`), the frames and
+the settings."""
+from __future__ import annotations
+
+import heapq
+from html import escape
+from pathlib import Path
+
+from gacrystal.files import csv_cells
+from gacrystal.monitoring.records import FRAME_COLUMNS, FrameRecord, ParticleRecord
+from gacrystal.monitoring.trend import TREND
+from gacrystal.report import REPORT_STYLE, data_uri, html_table
+
+PAGE = "monitor.html"
+REVIEW_COUNT = 8  # PG detections shown per kind (highest P(PG); most uncertain)
+THUMBNAIL_WIDTH = 360
+PAGE_OVERLAYS = 24  # the latest overlays the page shows (the alarm's as well); all stay on disk
+
+
+class ReviewPicks:
+    """The counted PG detections with the highest P(PG), and the counted CEX/PG regions whose
+    P(PG) lies nearest 0.5: `count` of each, kept as particles arrive (memory flat in the run's
+    length)."""
+
+    def __init__(self, count: int = REVIEW_COUNT):
+        self.count, self.highest, self.uncertain, self.seen = count, [], [], 0
+
+    def add(self, particle: ParticleRecord):
+        self.seen += 1
+        if not particle.counted or particle.p_pg is None:
+            return
+        p = particle.p_pg
+        if particle.label == "PG":
+            self._keep(self.highest, (p, self.seen, particle))
+        self._keep(self.uncertain, (-abs(p - 0.5), self.seen, particle))
+
+    def _keep(self, heap: list, item):
+        heapq.heappush(heap, item)
+        if len(heap) > self.count:
+            heapq.heappop(heap)
+
+    def rows(self) -> tuple[list[ParticleRecord], list[ParticleRecord]]:
+        return ([r for *_, r in sorted(self.highest, reverse=True)],
+                [r for *_, r in sorted(self.uncertain, reverse=True)])
+
+
+def _score(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def thumbnail(image, width: int = THUMBNAIL_WIDTH):
+    image = image.copy()
+    image.thumbnail((width, width))
+    return image
+
+
+def particle_cards(particles: list[ParticleRecord], frames_dir: Path) -> str:
+    from PIL import Image
+    from gacrystal.images import ImageError, read_rgb
+    if not particles:
+        return "<p>None.</p>"
+    cards = []
+    for p in particles:
+        try:
+            crop = Image.fromarray(read_rgb(frames_dir / p.frame)[p.y:p.y + p.h, p.x:p.x + p.w])
+            picture = f'<img alt="crop" src="{data_uri(thumbnail(crop, 115))}">'
+        except ImageError:
+            picture = "(frame no longer readable)"
+        cards.append(f'<div class="card">{picture}<br>{escape(p.frame)} #{p.particle}'
+                     f'<br>{p.label}, P(PG) {p.p_pg:.3f}, ood_score {_score(p.ood_score)}</div>')
+    return f'<div class="gallery">{"".join(cards)}</div>'
+
+
+def write_page(out: Path, frames: list[FrameRecord], settings: dict, alarm_text: str,
+               frames_dir: Path, overlays: Path, picks: ReviewPicks) -> Path:
+    """monitor.html: the settings, the alarm, the trend, a table of frames (as frames.csv writes
+    them), thumbnails of the latest overlays (and the alarm's) and the PG detections to review;
+    every picture embedded, so the page can be mailed, and their number bounded, so a long watch
+    keeps it small."""
+    from PIL import Image
+    highest, uncertain = picks.rows()
+    shots = sorted(overlays.glob("*.png"), key=lambda p: p.stat().st_mtime) if overlays.is_dir() else []
+    alarm = next((f.frame for f in frames if f.alarm.fired_now), None)
+    shown = [p for p in shots if alarm and p.stem == Path(alarm).stem]
+    shown += [p for p in shots[-PAGE_OVERLAYS:] if p not in shown]
+    thumbs = []
+    for shot in shown:
+        with Image.open(shot) as image:
+            thumbs.append(f'<a href="{escape(overlays.name)}/{escape(shot.name)}"><img '
+                          f'alt="overlay" src="{data_uri(thumbnail(image))}"></a>')
+    table_rows = [csv_cells(f.row(), FRAME_COLUMNS) for f in frames]
+    trend = out / TREND
+    page = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>PG monitoring</title>
+<style>{REPORT_STYLE}.shots img{{width:{THUMBNAIL_WIDTH}px;margin:3px}}</style></head><body>
+<h1>PG monitoring: {escape(str(frames_dir))}</h1>
+<p><b>{escape(alarm_text)}</b></p>
+<p>{len(frames)} frames. The counts come from a crop classifier applied to candidate regions
+(bright blobs and a tile grid over the needle field); check the overlays below before trusting
+them on your own frames.</p>
+{f'<img alt="trend" src="{data_uri(trend)}" style="max-width:100%">' if trend.exists() else ''}
+<h2>PG detections with the highest P(PG)</h2>{particle_cards(highest, frames_dir)}
+<h2>The most uncertain regions (P(PG) nearest 0.5)</h2>{particle_cards(uncertain, frames_dir)}
+<h2>Overlays</h2><p>Boxes: PG red, CEX green, UNKNOWN orange, not counted grey.
+{len(shown)} of the {len(shots)} overlays in {escape(overlays.name)}/ (the alarm's and the latest).</p>
+<div class="shots">{''.join(thumbs) or 'None written.'}</div>
+<h2>Frames</h2>{html_table(table_rows, FRAME_COLUMNS)}
+<h2>Settings</h2>{html_table([{"setting": k, "value": str(v)} for k, v in settings.items()],
+                             ["setting", "value"])}
+</body></html>"""
+    path = out / PAGE
+    from gacrystal.files import write_text_atomic
+    write_text_atomic(path, page)
+    return path
