@@ -42,7 +42,8 @@ interval = 10.0  # seconds between frames, for time_source order (typing --inter
 # the alarm: a CUSUM on the PG count per frame
 baseline_frames = 10  # the first frames, assumed free of PG, give the baseline
 alarm_allowance = 0.75  # baseline spreads subtracted per frame (tolerance for noise)
-alarm_threshold = 4.0  # the CUSUM above this fires the alarm
+false_alarm_every = "24h"  # the threshold is chosen for one false alarm this often (8h, 7d, ...)
+alarm_threshold = 0.0  # the CUSUM above this fires the alarm; 0: chosen for false_alarm_every
 # watching a folder
 watch = False  # keep running and process frames as the probe writes them (Ctrl-C stops)
 poll_s = 2.0  # seconds between looks at the folder
@@ -65,6 +66,7 @@ def check_settings(s: dict, given: set):
     """Refuses settings out of range, before any model is loaded; resolves the time source once
     (gacrystal.monitoring.clock.wanted_source) into s["time_source"]."""
     from gacrystal.classifier import check_weights
+    from gacrystal.monitoring.arl import parse_duration
     from gacrystal.monitoring.clock import TIME_SOURCES, read_times, wanted_source
     if s["time_source"] not in TIME_SOURCES:
         raise UserError(f"time_source must be one of {', '.join(TIME_SOURCES)}. "
@@ -88,6 +90,14 @@ def check_settings(s: dict, given: set):
     if not 0 < s["threshold"] < 1:
         raise UserError(f"threshold must be between 0 and 1 (exclusive). "
                         f"Received: threshold={s['threshold']}")
+    try:
+        parse_duration(s["false_alarm_every"])
+    except ValueError:
+        raise UserError(f"false_alarm_every must be a duration such as 8h, 24h, 7d or 90min. "
+                        f"Received: false_alarm_every={s['false_alarm_every']}") from None
+    if s["alarm_threshold"] and "false_alarm_every" in given:
+        print(f"note: alarm_threshold={s['alarm_threshold']} is used; false_alarm_every only "
+              "chooses a threshold when alarm_threshold is 0")
     s["time_source"] = wanted_source(s["time_source"], s["times"], "interval" in given)
     if s["demo"]:
         return
@@ -151,12 +161,15 @@ def open_run(s: dict, classifier):
     if s["overwrite"]:
         clear_outputs(out)
     clock = FrameClock(s["time_source"], s["times"] or None, s["interval"])
-    alarm = CusumRule(s["baseline_frames"], s["alarm_allowance"], s["alarm_threshold"])
+    from gacrystal.monitoring.arl import parse_duration
+    alarm = CusumRule(s["baseline_frames"], s["alarm_allowance"], s["alarm_threshold"] or None,
+                      false_alarm_every_s=parse_duration(s["false_alarm_every"]))
     tile_size = s["tile_size"] or int(classifier.card.get("crop_size") or DEFAULT_TILE_SIZE)
     run = Monitor(classifier, out, clock, alarm, tile_size=tile_size, min_area=s["min_area"],
                   um_per_px=s["um_per_px"], batch_size=s["batch_size"],
                   threshold=s["threshold"], reject=s["reject"],
-                  overlay_every=s["overlay_every"], on_alarm=announce)
+                  overlay_every=s["overlay_every"], on_alarm=announce,
+                  on_figures=lambda figures: print(f"baseline learnt: {figures.describe()}"))
     run.resume(load_state(out))
     if run.frames:
         print(f"going on with the run in {out}: {len(run.frames)} frames already done")
@@ -231,7 +244,7 @@ def write_pictures(run, s: dict, alarm_text: str):
     if run.frames:
         plot_trend(run.frames, run.out / TREND)
     return write_page(run.out, run.frames, s, alarm_text, Path(s["frames"]), run.out / OVERLAYS,
-                      run.picks)
+                      run.picks, run.alarm.figures)
 
 
 def alarm_text(run) -> str:

@@ -4,6 +4,7 @@ frames.csv and the trend read."""
 import csv
 
 import numpy as np
+import pytest
 
 from gacrystal.images import list_images
 from gacrystal.monitoring import AlarmState, CusumRule, FrameClock, FrameSummary, Monitor
@@ -34,11 +35,43 @@ def test_alarm_ignores_noise_and_odd_frames_and_fires_soon_after_a_rise():
 def test_the_state_carries_the_statistic_the_threshold_and_where_it_fired():
     rule = CusumRule(baseline_frames=2, threshold=1.0)
     assert rule.state == AlarmState(0.0, 1.0, "CUSUM", "CUSUM of the PG count")
-    states = [rule.update(summary(pg)) for pg in (0, 0, 5, 0, 0)]
+    states = [rule.update(summary(pg)) for pg in (0, 0, 5, 5, 0, 0)]
     assert [s.statistic for s in states[:2]] == [0.0, 0.0]  # the baseline frames
-    assert states[2].fired_now and states[2].fired_at == 2 and states[2].statistic > 1.0
-    assert all(s.fired and s.fired_at == 2 and not s.fired_now for s in states[3:])
+    assert states[2].statistic == pytest.approx(0.6) and not states[2].fired  # one frame: 60%
+    assert states[3].fired_now and states[3].fired_at == 3 and states[3].statistic > 1.0
+    assert all(s.fired and s.fired_at == 3 and not s.fired_now for s in states[4:])
     assert all(s.threshold == 1.0 for s in states)
+
+
+def test_no_single_frame_fires_it_whatever_the_threshold():
+    for threshold in (0.3, 1.0, 4.0, 9.0):
+        rule = CusumRule(baseline_frames=3, threshold=threshold)
+        states = [rule.update(summary(pg)) for pg in (0, 0, 0, 50, 0, 0, 50)]
+        assert not any(s.fired for s in states), threshold
+
+
+def test_a_threshold_chosen_for_a_false_alarm_interval_gives_that_interval():
+    from gacrystal.monitoring.arl import CountModel, run_length
+    rule = CusumRule(baseline_frames=10, threshold=None, false_alarm_every_s=24 * 3600)
+    assert np.isnan(rule.state.threshold)  # chosen once the baseline is learnt
+    for i, pg in enumerate([0, 1, 0, 2, 1, 0, 0, 3, 1, 0]):
+        rule.update(summary(pg), elapsed_s=30.0 * i)  # a frame every 30 s
+    figures = rule.figures
+    assert figures.frame_interval_s == 30.0 and rule.state.threshold == figures.threshold
+    # the smallest threshold that keeps false alarms at most once a day (counts are whole numbers,
+    # so the run length grows by steps: it can promise more than asked, never less)
+    assert 24 * 3600 / 30 <= figures.arl0_frames < 2 * 24 * 3600 / 30
+    assert 24 <= figures.hours(figures.arl0_frames) < 48
+    counts = CountModel.fit([0, 1, 0, 2, 1, 0, 0, 3, 1, 0])
+    assert figures.arl0_frames == pytest.approx(
+        run_length(rule.step_for(rule.threshold), rule.threshold, counts))
+    delays = figures.delays_frames
+    assert delays[1] > delays[2] > delays[4] >= 2  # at least two frames, faster for more PG
+    typed = CusumRule(baseline_frames=10, threshold=4.0)
+    for pg in [0, 1, 0, 2, 1, 0, 0, 3, 1, 0]:
+        typed.update(summary(pg))
+    assert typed.figures.threshold == 4.0 and "alarm_threshold 4" in typed.figures.threshold_from
+    assert typed.figures.frame_interval_s is None and typed.figures.hours(10) is None
 
 
 class EveryPgFrame:
@@ -48,7 +81,9 @@ class EveryPgFrame:
         self.state = AlarmState(0.0, 1.5, "PG frames", "frames with PG so far")
         self.seen = 0
 
-    def update(self, summary: FrameSummary) -> AlarmState:
+    figures = None  # it promises nothing
+
+    def update(self, summary: FrameSummary, elapsed_s=None) -> AlarmState:
         index, self.seen = self.seen, self.seen + 1
         count = self.state.statistic + (summary.pg > 0)
         now = not self.state.fired and count > self.state.threshold

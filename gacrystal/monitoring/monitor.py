@@ -5,30 +5,37 @@ earlier run in the same folder where it stopped.
     monitor.resume()                   # frames already in monitor/frames.csv are not done again
     monitor.process([Path("frame (1).png"), ...])
 
-Each frame: candidates (gacrystal.candidates), each classified by the crop classifier with its
-out-of-distribution check, counted (gacrystal.monitoring.counting), one row per candidate appended
-to particles.csv and one per frame to frames.csv (frames.csv last: a frame is done once its row is
+Each frame: its quality first (gacrystal.monitoring.quality: a frame the probe could not see
+through counts nothing and feeds no alarm; BLIND_AFTER such frames in a row make the probe
+"blind"); then candidates (gacrystal.candidates), each classified by the crop classifier with its
+out-of-distribution check, counted (gacrystal.monitoring.counting) and sized
+(gacrystal.monitoring.sizes); one row per candidate appended to particles.csv, the size rows to
+sizes.csv, and one row per frame to frames.csv (frames.csv last: a frame is done once its row is
 there).
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
 
 from gacrystal.candidates import cut, find_candidates
 from gacrystal.files import append_csv
-from gacrystal.images import ImageError, read_rgb, why_unreadable
+from gacrystal.images import ImageError, grey_levels, read_rgb, why_unreadable
 from gacrystal.monitoring.alarm import AlarmRule, AlarmState
 from gacrystal.monitoring.clock import FrameClock
 from gacrystal.monitoring.counting import OUT_OF_FOCUS, frame_summary, particle_records
 from gacrystal.monitoring.overlay import OVERLAYS, draw_overlay
 from gacrystal.monitoring.page import ReviewPicks
+from gacrystal.monitoring.quality import BLIND_AFTER, Quality, QualityJudge
+from gacrystal.monitoring.sizes import SIZE_COLUMNS, SizeWindow
 from gacrystal.monitoring.records import (FRAME_COLUMNS, PARTICLE_COLUMNS, FrameRecord,
-                                          ParticleRecord)
-from gacrystal.monitoring.tables import (FRAMES_CSV, PARTICLES_CSV, UNREADABLE_COLUMNS,
-                                         UNREADABLE_CSV, append_unreadable, check_columns,
-                                         iter_rows, keep_rows, read_unreadable)
+                                          FrameSummary, ParticleRecord)
+from gacrystal.monitoring.tables import (FRAMES_CSV, PARTICLES_CSV, SIZES_CSV,
+                                         UNREADABLE_COLUMNS, UNREADABLE_CSV, append_unreadable,
+                                         check_columns, iter_rows, keep_rows, read_unreadable)
 from gacrystal.monitoring.watch import file_signature
 
 
@@ -44,22 +51,31 @@ class Monitor:
         um_per_px: the probe's scale; 0 leaves the µm columns empty.
         overlay_every: an overlay PNG of the first frame and every overlay_every-th after it (and
             of the frame where the alarm fires); 0: none.
+        window_frames: the good frames the size distributions over a window pool.
         on_alarm: called with the FrameRecord of the frame where the alarm fires.
+        on_figures: called with the alarm's AlarmFigures when it has learnt its baseline (also
+            when a resumed run has replayed it); they are written to OUT/alarm.json.
     """
 
     def __init__(self, classifier, out: Path, clock: FrameClock, alarm: AlarmRule,
                  tile_size: int = 151, min_area: float = 3000, um_per_px: float = 0.0,
                  batch_size: int = 32, threshold: float = 0.5, reject: bool = True,
-                 overlay_every: int = 10, on_alarm=None):
+                 overlay_every: int = 10, on_alarm=None, on_figures=None,
+                 window_frames: int = 10):
         self.classifier, self.out, self.clock, self.alarm = classifier, Path(out), clock, alarm
         self.tile_size, self.min_area, self.um_per_px = tile_size, min_area, um_per_px
         self.batch_size, self.threshold, self.reject = batch_size, threshold, reject
         self.overlay_every = overlay_every
         self.on_alarm = on_alarm or (lambda frame: None)
+        self.on_figures = on_figures or (lambda figures: None)
+        self.figures_told = False
         self.frames: list[FrameRecord] = []  # this run's and earlier runs'
         # {frame: (why, (size, mtime_ns))}: given up on while the file stays as it was
         self.unreadable: dict[str, tuple[str, tuple[int, int]]] = {}
         self.picks = ReviewPicks()  # the PG detections the page shows for review
+        self.judge = QualityJudge()
+        self.sizes = SizeWindow(window_frames, um_per_px)
+        self.not_good_in_a_row = 0
         self.told_empty = False
         self.seconds = {"read": 0.0, "find": 0.0, "classify": 0.0, "write": 0.0}  # this run's
         self.out.mkdir(parents=True, exist_ok=True)
@@ -79,24 +95,57 @@ class Monitor:
         in monitor.json), else from the first frame. A table written with other columns (another
         version) is refused before anything is written."""
         tables = ((FRAMES_CSV, FRAME_COLUMNS), (PARTICLES_CSV, PARTICLE_COLUMNS),
-                  (UNREADABLE_CSV, UNREADABLE_COLUMNS))
+                  (SIZES_CSV, SIZE_COLUMNS), (UNREADABLE_CSV, UNREADABLE_COLUMNS))
         for name, columns in tables:
             check_columns(self.out / name, columns)
-        self.frames = [FrameRecord.from_row(row, self.alarm.update)
+        self.frames = [FrameRecord.from_row(row, self.replay)
                        for row in iter_rows(self.out / FRAMES_CSV)]
+        for frame in reversed(self.frames):  # the frames not good at the end, if any
+            if frame.good:
+                break
+            self.not_good_in_a_row += 1
         done = self.done
+        # the size window goes on with the particles of the last good frames
+        window = [f for f in self.frames if f.good][-self.sizes.recent.maxlen:]
+        in_window: dict[str, list[ParticleRecord]] = {f.frame: [] for f in window}
         particles_path = self.out / PARTICLES_CSV
         orphans = False
         for row in iter_rows(particles_path):  # streamed: this file is the long one
             if row["frame"] in done:
-                self.picks.add(ParticleRecord.from_row(row))
+                particle = ParticleRecord.from_row(row)
+                self.picks.add(particle)
+                if particle.frame in in_window:
+                    in_window[particle.frame].append(particle)
             else:
                 orphans = True
+        for frame in window:
+            self.sizes.add(frame.frame, frame.elapsed_s, in_window[frame.frame])
         if orphans:
             keep_rows(particles_path, lambda row: row["frame"] in done, PARTICLE_COLUMNS)
+        if any(row["frame"] not in done for row in iter_rows(self.out / SIZES_CSV)):
+            keep_rows(self.out / SIZES_CSV, lambda row: row["frame"] in done, SIZE_COLUMNS)
         first = self.frames[0] if self.frames else None
         self.clock.restore(clock_state or {}, first and first.time_source, first and first.time)
         self.unreadable = read_unreadable(self.out / UNREADABLE_CSV)
+        self.tell_figures()
+
+    def replay(self, summary, elapsed_s: float) -> AlarmState:
+        """A resumed frame through the alarm: a good frame's summary updates it; a frame that was
+        not good (summary None) leaves it as it stood."""
+        if summary is None:
+            return dataclasses.replace(self.alarm.state, fired_now=False)
+        return self.alarm.update(summary, elapsed_s)
+
+    def tell_figures(self):
+        """Once the alarm has learnt its baseline: its figures to OUT/alarm.json and on_figures."""
+        figures = self.alarm.figures
+        if figures is None or self.figures_told:
+            return
+        from gacrystal.files import write_text_atomic
+        from gacrystal.monitoring.state import ALARM_JSON
+        write_text_atomic(self.out / ALARM_JSON, json.dumps(figures.as_dict(), indent=2))
+        self.figures_told = True
+        self.on_figures(figures)
 
     def still_unreadable(self) -> list[str]:
         """The frames given up on and not done since."""
@@ -121,22 +170,25 @@ class Monitor:
         for path in paths:
             try:
                 # its time stamp now: the file may be gone by the time the frame is recorded
-                readable.append((path, path.stat().st_mtime, read_rgb(path)))
+                rgb = read_rgb(path)
+                readable.append((path, path.stat().st_mtime, rgb,
+                                 self.judge.judge(grey_levels(rgb))))
             except (ImageError, OSError) as error:
                 failed[path] = why_unreadable(error)
                 if report_errors:
                     self.report_unreadable(path, failed[path])
         clock = self.lap("read", clock)
-        found = [find_candidates(rgb, self.tile_size, self.min_area) for *_, rgb in readable]
+        found = [find_candidates(rgb, self.tile_size, self.min_area) if quality.good else []
+                 for *_, rgb, quality in readable]
         clock = self.lap("find", clock)
-        crops = [Image.fromarray(cut(rgb, c)) for (*_, rgb), cs in zip(readable, found)
+        crops = [Image.fromarray(cut(rgb, c)) for (_, _, rgb, _), cs in zip(readable, found)
                  for c in cs if c.in_focus]
         records = iter(self.classifier.label(crops, self.batch_size, self.threshold,
                                              reject=self.reject) if crops else [])
         clock = self.lap("classify", clock)
-        for (path, mtime, rgb), candidates in zip(readable, found):
+        for (path, mtime, rgb, quality), candidates in zip(readable, found):
             frame_records = [next(records) if c.in_focus else OUT_OF_FOCUS for c in candidates]
-            self.record_frame(path, mtime, rgb, candidates, frame_records)
+            self.record_frame(path, mtime, rgb, candidates, frame_records, quality)
         self.lap("write", clock)
         return failed
 
@@ -149,19 +201,38 @@ class Monitor:
         total = sum(self.seconds.values()) or 1.0
         return ", ".join(f"{step} {100 * t / total:.0f}%" for step, t in self.seconds.items())
 
-    def record_frame(self, path: Path, mtime: float, rgb, candidates, records):
+    def record_frame(self, path: Path, mtime: float, rgb, candidates, records,
+                     quality: Quality):
         when, elapsed, source = self.clock.time_of(path, len(self.frames), mtime)
-        if not candidates and not self.told_empty:
+        if quality.good and not candidates and not self.told_empty:
             self.told_empty = True
-            print(f"note: {path.name} gave no regions to classify (a flat or very dark frame? "
-                  "16-bit frames are read by their top 8 bits); check its overlay",
-                  file=sys.stderr)
+            print(f"note: {path.name} gave no regions to classify (a flat frame? 16-bit frames "
+                  "are read by their top 8 bits); check its overlay", file=sys.stderr)
         particles = particle_records(path.name, when, float(elapsed), candidates, records,
                                      self.um_per_px)
-        summary = frame_summary(particles, rgb.shape[0] * rgb.shape[1])
-        frame = FrameRecord(path.name, when, float(elapsed), source, summary,
-                            self.alarm.update(summary))
+        summary = (frame_summary(particles, rgb.shape[0] * rgb.shape[1]) if quality.good
+                   else FrameSummary.nothing())
+        events = []
+        if quality.good:
+            alarm = self.alarm.update(summary, float(elapsed))
+            if self.not_good_in_a_row >= BLIND_AFTER:
+                events.append("probe sees again")
+            self.not_good_in_a_row = 0
+            size_rows = self.sizes.add(path.name, float(elapsed), particles)
+        else:
+            alarm = dataclasses.replace(self.alarm.state, fired_now=False)
+            self.not_good_in_a_row += 1
+            if self.not_good_in_a_row == BLIND_AFTER:
+                events.append("probe blind")
+            size_rows = []
+        if alarm.fired_now:
+            events.insert(0, "alarm")
+        frame = FrameRecord(path.name, when, float(elapsed), source, quality.verdict,
+                            quality.measure, summary, *self.sizes.d50(), alarm,
+                            self.not_good_in_a_row >= BLIND_AFTER, "; ".join(events))
+        self.tell_figures()
         append_csv(self.out / PARTICLES_CSV, [p.row() for p in particles], PARTICLE_COLUMNS)
+        append_csv(self.out / SIZES_CSV, size_rows, SIZE_COLUMNS)
         append_csv(self.out / FRAMES_CSV, [frame.row()], FRAME_COLUMNS)  # last: the frame is done
         for particle in particles:
             self.picks.add(particle)
@@ -171,3 +242,7 @@ class Monitor:
             draw_overlay(rgb, frame, particles, self.out / OVERLAYS / f"{Path(path.name).stem}.png")
         if frame.alarm.fired_now:
             self.on_alarm(frame)
+
+    @property
+    def blind(self) -> bool:
+        return self.not_good_in_a_row >= BLIND_AFTER

@@ -31,8 +31,10 @@ def draw_overlay(rgb: np.ndarray, frame: FrameRecord, particles: list[ParticleRe
     s = frame.summary
     fraction = "-" if s.pg_fraction is None else f"{100 * s.pg_fraction:.1f}%"
     when = time_text(frame.time) or f"{frame.elapsed_s:.0f} s"
-    caption = (f"{frame.frame}  {when}  CEX {s.cex}  PG {s.pg}  UNKNOWN {s.unknown}  "
-               f"PG fraction {fraction}" + ("  ALARM" if frame.alarm.fired else ""))
+    caption = (f"{frame.frame}  {when}  " + (f"CEX {s.cex}  PG {s.pg}  UNKNOWN {s.unknown}  "
+                                             f"PG fraction {fraction}" if frame.good else
+                                             f"{frame.quality.upper()}: not counted")
+               + ("  ALARM" if frame.alarm.fired else "") + ("  PROBE BLIND" if frame.blind else ""))
     left, top, right, bottom = draw.textbbox((4, 2), caption, font=font)
     draw.rectangle((0, 0, right + 4, bottom + 4), fill=(0, 0, 0))
     draw.text((4, 2), caption, fill=(255, 255, 255), font=font)

@@ -73,11 +73,12 @@ def particle_cards(particles: list[ParticleRecord], frames_dir: Path) -> str:
 
 
 def write_page(out: Path, frames: list[FrameRecord], settings: dict, alarm_text: str,
-               frames_dir: Path, overlays: Path, picks: ReviewPicks) -> Path:
-    """monitor.html: the settings, the alarm, the trend, a table of frames (as frames.csv writes
-    them), thumbnails of the latest overlays (and the alarm's) and the PG detections to review;
-    every picture embedded, so the page can be mailed, and their number bounded, so a long watch
-    keeps it small."""
+               frames_dir: Path, overlays: Path, picks: ReviewPicks, figures=None) -> Path:
+    """monitor.html: the settings, the alarm and what it promises (figures: the alarm's
+    AlarmFigures, once learnt), the trend, a table of frames (as frames.csv writes them),
+    thumbnails of the latest overlays (and the alarm's) and the PG detections to review; every
+    picture embedded, so the page can be mailed, and their number bounded, so a long watch keeps
+    it small."""
     from PIL import Image
     highest, uncertain = picks.rows()
     shots = sorted(overlays.glob("*.png"), key=lambda p: p.stat().st_mtime) if overlays.is_dir() else []
@@ -95,6 +96,7 @@ def write_page(out: Path, frames: list[FrameRecord], settings: dict, alarm_text:
 <style>{REPORT_STYLE}.shots img{{width:{THUMBNAIL_WIDTH}px;margin:3px}}</style></head><body>
 <h1>PG monitoring: {escape(str(frames_dir))}</h1>
 <p><b>{escape(alarm_text)}</b></p>
+<p>{escape(figures.describe()) if figures else "The alarm is still learning its baseline."}</p>
 <p>{len(frames)} frames. The counts come from a crop classifier applied to candidate regions
 (bright blobs and a tile grid over the needle field); check the overlays below before trusting
 them on your own frames.</p>

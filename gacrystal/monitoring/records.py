@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import asdict, dataclass, fields
-from typing import Callable
 
 from gacrystal.monitoring.alarm import AlarmState
+from gacrystal.monitoring.quality import GOOD
 
 PARTICLE_COLUMNS = ["frame", "time", "elapsed_s", "particle", "found_by", "x", "y", "w", "h",
                     "area_px", "diameter_px", "area_um2", "diameter_um", "sharpness", "label",
                     "p_pg", "confidence", "ood_score", "counted", "note"]
-FRAME_COLUMNS = ["frame", "time", "elapsed_s", "time_source", "candidates", "cex", "pg",
-                 "unknown", "pg_fraction", "pg_fraction_low", "pg_fraction_high",
-                 "pg_area_fraction", "cusum", "alarm", "event"]
+FRAME_COLUMNS = ["frame", "time", "elapsed_s", "time_source", "quality", "quality_measure",
+                 "candidates", "cex", "pg", "unknown", "pg_fraction", "pg_fraction_low",
+                 "pg_fraction_high", "pg_area_fraction", "pg_d50_px", "pg_d50_um", "cusum",
+                 "alarm", "blind", "event"]
 
 
 def time_text(when: dt.datetime | None) -> str:
@@ -34,47 +35,75 @@ def number(text: str) -> float | None:
 @dataclass(slots=True)
 class FrameSummary:
     """The counted regions of one frame: counts by label, the PG fraction PG / (CEX + PG) with its
-    95% Wilson interval (None without CEX or PG), and the PG regions' share of the frame's area."""
-    candidates: int
-    cex: int
-    pg: int
-    unknown: int
+    95% Wilson interval (None without CEX or PG), and the PG regions' share of the frame's area.
+    A frame that is not good counts nothing: every field None (`FrameSummary.nothing()`)."""
+    candidates: int | None
+    cex: int | None
+    pg: int | None
+    unknown: int | None
     pg_fraction: float | None
     pg_fraction_low: float | None
     pg_fraction_high: float | None
-    pg_area_fraction: float
+    pg_area_fraction: float | None
+
+    @classmethod
+    def nothing(cls) -> FrameSummary:
+        return cls(None, None, None, None, None, None, None, None)
 
     @classmethod
     def from_row(cls, row: dict) -> FrameSummary:
-        counts = [int(row[k]) for k in ("candidates", "cex", "pg", "unknown")]
-        shares = [number(row[k]) for k in ("pg_fraction", "pg_fraction_low", "pg_fraction_high")]
-        return cls(*counts, *shares, float(row["pg_area_fraction"]))
+        counts = [None if row[k] == "" else int(row[k])
+                  for k in ("candidates", "cex", "pg", "unknown")]
+        shares = [number(row[k]) for k in ("pg_fraction", "pg_fraction_low", "pg_fraction_high",
+                                           "pg_area_fraction")]
+        return cls(*counts, *shares)
 
 
 @dataclass(slots=True)
 class FrameRecord:
     """One frame done: its name, time (None for source order or a table in seconds), seconds
-    since the first frame, the time source used, its summary and the alarm's state after it."""
+    since the first frame, the time source used, its quality (gacrystal.monitoring.quality:
+    "good" or why not, and the measure that decided it), its summary (FrameSummary.nothing() for
+    a frame that is not good: nothing in it is counted), the PG D50 over the size window (gacrystal.monitoring.
+    sizes; None without PG), the alarm's state after it, whether the probe is blind, and what
+    happened on it (event: "alarm", "probe blind", "probe sees again", joined by "; ")."""
     frame: str
     time: dt.datetime | None
     elapsed_s: float
     time_source: str
+    quality: str
+    quality_measure: str
     summary: FrameSummary
+    pg_d50_px: float | None
+    pg_d50_um: float | None
     alarm: AlarmState
+    blind: bool
+    event: str
+
+    @property
+    def good(self) -> bool:
+        return self.quality == GOOD
 
     def row(self) -> dict:
         return {"frame": self.frame, "time": time_text(self.time), "elapsed_s": self.elapsed_s,
-                "time_source": self.time_source, **asdict(self.summary),
+                "time_source": self.time_source, "quality": self.quality,
+                "quality_measure": self.quality_measure, **asdict(self.summary),
+                "pg_d50_px": self.pg_d50_px, "pg_d50_um": self.pg_d50_um,
                 "cusum": self.alarm.statistic, "alarm": int(self.alarm.fired),
-                "event": "alarm" if self.alarm.fired_now else ""}
+                "blind": int(self.blind), "event": self.event}
 
     @classmethod
-    def from_row(cls, row: dict, alarm: Callable[[FrameSummary], AlarmState]) -> FrameRecord:
-        """A frames.csv row; its alarm state is alarm(summary) (the rule replayed), not its
-        written columns."""
+    def from_row(cls, row: dict, alarm) -> FrameRecord:
+        """A frames.csv row; its alarm state is alarm(summary, elapsed_s) for a good frame (the
+        rule replayed), not its written columns; a frame that is not good fed no alarm:
+        alarm(None, elapsed_s) gives the state as it stood."""
         summary = FrameSummary.from_row(row)
-        return cls(row["frame"], read_time(row["time"]), float(row["elapsed_s"]),
-                   row["time_source"], summary, alarm(summary))
+        elapsed = float(row["elapsed_s"])
+        good = row["quality"] == GOOD
+        return cls(row["frame"], read_time(row["time"]), elapsed, row["time_source"],
+                   row["quality"], row["quality_measure"], summary, number(row["pg_d50_px"]),
+                   number(row["pg_d50_um"]), alarm(summary if good else None, elapsed),
+                   row["blind"] == "1", row["event"])
 
 
 @dataclass(slots=True)

@@ -1,5 +1,5 @@
 """The output folder as a whole: monitor.json (what identifies a run and its clock, for going on
-with it), and clearing what a run wrote (--overwrite)."""
+with it), alarm.json's name, and clearing what a run wrote (--overwrite)."""
 from __future__ import annotations
 
 import json
@@ -7,10 +7,11 @@ from pathlib import Path
 
 from gacrystal.monitoring.overlay import OVERLAYS
 from gacrystal.monitoring.page import PAGE
-from gacrystal.monitoring.tables import FRAMES_CSV, PARTICLES_CSV, UNREADABLE_CSV
+from gacrystal.monitoring.tables import FRAMES_CSV, PARTICLES_CSV, SIZES_CSV, UNREADABLE_CSV
 from gacrystal.monitoring.trend import TREND
 
 STATE_FILE = "monitor.json"
+ALARM_JSON = "alarm.json"  # what the alarm promises (gacrystal.monitoring.arl.AlarmFigures)
 
 
 def save_state(out: Path, state: dict):
@@ -26,6 +27,7 @@ def load_state(out: Path) -> dict | None:
 def clear_outputs(out: Path):
     """Removes what an earlier run wrote into out (and nothing else)."""
     import shutil
-    for name in (FRAMES_CSV, PARTICLES_CSV, UNREADABLE_CSV, STATE_FILE, TREND, PAGE):
+    for name in (FRAMES_CSV, PARTICLES_CSV, SIZES_CSV, UNREADABLE_CSV, STATE_FILE, ALARM_JSON,
+                 TREND, PAGE):
         (out / name).unlink(missing_ok=True)
     shutil.rmtree(out / OVERLAYS, ignore_errors=True)

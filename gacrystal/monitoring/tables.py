@@ -1,5 +1,5 @@
 """The monitor's tables in the output folder, which grow a row at a time: frames.csv,
-particles.csv and unreadable.csv; reading them back on a restart (cutting the partial last line
+particles.csv, sizes.csv and unreadable.csv; reading them back on a restart (cutting the partial last line
 a crash may leave), and refusing a table written with other columns (an older version).
 
 Rows are appended by gacrystal.files.append_csv, the rule every table of this project follows.
@@ -14,6 +14,7 @@ from gacrystal.errors import UserError
 from gacrystal.files import CSV_TEXT, append_csv, csv_header, write_csv
 
 FRAMES_CSV, PARTICLES_CSV, UNREADABLE_CSV = "frames.csv", "particles.csv", "unreadable.csv"
+SIZES_CSV = "sizes.csv"  # the size distributions (gacrystal.monitoring.sizes)
 UNREADABLE_COLUMNS = ["frame", "reason", "size", "mtime_ns"]
 
 

@@ -1,0 +1,112 @@
+"""Can the probe see? Each frame's quality before anything is counted in it.
+
+    judge = QualityJudge()
+    verdict = judge.judge(grey, name)        # Quality("good", "", ...) or ("dark", "mean grey 6.1")
+
+A frame the probe could not see through counts as a frame with no PG and pulls the alarm down
+exactly when nothing can be seen. So every frame gets a quality first, with the measure that
+decided it; a frame that is not good stays in frames.csv with its reason and feeds neither the
+alarm nor the fractions, and several in a row are a "probe blind" event. In the order checked:
+
+- duplicate: the same pixels as the frame before (a camera or a copy delivering one frame twice);
+- dark: the mean grey level below DARK_MEAN (probe out of the slurry, lamp off);
+- saturated: more than SATURATED_SHARE of the pixels at 250 or above (lamp too bright, a bubble
+  on the window);
+- out of focus: the frame's detail (the mean band-pass response at 1.5-3 px, as the particle
+  finder measures blobs) below BLUR_SHARE of the median of the last good frames;
+- fouled window: a deposit on the window stays where it is while the slurry moves. Over the last
+  FOUL_WINDOW frames (shrunk by FOUL_SCALE), the share of the view whose grey level barely changes
+  (its temporal spread below STATIC_SHARE of the view's median temporal spread) above FOULED_AREA.
+
+The thresholds are relative where the probe's own level matters (focus, motion) and absolute
+only for what is physical (a black or a white frame). They were set on synthetic frames
+(bench/quality.py) and are stated there with their detection rates.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+GOOD = "good"
+DARK_MEAN = 20.0  # grey levels
+SATURATED_SHARE = 0.4  # of the pixels at >= 250
+BLUR_SHARE = 0.45  # of the recent good frames' median detail
+FOCUS_MEMORY = 10  # good frames whose detail the focus check compares with
+FOUL_WINDOW = 8  # frames
+FOUL_SCALE = 8  # the frames are shrunk by this much for the fouling check
+STATIC_SHARE = 0.25  # a cell is static when its temporal spread is below this share of the median
+FOULED_AREA = 0.004  # of the view static over FOUL_WINDOW frames: fouled (moving slurry: 0.05%)
+BLIND_AFTER = 3  # frames in a row that are not good: the probe is blind
+
+
+@dataclass(frozen=True)
+class Quality:
+    """A frame's quality: GOOD or why not, the measure that decided it (in words), and the
+    figures frames.csv keeps."""
+    verdict: str
+    measure: str = ""
+    detail: float | None = None
+    static_share: float | None = None
+
+    @property
+    def good(self) -> bool:
+        return self.verdict == GOOD
+
+
+def detail_of(grey: np.ndarray) -> float:
+    """The mean absolute band-pass response (difference of Gaussians, 1.5 and 3 px) of a frame
+    shrunk by 2: granules, needles and edges score high, a blurred frame low."""
+    from scipy.ndimage import gaussian_filter
+    small = grey[: grey.shape[0] // 2 * 2, : grey.shape[1] // 2 * 2]
+    small = small.reshape(small.shape[0] // 2, 2, small.shape[1] // 2, 2).mean(axis=(1, 3))
+    return float(np.abs(gaussian_filter(small, 0.75) - gaussian_filter(small, 1.5)).mean())
+
+
+def shrunk(grey: np.ndarray, scale: int) -> np.ndarray:
+    h, w = grey.shape[0] // scale * scale, grey.shape[1] // scale * scale
+    return grey[:h, :w].reshape(h // scale, scale, w // scale, scale).mean(axis=(1, 3))
+
+
+class QualityJudge:
+    """Judges frames in order; keeps the little history the relative checks need."""
+
+    def __init__(self):
+        self.details: deque[float] = deque(maxlen=FOCUS_MEMORY)
+        self.recent: deque[np.ndarray] = deque(maxlen=FOUL_WINDOW)
+        self.previous: np.ndarray | None = None
+
+    def judge(self, grey: np.ndarray) -> Quality:
+        grey = np.asarray(grey, np.float32)
+        duplicate = self.previous is not None and self.previous.shape == grey.shape and \
+            np.array_equal(self.previous, grey)
+        self.previous = grey
+        if duplicate:
+            return Quality("duplicate", "the same pixels as the frame before")
+        mean = float(grey.mean())
+        if mean < DARK_MEAN:
+            return Quality("dark", f"mean grey {mean:.1f} (below {DARK_MEAN:g})")
+        saturated = float((grey >= 250).mean())
+        if saturated > SATURATED_SHARE:
+            return Quality("saturated", f"{saturated:.0%} of the pixels at 250 or above")
+        detail = detail_of(grey)
+        if len(self.details) >= 3 and detail < BLUR_SHARE * float(np.median(self.details)):
+            return Quality("out of focus", f"detail {detail:.2f} (recent frames "
+                           f"{np.median(self.details):.2f})", detail=detail)
+        self.recent.append(shrunk(grey, FOUL_SCALE))
+        static = self.static_share()
+        if static is not None and static > FOULED_AREA:
+            return Quality("fouled window", f"{static:.1%} of the view unchanged over "
+                           f"{FOUL_WINDOW} frames", detail=detail, static_share=static)
+        self.details.append(detail)
+        return Quality(GOOD, "", detail=detail, static_share=static)
+
+    def static_share(self) -> float | None:
+        """The share of the view that barely changed over the last FOUL_WINDOW frames (None
+        until there are that many)."""
+        if len(self.recent) < FOUL_WINDOW:
+            return None
+        stack = np.stack(self.recent)
+        spread = stack.std(axis=0)
+        return float((spread < STATIC_SHARE * np.median(spread)).mean())
