@@ -16,7 +16,9 @@ in shards that a lost worker redoes and a second run skips.
 - **The model, once per worker.** A worker process loads the model on its first shard and keeps
   it in `LOADED`, keyed by the file's path, size and modification time (and those of the files
   beside it that change its answers), for the rest of the run and for later runs on the same
-  cluster. The model and the images must be at the same paths on every machine.
+  cluster. The model and the images must be at the same paths on every machine. The model's
+  runtime keeps its own threads (all the machine's cores, as in one process), so one worker
+  process per machine is enough.
 - **Order.** Shard i's records go to place i whichever worker finishes first, so the rows are
   one process's rows in one process's order.
 - **A lost worker.** The scheduler gives the unfinished shards of a worker that died to another
