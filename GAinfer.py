@@ -8,6 +8,7 @@
     python GAinfer.py --images FOLDER --review review/                 # + review.html, corrections.csv
     python GAinfer.py --apply_corrections review/corrections.csv       # copy into images/corrected
     python GAinfer.py --weights georgia --images FOLDER                # the original's release
+    python GAinfer.py --images FOLDER --out labels.csv --cluster local:4  # on Dask, 4 processes
 
 Output per image: file, label (CEX or PG; UNKNOWN when the image is unlike the training images;
 ERROR when the file cannot be read), P(PG), confidence = the probability of the class given (P(PG)
@@ -28,14 +29,15 @@ import sys
 from pathlib import Path
 
 from gacrystal import ood
-from gacrystal.classifier import Classifier, check_weights, load_classifier  # noqa: F401
+from gacrystal.classifier import (Classifier, check_weights, load_classifier,  # noqa: F401
+                                   model_file)
 from gacrystal.cli import parse_settings, run_main
 from gacrystal.errors import UserError
 from gacrystal.files import exclusive_lock, write_csv
 from gacrystal.images import UNKNOWN, list_images  # noqa: F401
 from gacrystal.review import CORRECTIONS, copy_corrected, read_corrections, write_review
-from gacrystal.labelling import (COLUMNS, draw_embedding_map, format_table, label_files,
-                                 summary)
+from gacrystal.labelling import (COLUMNS, Labelled, draw_embedding_map, format_table,
+                                 label_files, summary)
 
 # --- settings (edit here, or override on the command line with the same names) ---
 weights = "weights/model.keras"  # model file (.keras, .h5, .onnx), or georgia / georgia-onnx: the original's, downloaded once
@@ -53,6 +55,8 @@ trust_model = False  # allow a legacy .h5 model's Lambda layers (runs code from 
 review = ""  # folder to write review.html and corrections.csv into; empty: none
 apply_corrections = ""  # instead of labelling: copy the files of this corrections.csv into CORRECTED_DEST
 corrected_dest = "images/corrected"  # Kaggle-style folder (cex/, pg/) that corrected files are copied into
+cluster = ""  # label on Dask: local:N (N worker processes here) or tcp://HOST:8786 (a running scheduler); empty: in this process
+shard_batches = 16  # with --cluster: batches per shard, the work a lost worker redoes and a second run skips
 # --- end of settings
 
 
@@ -71,6 +75,8 @@ def check_settings(s: dict) -> list[Path]:
     if not 0 < s["threshold"] < 1:
         raise UserError(f"threshold must be between 0 and 1 (exclusive). "
                         f"Received: threshold={s['threshold']}")
+    if s["cluster"]:
+        check_cluster_settings(s)
     targets = [Path(s["out"])] if s["out"] else []
     if s["embedding_map"]:
         targets += [Path(s["embedding_map"], f"embedding_map.{suffix}") for suffix in ("png", "csv")]
@@ -91,6 +97,18 @@ def check_settings(s: dict) -> list[Path]:
                             "--overwrite")
     check_weights(s["weights"])
     return files
+
+
+def check_cluster_settings(s: dict):
+    from gacrystal.cluster import check_cluster  # no Dask yet
+    check_cluster(s["cluster"])
+    if s["shard_batches"] < 1:
+        raise UserError("shard_batches must be at least 1. "
+                        f"Received: shard_batches={s['shard_batches']}")
+    one_process = [f"--{name}" for name in ("explain", "embedding_map", "review") if s[name]]
+    if one_process:
+        raise UserError(f"--cluster labels only; {', '.join(one_process)} run in one process: "
+                        "drop --cluster for them")
 
 
 def print_model_notes(classifier: Classifier, reject: bool):
@@ -126,18 +144,28 @@ def main(argv=None):
         for target in (s["out"], s["embedding_map"], s["explain"], s["review"]):
             if target:
                 locks.enter_context(exclusive_lock(target, "another labelling run"))
-        classifier = load_classifier(s["weights"], s["trust_model"])
-        print_model_notes(classifier, s["reject"])
-        labelled = label_files(
-            classifier, [str(f) for f in files], s["batch_size"], s["threshold"], s["reject"],
-            explain_dir=Path(s["explain"]) if s["explain"] else None,
-            features=bool(s["embedding_map"]), thumbnails=bool(s["review"]))
+        if s["cluster"]:  # the model loads on the workers only
+            from gacrystal.cluster import label_on_dask
+            labelled = Labelled(label_on_dask(
+                s["cluster"], [str(f) for f in files], model_file(s["weights"]), s["trust_model"],
+                s["batch_size"], s["threshold"], s["reject"], s["shard_batches"],
+                out=Path(s["out"]) if s["out"] else None, fresh=s["overwrite"]))
+        else:
+            classifier = load_classifier(s["weights"], s["trust_model"])
+            print_model_notes(classifier, s["reject"])
+            labelled = label_files(
+                classifier, [str(f) for f in files], s["batch_size"], s["threshold"], s["reject"],
+                explain_dir=Path(s["explain"]) if s["explain"] else None,
+                features=bool(s["embedding_map"]), thumbnails=bool(s["review"]))
         records = labelled.records
         print(format_table(records))
         print(summary(records))
         if s["out"]:
             write_csv(records, Path(s["out"]), COLUMNS)
             print(f"labels written to {s['out']}")
+            if s["cluster"]:
+                from gacrystal.cluster import remove_parts
+                remove_parts(Path(s["out"]))
         if s["explain"]:
             print(f"{len(labelled.overlays)} Grad-CAM overlays written to {s['explain']}/")
         if s["embedding_map"]:

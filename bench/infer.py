@@ -2,12 +2,16 @@
 
     python bench/infer.py                          # 500 images, 224 px, ResNet-101
     python bench/infer.py --images 500 --more 5000  # also each runtime's memory at 5,000 images
+    python bench/infer.py --workers 1,2 --paths onnx,local:1,local:2  # Dask: 1 and 2 workers
 
 ceiling-tf / ceiling-onnx / ceiling-int8: a batched forward pass of the scoring model (P(PG) and
 the OOD features, the work GAinfer asks of each runtime) over in-memory tensors (no decoding, no
 files). keras / onnx / int8.onnx: GAinfer.main() end to end on a folder of PNGs:
 model loading, decoding, batching, the OOD score, the table and the CSV. single: one
 model.predict() call per image, as the original labelled.
+local:N (with --workers): GAinfer.main(--cluster) with model.onnx on a Dask LocalCluster of N
+worker processes, end to end including the cluster's start and each worker loading the model;
+warm: a second run on the same workers (models loaded); peak memory is the driver's.
 start-up: from process start to the first image's label. Each path runs in its own process; peak
 resident memory is that process's, from the operating system.
 """
@@ -61,8 +65,28 @@ def build_models(work: Path, image_size: int, backbone: str):
     labels = np.arange(60) % 2
     for model_file, name in (("model.onnx", ood.FILE_NAME),
                              ("model.int8.onnx", ood.INT8_FILE_NAME)):
-        found = onnx_features(work / model_file, image_size, "bilinear")(files)
+        found = onnx_features(work / model_file, image_size, "bilinear")(files, False)
         ood.save(ood.fit(found[:40], labels[:40], found[40:], sizes), work / name)
+
+
+def on_local_workers(work: Path, folder: Path, n: int, workers: int, batch_size: int,
+                     shard_batches: int) -> dict:
+    """GAinfer.main(--cluster) with model.onnx on a LocalCluster of `workers` processes: cold (the
+    cluster's start, each worker importing and loading the model) and warm (a second run)."""
+    import GAinfer
+    from gacrystal.cluster import connect
+    seconds = []
+    start = time.perf_counter()
+    with connect(f"local:{workers}") as client:
+        for _ in range(2):
+            GAinfer.main(["--weights", str(work / "model.onnx"), "--images", str(folder),
+                          "--out", str(work / f"labels-{workers}-workers-{n}.csv"), "--overwrite",
+                          "--batch_size", str(batch_size), "--shard_batches", str(shard_batches),
+                          "--cluster", client.scheduler.address])
+            seconds.append(time.perf_counter() - start)
+            start = time.perf_counter()
+    return {"images_per_s": n / seconds[0], "warm_images_per_s": n / seconds[1],
+            "seconds": seconds[0], "peak_rss_mb": peak_rss_mb()}
 
 
 def child(args) -> dict:
@@ -84,6 +108,9 @@ def child(args) -> dict:
         seconds = time.perf_counter() - start
         return {"images_per_s": len(files) / seconds, "seconds": seconds, "startup_s": startup,
                 "peak_rss_mb": peak_rss_mb()}
+    if args.child.startswith("local:"):
+        return on_local_workers(work, folder, len(files), int(args.child[6:]), args.batch_size,
+                                args.shard_batches)
     x = np.random.default_rng(0).uniform(0, 255, (len(files), size, size, 3)).astype(np.float32)
     if args.child in ("ceiling-onnx", "ceiling-int8"):
         from gacrystal.onnx_io import open_session
@@ -126,6 +153,9 @@ def main():
     parser.add_argument("--backbone", default="ResNet101")
     parser.add_argument("--work", default="", help="folder for images and models (default: temp)")
     parser.add_argument("--paths", default="", help="run only these paths (comma-separated)")
+    parser.add_argument("--workers", default="",
+                        help="also label on Dask with this many local workers (comma-separated)")
+    parser.add_argument("--shard_batches", type=int, default=16, help="batches per Dask shard")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--started", type=float, default=0.0, help=argparse.SUPPRESS)
@@ -141,12 +171,14 @@ def main():
     print(f"{args.backbone}, {args.image_size} px, batch {args.batch_size}, {args.images} PNG images "
           "(151-230 px, decoded and resized)")
     common = ["--work", str(work), "--image_size", str(args.image_size),
-              "--batch_size", str(args.batch_size), "--single", str(args.single)]
+              "--batch_size", str(args.batch_size), "--single", str(args.single),
+              "--shard_batches", str(args.shard_batches)]
     plan = [("ceiling-tf", args.images), ("keras", args.images), ("ceiling-onnx", args.images),
             ("onnx", args.images), ("ceiling-int8", args.images), ("int8.onnx", args.images),
             ("single", args.images)]
     if args.more:
         plan += [("keras", args.more), ("onnx", args.more)]
+    plan += [(f"local:{n}", args.images) for n in filter(None, args.workers.split(","))]
     if args.paths:
         plan = [(mode, n) for mode, n in plan if mode in args.paths.split(",")]
     results = {}
@@ -154,6 +186,7 @@ def main():
         r = run_child(Path(__file__), [mode, "--n", str(n), "--started", str(time.time()), *common])
         results[(mode, n)] = r
         extra = f"   start-up {r['startup_s']:4.1f} s" if "startup_s" in r else ""
+        extra += f"   warm {r['warm_images_per_s']:6.2f} images/s" if "warm_images_per_s" in r else ""
         print(f"  {mode:<13} {n:>5} images  {r['images_per_s']:6.2f} images/s   "
               f"peak RSS {r['peak_rss_mb'] / 1024:5.2f} GB{extra}")
     for runtime, ceiling in (("keras", "ceiling-tf"), ("onnx", "ceiling-onnx"),

@@ -17,8 +17,9 @@ exact resume needs), training, runs (the run folder's books), ood (rejecting for
 classifier (loading and labelling), labelling (a folder's table and embedding map), explain
 (Grad-CAM), report (plots, report.html), onnx_io (ONNX sessions and export), quantize (int8),
 named_weights (published weights by name), calibration (temperature scaling), review (the review
-page and corrections), distribution (tf.distribute, mixed precision, XLA); candidates (where to
-look in a whole frame) and the subpackage monitoring (watching a crystallization, GAmonitor.py).
+page and corrections), distribution (tf.distribute, mixed precision, XLA), cluster (labelling on
+Dask); candidates (where to look in a whole frame) and the subpackage monitoring (watching a
+crystallization, GAmonitor.py).
 """
 import os
 

@@ -73,6 +73,14 @@ class Classifier:
             return np.asarray(p_pg, np.float64)
         return calibration.apply_temperature(p_pg, self.calibration["temperature"])
 
+    def pad_short_batches_to(self, width: int):
+        """Pads each later short batch to `width` images, as if the widest batch so far had
+        `width` (.keras/.h5 models; ONNX Runtime runs every batch as it is). The shape of a batch
+        changes the last bits of its results, so a cluster worker sets the width one process
+        labelling the same folder would have reached (gacrystal/cluster.py)."""
+        if hasattr(self._run_batch, "widest"):
+            self._run_batch.widest = width
+
     @property
     def can_reject(self) -> bool:
         return self.ood_stages is not None
@@ -240,15 +248,15 @@ def load_keras_classifier(path: Path, trust_model: bool = False,
 
 def one_batch_shape(run):
     """Keras traces its predict function again for each new batch shape (about 2 s for a
-    ResNet-101): a short last batch is padded to the widest batch seen so far instead."""
-    widest = 0
-
+    ResNet-101): a short last batch is padded to the widest batch seen so far instead
+    (`run_padded.widest`, which `Classifier.pad_short_batches_to` sets)."""
     def run_padded(x):
-        nonlocal widest
-        n, widest = len(x), max(widest, len(x))
-        if n < widest:
-            x = np.concatenate([x, np.zeros((widest - n, *x.shape[1:]), x.dtype)])
+        n = len(x)
+        run_padded.widest = max(run_padded.widest, n)
+        if n < run_padded.widest:
+            x = np.concatenate([x, np.zeros((run_padded.widest - n, *x.shape[1:]), x.dtype)])
         return tuple(None if y is None else np.asarray(y)[:n] for y in run(x))
+    run_padded.widest = 0
     return run_padded
 
 
