@@ -33,6 +33,7 @@ preset = "original"  # original (the recipe below) or paper (ResNet50, lr 1e-4, 
 # model
 backbone = "ResNet101"  # ResNet50, ResNet101, ResNet152, ResNet50V2/101V2/152V2, ResNet18 (keras-hub)
 weights = "imagenet"  # imagenet (Keras's download and cache), none (scratch), or a weights file
+init_weights = ""  # start from this model's trained weights to fine-tune (e.g. weights/model.keras)
 image_size = 224  # model input side in pixels; every image is resized to it
 resize = "bilinear"  # how images are resized: bilinear or nearest
 trainable_fraction = 0.1  # share of backbone layers, counted from the end, that train (original 0.1)
@@ -124,6 +125,9 @@ def check_settings(s: dict):
     if s["backbone"] not in BACKBONES:
         raise UserError(f"unknown backbone. Expected one of {', '.join(BACKBONES)}. "
                         f"Received: backbone={s['backbone']}")
+    if s["init_weights"]:
+        from gacrystal.classifier import check_weights
+        check_weights(s["init_weights"])  # a model file, or published weights by name
     for name, allowed in (("distribute", DISTRIBUTE), ("precision", PRECISIONS),
                           ("jit_compile", JIT_COMPILE), ("lr_schedule", LR_SCHEDULES)):
         if s[name] not in allowed:
@@ -190,6 +194,8 @@ def main(argv=None):
                                                    len(splits["train"]["paths"]), s["batch_size"]),
                                                jit_compile=JIT_COMPILE[s["jit_compile"]],
                                                **architecture)
+            if s["init_weights"] and not s["resume"]:
+                training.start_from(model, s["init_weights"])
             if replicas(strategy) > 1:
                 synchronize_batchnorm(model)
         card = model_card(s["backbone"], s["image_size"], s["resize"])

@@ -56,6 +56,26 @@ def typical_crop_size(paths: list, labels, most: int = 200) -> int | None:
     return int(np.median(sides)) if sides else None
 
 
+def start_from(model, init_weights: str):
+    """--init_weights: the trained weights of an existing model of the same architecture (to
+    fine-tune it, e.g. on corrected crops), its BatchNorm statistics included; the optimizer
+    starts afresh."""
+    from gacrystal.classifier import load_keras_model, model_file
+    path = model_file(init_weights)
+    if path.suffix.lower() == ".onnx":
+        raise UserError(f"init_weights={init_weights} is an ONNX file; fine-tuning needs the "
+                        ".keras (or .h5) model beside it")
+    source = load_keras_model(path)
+    ours, theirs = [w.shape for w in model.weights], [w.shape for w in source.weights]
+    if ours != theirs:
+        raise UserError(f"init_weights={init_weights} is another network than this run builds "
+                        f"({source.name}, input {source.input_shape[1:3]}; this run: {model.name}, "
+                        f"input {model.input_shape[1:3]}); pass the --backbone and --image_size "
+                        "it was trained with")
+    model.set_weights(source.get_weights())
+    print(f"starting from the weights of {path}")
+
+
 def build_and_compile(backbone: str, weights, image_size: int, trainable_fraction: float,
                       dropout: tuple[float, float], bn_momentum: float, lr: float,
                       momentum: float, jit_compile="auto", lr_schedule="constant",
