@@ -296,18 +296,10 @@ def alarm_text(run) -> str:
 def export_for_training(s: dict):
     """--export_crops DIR: OUT's counted regions as training crops, corrected where marked
     (gacrystal.monitoring.corrections); monitors nothing."""
-    from gacrystal.monitoring.corrections import export_crops, read_corrections
-    from gacrystal.monitoring.state import load_state
-    from gacrystal.monitoring.tables import PARTICLES_CSV, iter_rows
-    out = Path(s["out"])
-    state = load_state(out)
-    if state is None or not (out / PARTICLES_CSV).is_file():
-        raise UserError(f"no monitored run in out={out} (no monitor.json and particles.csv); "
-                        "monitor the frames first, then export with the same --out")
-    verdicts = read_corrections(Path(s["corrections"])) if s["corrections"] else {}
-    dest = Path(s["export_crops"])
-    counts = export_crops(iter_rows(out / PARTICLES_CSV), Path(state["frames"]), dest, verdicts)
-    marked = sum(bool(v) for v in verdicts.values())
+    from gacrystal.monitoring.corrections import export_run
+    counts, marked = export_run(Path(s["out"]), Path(s["export_crops"]),
+                                Path(s["corrections"]) if s["corrections"] else None)
+    dest = s["export_crops"]
     print(f"exported to {dest}/cex and {dest}/pg: {counts['written']} crops written, "
           f"{counts['already there']} already there, {counts['left out']} left out (UNKNOWN or "
           f"marked neither), {counts['frames missing']} from frames no longer readable; "

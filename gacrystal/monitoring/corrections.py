@@ -135,3 +135,18 @@ def export_crops(particle_rows, frames_dir: Path, dest: Path,
                 "particle": row["particle"], "x": x, "y": y, "w": w, "h": h,
                 "predicted": row["label"], "p_pg": p_pg, "verdict": verdict}], CROP_COLUMNS)
     return counts
+
+
+def export_run(out: Path, dest: Path, corrections: Path | None) -> tuple[dict[str, int], int]:
+    """A monitored run's counted regions (out's particles.csv, its frames as monitor.json names
+    them) exported into dest, corrected by the verdicts in `corrections` (a file, or None).
+    Returns (export_crops's counts, the regions given a verdict)."""
+    from gacrystal.monitoring.state import load_state
+    from gacrystal.monitoring.tables import PARTICLES_CSV, iter_rows
+    state = load_state(out)
+    if state is None or not (out / PARTICLES_CSV).is_file():
+        raise UserError(f"no monitored run in out={out} (no monitor.json and particles.csv); "
+                        "monitor the frames first, then export with the same --out")
+    verdicts = read_corrections(corrections) if corrections else {}
+    counts = export_crops(iter_rows(out / PARTICLES_CSV), Path(state["frames"]), dest, verdicts)
+    return counts, sum(bool(v) for v in verdicts.values())
