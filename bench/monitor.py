@@ -147,6 +147,8 @@ def detection(out: Path, truth: dict) -> dict:
     any_hits = blob_hits = pg_hits = total = pg_regions = pg_true = 0
     count_errors, fraction_errors = [], []
     for name, t in truth.items():
+        if not frames[name]["pg"]:  # judged not good: nothing counted (its quality says why)
+            continue
         found = by_frame.get(name, [])
         blobs = [r for r in found if r["found_by"] == "blob"]
         pg = [r for r in found if r["counted"] == "1" and r["label"] == "PG"]

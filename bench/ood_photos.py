@@ -8,7 +8,7 @@ Prints, for the model's own ood.npz: each photograph of scikit-image (tests/phot
 photographs and micrographs, the colour ones in colour and in grey) with its label and ood_score;
 the share rejected in colour, in grey, of the 200 small face photographs (skimage's lfw_subset),
 and of the generated foreign kinds of the tests (tests/foreign.py); and the real crops' labels,
-ood_scores and pass rate. None of these images built the check (gacrystal.negatives).
+ood_scores and pass rate. None of these images built the check.
 """
 from __future__ import annotations
 

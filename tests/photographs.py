@@ -1,6 +1,6 @@
 """Real photographs and micrographs that ship with scikit-image (`skimage.data`, offline), for
-measuring the out-of-distribution check on images it was not built with: the check's negatives
-(gacrystal.negatives) come from scikit-learn's and matplotlib's photographs, never from these."""
+measuring the out-of-distribution check on images it was not built with (it is fitted and
+calibrated on the model's own crops only; none of these ever built it)."""
 import numpy as np
 
 # Photographs and micrographs only (skimage.data's drawings, logos and phantoms are left out;
