@@ -1,7 +1,8 @@
 """Can the probe see? Each frame's quality before anything is counted in it.
 
     judge = QualityJudge()
-    verdict = judge.judge(grey, name)        # Quality("good", "", ...) or ("dark", "mean grey 6.1")
+    verdict = judge.judge(grey)              # Quality("good", "", ...) or ("dark", "mean grey 6.1")
+    verdict = judge.judge_measures(measure(grey))   # the same, measured elsewhere (a worker)
 
 A frame the probe could not see through counts as a frame with no PG and pulls the alarm down
 exactly when nothing can be seen. So every frame gets a quality first, with the measure that
@@ -20,12 +21,18 @@ alarm nor the fractions, and several in a row are a "probe blind" event. In the 
   FOUL_WINDOW frames (shrunk by FOUL_SCALE), the share of the view whose grey level barely changes
   (its temporal spread below STATIC_SHARE of the view's median temporal spread) above FOULED_AREA.
 
+A frame's own measures (`measure`: a digest of its grey levels, its mean, the share saturated,
+detail, sharpness and the frame shrunk by FOUL_SCALE) need only that frame; the verdict
+(`QualityJudge.judge_measures`) needs the frames before it, in order. So a cluster worker measures
+and the monitor judges, in the same code as one process.
+
 The thresholds are relative where the probe's own level matters (focus, motion) and absolute
 only for what is physical (a black or a white frame). They were set on synthetic frames
 (bench/quality.py) and are stated there with their detection rates.
 """
 from __future__ import annotations
 
+import hashlib
 from collections import deque
 from dataclasses import dataclass
 
@@ -73,35 +80,63 @@ def shrunk(grey: np.ndarray, scale: int) -> np.ndarray:
     return grey[:h, :w].reshape(h // scale, scale, w // scale, scale).mean(axis=(1, 3))
 
 
+@dataclass(frozen=True)
+class Measures:
+    """What the judge needs of one frame, measured on that frame alone: a digest of its grey
+    levels (the duplicate check), its mean grey level, the share of its pixels at 250 or above,
+    and, for a frame neither dark nor saturated, its detail and sharpness (detail_of) and the
+    frame shrunk by FOUL_SCALE (the fouling check)."""
+    digest: str
+    mean: float
+    saturated: float
+    detail: float | None = None
+    sharpness: float | None = None
+    small: np.ndarray | None = None
+
+    @property
+    def seen_through(self) -> bool:
+        """Neither dark nor saturated: the frame may be good, depending on those before it."""
+        return self.detail is not None
+
+
+def measure(grey: np.ndarray) -> Measures:
+    """The Measures of a frame's grey levels."""
+    grey = np.asarray(grey, np.float32)
+    digest = hashlib.sha256(repr(grey.shape).encode() + grey.tobytes()).hexdigest()
+    mean, saturated = float(grey.mean()), float((grey >= 250).mean())
+    if mean < DARK_MEAN or saturated > SATURATED_SHARE:
+        return Measures(digest, mean, saturated)
+    return Measures(digest, mean, saturated, *detail_of(grey), shrunk(grey, FOUL_SCALE))
+
+
 class QualityJudge:
     """Judges frames in order; keeps the little history the relative checks need."""
 
     def __init__(self):
         self.details: deque[tuple[float, float]] = deque(maxlen=FOCUS_MEMORY)
         self.recent: deque[np.ndarray] = deque(maxlen=FOUL_WINDOW)
-        self.previous: np.ndarray | None = None
+        self.previous: str | None = None  # the digest of the frame before
 
     def judge(self, grey: np.ndarray) -> Quality:
-        grey = np.asarray(grey, np.float32)
-        duplicate = self.previous is not None and self.previous.shape == grey.shape and \
-            np.array_equal(self.previous, grey)
-        self.previous = grey
+        return self.judge_measures(measure(grey))
+
+    def judge_measures(self, m: Measures) -> Quality:
+        """The verdict on the next frame, from its Measures."""
+        duplicate, self.previous = m.digest == self.previous, m.digest
         if duplicate:
             return Quality("duplicate", "the same pixels as the frame before")
-        mean = float(grey.mean())
-        if mean < DARK_MEAN:
-            return Quality("dark", f"mean grey {mean:.1f} (below {DARK_MEAN:g})")
-        saturated = float((grey >= 250).mean())
-        if saturated > SATURATED_SHARE:
-            return Quality("saturated", f"{saturated:.0%} of the pixels at 250 or above")
-        detail, sharpness = detail_of(grey)
+        if m.mean < DARK_MEAN:
+            return Quality("dark", f"mean grey {m.mean:.1f} (below {DARK_MEAN:g})")
+        if m.saturated > SATURATED_SHARE:
+            return Quality("saturated", f"{m.saturated:.0%} of the pixels at 250 or above")
+        detail, sharpness = m.detail, m.sharpness
         if len(self.details) >= 3:
             usual_detail, usual_sharpness = np.median(np.array(self.details), axis=0)
             if detail < BLUR_SHARE * usual_detail and sharpness < SHARPNESS_SHARE * usual_sharpness:
                 return Quality("out of focus", f"detail {detail:.2f}, sharpness {sharpness:.2f} "
                                f"(recent frames {usual_detail:.2f}, {usual_sharpness:.2f})",
                                detail=detail)
-        self.recent.append(shrunk(grey, FOUL_SCALE))
+        self.recent.append(m.small)
         static = self.static_share()
         if static is not None and static > FOULED_AREA:
             return Quality("fouled window", f"{static:.1%} of the view unchanged over "
@@ -117,3 +152,4 @@ class QualityJudge:
         stack = np.stack(self.recent)
         spread = stack.std(axis=0)
         return float((spread < STATIC_SHARE * np.median(spread)).mean())
+
