@@ -204,7 +204,7 @@ def open_run(s: dict, classifier, server=None):
                   window_frames=s["window_frames"], latest_overlay=s["watch"])
     if server is not None:
         run.on_frame = lambda frame: server.publish(frame, run)
-    run.resume(load_state(out))
+    run.resume(load_state(out), Path(s["frames"]))  # the judge from the last frames too
     if run.frames:
         print(f"going on with the run in {out}: {len(run.frames)} frames already done")
     return run

@@ -36,7 +36,8 @@ from gacrystal.monitoring.clock import FrameClock
 from gacrystal.monitoring.counting import frame_summary, particle_records
 from gacrystal.monitoring.overlay import LATEST, OVERLAYS, draw_overlay
 from gacrystal.monitoring.page import ReviewPicks
-from gacrystal.monitoring.perframe import SeenFrame, classify_candidates, read_frame
+from gacrystal.monitoring.perframe import (SeenFrame, classify_candidates, measures_of,
+                                            read_frame)
 from gacrystal.monitoring.quality import BLIND_AFTER, QualityJudge, measure
 from gacrystal.monitoring.sizes import SIZE_COLUMNS, SizeWindow
 from gacrystal.monitoring.records import (FRAME_COLUMNS, PARTICLE_COLUMNS, FrameRecord,
@@ -101,12 +102,13 @@ class Monitor:
     def alarm_state(self) -> AlarmState:
         return self.alarm.state
 
-    def resume(self, clock_state: dict | None = None):
+    def resume(self, clock_state: dict | None = None, folder: Path | None = None):
         """Takes up an earlier run in the same folder: its frames are done; particle rows of a
         frame whose frames.csv row was never written (a crash in between) are dropped; the alarm
         is replayed from the counts; the clock goes on from clock_state (FrameClock.state(), kept
-        in monitor.json), else from the first frame. A table written with other columns (another
-        version) is refused before anything is written."""
+        in monitor.json), else from the first frame; with the frames' folder, the quality judge
+        from the last frames it kept (QualityJudge.recall). A table written with other columns
+        (another version) is refused before anything is written."""
         tables = ((FRAMES_CSV, FRAME_COLUMNS), (PARTICLES_CSV, PARTICLE_COLUMNS),
                   (SIZES_CSV, SIZE_COLUMNS), (UNREADABLE_CSV, UNREADABLE_COLUMNS))
         for name, columns in tables:
@@ -140,6 +142,9 @@ class Monitor:
         first = self.frames[0] if self.frames else None
         self.clock.restore(clock_state or {}, first and first.time_source, first and first.time)
         self.unreadable = read_unreadable(self.out / UNREADABLE_CSV)
+        if folder is not None:
+            self.judge.recall([f.quality for f in self.frames],
+                              lambda i: measures_of(Path(folder, self.frames[i].frame)))
         self.tell_figures()
 
     def replay(self, summary, elapsed_s: float) -> AlarmState:

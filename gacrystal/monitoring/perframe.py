@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from gacrystal.candidates import Candidate, cut
-from gacrystal.images import ImageError, read_rgb, why_unreadable
+from gacrystal.images import ImageError, grey_levels, read_rgb, why_unreadable
 from gacrystal.monitoring.counting import OUT_OF_FOCUS
-from gacrystal.monitoring.quality import Quality
+from gacrystal.monitoring.quality import Measures, Quality, measure
 
 
 @dataclasses.dataclass
@@ -38,6 +38,12 @@ def read_frame(path: Path) -> tuple[np.ndarray | None, float, str]:
         return read_rgb(path), os.stat(path).st_mtime, ""
     except (ImageError, OSError) as error:
         return None, 0.0, why_unreadable(error)
+
+
+def measures_of(path: Path) -> Measures | None:
+    """The quality Measures of a frame's file, None when it cannot be read."""
+    rgb, _, _ = read_frame(path)
+    return None if rgb is None else measure(grey_levels(rgb))
 
 
 def classify_candidates(classifier, frames: list[tuple[np.ndarray | None, list[Candidate]]],

@@ -35,10 +35,12 @@ from __future__ import annotations
 import hashlib
 from collections import deque
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 GOOD = "good"
+FOULED = "fouled window"
 DARK_MEAN = 20.0  # grey levels
 SATURATED_SHARE = 0.4  # of the pixels at >= 250
 BLUR_SHARE = 0.65  # of the recent good frames' median detail (synthetic slurries: 0.75 at least)
@@ -139,10 +141,25 @@ class QualityJudge:
         self.recent.append(m.small)
         static = self.static_share()
         if static is not None and static > FOULED_AREA:
-            return Quality("fouled window", f"{static:.1%} of the view unchanged over "
+            return Quality(FOULED, f"{static:.1%} of the view unchanged over "
                            f"{FOUL_WINDOW} frames", detail=detail, static_share=static)
         self.details.append((detail, sharpness))
         return Quality(GOOD, "", detail=detail, static_share=static)
+
+    def recall(self, verdicts: list[str], measures_of: Callable[[int], Measures | None]):
+        """Takes up the history a judge had after frames with these verdicts, in order (a run
+        going on: frames.csv keeps them), from the Measures of the few frames it kept (those
+        `kept_frames` names; measures_of(index) is None for a frame no longer readable, which
+        is then left out)."""
+        seen, focus, last = kept_frames(verdicts)
+        measures = {i: measures_of(i) for i in sorted(seen | focus | {last} - {None})}
+        for i, m in measures.items():
+            if m is not None and m.seen_through:
+                if i in seen:
+                    self.recent.append(m.small)
+                if i in focus:
+                    self.details.append((m.detail, m.sharpness))
+        self.previous = measures[last].digest if measures.get(last) is not None else None
 
     def static_share(self) -> float | None:
         """The share of the view that barely changed over the last FOUL_WINDOW frames (None
@@ -153,3 +170,11 @@ class QualityJudge:
         spread = stack.std(axis=0)
         return float((spread < STATIC_SHARE * np.median(spread)).mean())
 
+
+def kept_frames(verdicts: list[str]) -> tuple[set[int], set[int], int | None]:
+    """Which of the frames judged so far a judge keeps: the last FOUL_WINDOW seen past the focus
+    check (good or fouled), the last FOCUS_MEMORY good ones, and the last (duplicates)."""
+    past_focus = [i for i, v in enumerate(verdicts) if v in (GOOD, FOULED)]
+    good = [i for i, v in enumerate(verdicts) if v == GOOD]
+    return (set(past_focus[-FOUL_WINDOW:]), set(good[-FOCUS_MEMORY:]),
+            len(verdicts) - 1 if verdicts else None)
