@@ -7,11 +7,16 @@ page, and raises an alarm when PG has appeared.
     python GAmonitor.py --frames FOLDER --watch                    # a folder the probe writes into
     python GAmonitor.py --frames FOLDER --um_per_px 1.2 --interval 10
     python GAmonitor.py --frames FOLDER --weights georgia          # the original's release
+    python GAmonitor.py --frames EXPERIMENTS --out monitor         # each sub-folder into monitor/NAME/
+    python GAmonitor.py --frames FOLDER --cluster local:4          # on Dask, 4 processes
 
 Output in OUT/: particles.csv (one row per candidate region), frames.csv (counts, PG fraction
 with its 95% Wilson interval, PG area fraction, the alarm), overlays/ (frames with boxes), trend.png
-and monitor.html. A second run into the same OUT goes on where the first stopped. The exit status
-is 3 when the alarm has fired (0 with --demo), else 1 when a frame could not be read, else 0.
+and monitor.html. A second run into the same OUT goes on where the first stopped. A folder of
+experiment folders (sub-folders of frames, no frames of its own) is monitored one experiment after
+another (with --cluster, all at once), each into OUT/<its name>/ as if run on its own. The exit
+status is 3 when the alarm has fired (in any experiment; 0 with --demo), else 1 when a frame could
+not be read, else 0.
 How candidates are found and counted: gacrystal/candidates.py and gacrystal/monitoring/.
 """
 from __future__ import annotations
@@ -27,7 +32,7 @@ from gacrystal.errors import UserError
 from gacrystal.images import list_images
 
 # --- settings (edit here, or override on the command line with the same names) ---
-frames = "images/frames"  # folder of whole probe frames, e.g. the Kaggle Raw pg/ folder
+frames = "images/frames"  # folder of whole probe frames (e.g. the Kaggle Raw pg/ folder), or of experiment folders of frames
 weights = "weights/model.keras"  # .keras, .h5, .onnx (or int8 .onnx) file, or georgia / georgia-onnx (downloaded once)
 out = "monitor"  # folder for the tables, overlays, trend.png and monitor.html
 demo = False  # monitor a synthetic spiking run with the demo model (trained first if missing)
@@ -65,6 +70,8 @@ frames_per_batch = 4  # frames whose crops share batches
 threshold = 0.5  # P(PG) at or above this is PG
 reject = True  # regions unlike the training images are UNKNOWN (not counted as CEX or PG)
 overwrite = False  # replace an earlier run's results in OUT instead of going on with it
+cluster = ""  # monitor finished folders on Dask: local:N (N worker processes here) or tcp://HOST:8786 (a running scheduler); empty: in this process
+shard_batches = 4  # with --cluster: frame batches (frames_per_batch frames each) per shard, the work a lost worker redoes
 # --- end of settings
 
 DEMO = {"frames": "images/frames-synthetic", "out": "monitor-demo"}
@@ -88,7 +95,7 @@ def check_settings(s: dict, given: set):
     if s["times"]:
         read_times(s["times"])  # a malformed table is reported now, not mid-run
     for name in ("min_area", "batch_size", "frames_per_batch", "retries", "baseline_frames",
-                 "window_frames"):
+                 "window_frames", "shard_batches"):
         if s[name] < 1:
             raise UserError(f"{name} must be at least 1. Received: {name}={s[name]}")
     for name in ("um_per_px", "interval", "poll_s", "stop_after_idle", "overlay_every",
@@ -116,16 +123,36 @@ def check_settings(s: dict, given: set):
         for name in ("opcua_certificate", "opcua_private_key", "opcua_users"):
             if s[name] and not Path(s[name]).is_file():
                 raise UserError(f"no file at {name}={s[name]}")
+    if s["cluster"]:
+        from gacrystal.cluster import check_cluster  # no Dask yet
+        check_cluster(s["cluster"])
+        if s["watch"]:
+            raise UserError("--cluster monitors finished folders; --watch runs in one process: "
+                            "drop --cluster for it")
     if s["demo"]:
         return
     folder = Path(s["frames"])
     if not folder.is_dir():
         raise UserError(f"no frame folder at frames={folder}; put the probe's frames there, pass "
                         "--frames FOLDER, or try `python GAmonitor.py --demo`")
-    if not s["watch"] and not list_images(folder):
-        raise UserError(f"no PNG, JPEG, BMP or TIFF frames in {folder} (to wait for a probe "
-                        "writing into it, add --watch)")
+    from gacrystal.monitoring.watch import experiment_folders
+    experiments = [] if s["watch"] else experiment_folders(folder)
+    if not s["watch"] and not list_images(folder) and not experiments:
+        raise UserError(f"no PNG, JPEG, BMP or TIFF frames in {folder}, nor sub-folders of frames "
+                        "(one per experiment) (to wait for a probe writing into it, add --watch)")
+    if experiments and s["opcua"]:
+        raise UserError(f"{folder} holds experiment folders; --opcua serves one run: monitor "
+                        "them without it, or one experiment at a time (--frames FOLDER/NAME)")
     check_weights(s["weights"])  # a file, or published weights by name, as GAinfer.py takes them
+
+
+def experiment_settings(s: dict) -> list[dict]:
+    """The settings of each run: s itself for a folder of frames; for a folder of experiment
+    folders (gacrystal.monitoring.watch.experiment_folders), those of each as if run on its own:
+    --frames FRAMES/NAME --out OUT/NAME."""
+    from gacrystal.monitoring.watch import experiment_folders
+    folders = [] if s["watch"] else experiment_folders(Path(s["frames"]))
+    return [dict(s, frames=str(f), out=str(Path(s["out"], f.name))) for f in folders] or [s]
 
 
 def make_demo_inputs(weights: str, frames_dir: str):
@@ -182,9 +209,10 @@ def start_opcua(s: dict):
     return server
 
 
-def open_run(s: dict, classifier, server=None):
+def open_run(s: dict, classifier, card: dict, server=None):
     """The Monitor for OUT: a new run, or the earlier one in OUT taken up where it stopped;
-    with an OPC UA server, each frame is published on it."""
+    with an OPC UA server, each frame is published on it. classifier is None on a cluster (its
+    workers classify); card is the model's."""
     from gacrystal.candidates import DEFAULT_TILE_SIZE
     from gacrystal.monitoring import CusumRule, FrameClock, Monitor
     from gacrystal.monitoring.state import clear_outputs, load_state
@@ -195,7 +223,7 @@ def open_run(s: dict, classifier, server=None):
     from gacrystal.monitoring.arl import parse_duration
     alarm = CusumRule(s["baseline_frames"], s["alarm_allowance"], s["alarm_threshold"] or None,
                       false_alarm_every_s=parse_duration(s["false_alarm_every"]))
-    tile_size = s["tile_size"] or int(classifier.card.get("crop_size") or DEFAULT_TILE_SIZE)
+    tile_size = s["tile_size"] or int(card.get("crop_size") or DEFAULT_TILE_SIZE)
     run = Monitor(classifier, out, clock, alarm, tile_size=tile_size, min_area=s["min_area"],
                   um_per_px=s["um_per_px"], batch_size=s["batch_size"],
                   threshold=s["threshold"], reject=s["reject"],
@@ -204,7 +232,7 @@ def open_run(s: dict, classifier, server=None):
                   window_frames=s["window_frames"], latest_overlay=s["watch"])
     if server is not None:
         run.on_frame = lambda frame: server.publish(frame, run)
-    run.resume(load_state(out))
+    run.resume(load_state(out), Path(s["frames"]))  # the judge from the last frames too
     if run.frames:
         print(f"going on with the run in {out}: {len(run.frames)} frames already done")
     return run
@@ -260,9 +288,9 @@ def watch_folder(run, s: dict, save):
           s["stop_after_idle"], on_poll=after_poll)
 
 
-def report_run(run, done: int, out: str, page: Path):
-    working = sum(run.seconds.values())  # not the waits of a watch
-    print(f"\n{done} frames processed ({done / max(working, 1e-9):.2f} frames/s while working); "
+def report_run(run, done: int, out: str, page: Path, working: str = "while working"):
+    busy = sum(run.seconds.values())  # not the waits of a watch
+    print(f"\n{done} frames processed ({done / max(busy, 1e-9):.2f} frames/s {working}); "
           f"{len(run.frames)} in {Path(out, 'frames.csv')}")
     if done:
         print(f"time spent: {run.time_shares()}")
@@ -309,6 +337,81 @@ def export_for_training(s: dict):
     return 0
 
 
+def start_run(s: dict, identity: dict, classifier, card: dict, can_reject: bool):
+    """Opens the run in s["out"] (with its OPC UA server), says what it monitors and saves its
+    identity before the first row; returns (run, save, frames done before, server)."""
+    server = start_opcua(s)
+    run = open_run(s, classifier, card, server)
+    print(f"frames: {s['frames']}; candidates: blobs of at least {s['min_area']} px and "
+          f"{run.tile_size} px tiles; model: {s['weights']}")
+    if s["reject"] and not can_reject:
+        print("note: this model has no out-of-distribution statistics (ood.npz) beside it: "
+              "bubbles and debris get CEX or PG, never UNKNOWN")
+    save = functools.partial(save_run_state, run, identity, s)
+    save()  # before the first row: a crash in the first frames still leaves the run's identity
+    return run, save, len(run.frames), server
+
+
+def finish_run(s: dict, run, save, before: int, server, working: str = "while working"):
+    """Also on Ctrl-C: what was done is in the tables and the pictures."""
+    save()
+    page = write_pictures(run, s, alarm_text(run), live=False)
+    report_run(run, len(run.frames) - before, s["out"], page, working)
+    if server is not None:
+        server.stop()
+
+
+def monitor_here(runs: list[tuple[dict, dict]], model: Path) -> list:
+    """Each run in this process, one after the other; returns their Monitors."""
+    from gacrystal.classifier import load_classifier
+    classifier = load_classifier(model)
+    monitors = []
+    for s, identity in runs:
+        classifier.pad_short_batches_to(0)  # each run's last bits as when monitored on its own
+        run, save, before, server = start_run(s, identity, classifier, classifier.card,
+                                              classifier.can_reject)
+        try:
+            if s["watch"]:
+                watch_folder(run, s, save)
+            else:
+                monitor_folder(run, Path(s["frames"]), s["frames_per_batch"], save)
+        finally:
+            finish_run(s, run, save, before, server)
+        monitors.append(run)
+    return monitors
+
+
+def monitor_on_dask(cluster: str, runs: list[tuple[dict, dict]], model: Path,
+                    frames_per_batch: int, shard_batches: int) -> list:
+    """--cluster: every run's frames in shards on Dask's workers, which load the model (this
+    process does not), recorded here in order (gacrystal/monitoring/shards.py); returns the
+    Monitors."""
+    from gacrystal.cluster import connect, model_identity, tell_workers
+    from gacrystal.monitoring.shards import Experiment, model_facts, monitor_on_cluster
+    from gacrystal.monitoring.watch import new_frames
+    identity = model_identity(model, trust_model=False)
+    started = []
+    with connect(cluster) as client:
+        tell_workers(client, "each loads the model once")
+        facts = model_facts(client, identity)
+        try:
+            for s, run_identity in runs:
+                run, save, before, server = start_run(s, run_identity, None, facts["card"],
+                                                      facts["can_reject"])
+                started.append((s, Experiment(run, new_frames(Path(s["frames"]), run), save),
+                                before, server))
+            seconds = monitor_on_cluster(client, [x for _, x, _, _ in started], identity,
+                                         frames_per_batch, shard_batches)
+            done = sum(len(x.todo) for _, x, _, _ in started)
+            print(f"cluster: {done} frames in {seconds:.1f} s ({done / max(seconds, 1e-9):.2f} "
+                  "frames/s)")
+        finally:
+            for s, experiment, before, server in started:
+                finish_run(s, experiment.run, experiment.saved, before, server,
+                           working="per worker while working")
+    return [experiment.run for _, experiment, _, _ in started]
+
+
 def main(argv=None):
     s, given = parse_settings(__file__, "Watch a crystallization for PG in whole probe frames.",
                               argv)
@@ -321,41 +424,24 @@ def main(argv=None):
     check_settings(s, given)
     if s["demo"]:
         make_demo_inputs(s["weights"], s["frames"])
-    from gacrystal.classifier import load_classifier, model_file
+    from gacrystal.classifier import model_file
     from gacrystal.files import exclusive_lock
     with exclusive_lock(s["out"], "another monitoring run"):
         model = model_file(s["weights"])  # published weights by name: downloaded once
-        identity = check_out(s, model)
-        classifier = load_classifier(model)
-        server = start_opcua(s)
-        run = open_run(s, classifier, server)
-        print(f"frames: {s['frames']}; candidates: blobs of at least {s['min_area']} px and "
-              f"{run.tile_size} px tiles; model: {s['weights']}")
-        if s["reject"] and not run.classifier.can_reject:
-            print("note: this model has no out-of-distribution statistics (ood.npz) beside it: "
-                  "bubbles and debris get CEX or PG, never UNKNOWN")
-        before = len(run.frames)
-        save = functools.partial(save_run_state, run, identity, s)
-        save()  # before the first row: a crash in the first frames still leaves the run's identity
-        try:
-            if s["watch"]:
-                watch_folder(run, s, save)
-            else:
-                monitor_folder(run, Path(s["frames"]), s["frames_per_batch"], save)
-        finally:  # also on Ctrl-C: what was done is in the tables and the pictures
-            save()
-            page = write_pictures(run, s, alarm_text(run), live=False)
-            report_run(run, len(run.frames) - before, s["out"], page)
-            if server is not None:
-                server.stop()
+        runs = [(run_s, check_out(run_s, model)) for run_s in experiment_settings(s)]
+        if s["cluster"]:
+            monitors = monitor_on_dask(s["cluster"], runs, model, s["frames_per_batch"],
+                                       s["shard_batches"])
+        else:
+            monitors = monitor_here(runs, model)
     if s["demo"]:
         print(f"next: compare with the truth in {Path(s['frames'], 'truth.csv')} (spike at frame "
               f"{DEMO_SPIKE}); monitor your own frames with --frames FOLDER")
         return 0
     from gacrystal.monitoring.alarm import ALARM_EXIT_STATUS
-    if run.alarm_state.fired:
+    if any(run.alarm_state.fired for run in monitors):
         return ALARM_EXIT_STATUS
-    return 1 if run.still_unreadable() else 0
+    return 1 if any(run.still_unreadable() for run in monitors) else 0
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ against truth.csv, the alarm and what it promises, sizes, OPC UA, frames per sec
     python bench/monitor.py --resnet101        # + ResNet-101 at 224 px, fp32 and int8 ONNX
     python bench/monitor.py --before 1caadaf   # monitoring speed then and now, and stop
     python bench/monitor.py --picture monitor-demo   # the README's picture from a GAmonitor run
+    python bench/monitor.py --cluster_workers 1,2   # GAmonitor.py in one process, on local:1, local:2
 
 Runs (written once into bench/_monitor/; see RUNS, MOSAIC_RUNS): spiking runs of 60 frames (PG
 from frame 31, 21 or 26 on) and pure-CEX runs of 100 frames, all 1280 x 960; with --real, mosaics
@@ -325,6 +326,29 @@ def speed_before_after(commit: str, weights: str, rounds: int = 2):
           f"{np.round(speeds['now'], 2).tolist()}: {100 * (n - b) / b:+.1f}%")
 
 
+def cluster_speed(weights: str, workers: list[int]):
+    """GAmonitor.py on the spiking run in one process, then with --cluster local:N, end to end
+    (with N: the cluster's start and each worker loading the model), and whether each cluster
+    run's tables are one process's bytes."""
+    import GAmonitor
+    folder, work = frames_of("spiking"), Path(tempfile.mkdtemp())
+    count, tables = len(list(folder.glob("*.png"))), {}
+    try:
+        for cluster in ["", *(f"local:{n}" for n in workers)]:
+            out = work / (cluster.replace(":", "") or "one")
+            started = time.perf_counter()
+            GAmonitor.main(["--frames", str(folder), "--weights", weights, "--out", str(out),
+                            *(["--cluster", cluster] if cluster else [])])
+            seconds = time.perf_counter() - started
+            tables[cluster] = [(out / name).read_bytes()
+                               for name in ("frames.csv", "particles.csv", "sizes.csv")]
+            same = "the same bytes" if tables[cluster] == tables[""] else "NOT the same bytes"
+            print(f"GAmonitor.py {cluster or 'in one process'}: {count} frames in {seconds:.1f} s "
+                  f"({count / seconds:.2f} frames/s); tables: {same} as one process's", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def readme_picture(run_dir: Path, dest: Path):
     """docs/monitoring.jpg: the overlay of the frame where the alarm fired beside the trend."""
     from PIL import Image
@@ -356,6 +380,8 @@ def main():
                         "(empty: off)")
     parser.add_argument("--before", help="a commit: monitoring speed of its code against this "
                         "code's, on the spiking run, each in fresh processes, and stop")
+    parser.add_argument("--cluster_workers", help="e.g. 1,2: GAmonitor.py on the spiking run in "
+                        "one process and on local Dask clusters of that many workers, and stop")
     parser.add_argument("--picture", help="write docs/monitoring.jpg from this GAmonitor.py output "
                         "folder (e.g. monitor-demo) and stop")
     args = parser.parse_args()
@@ -363,6 +389,9 @@ def main():
         readme_picture(Path(args.picture), ROOT / "docs" / "monitoring.jpg")
         return
     print(f"machine: {machine()}")
+    if args.cluster_workers:
+        cluster_speed(args.weights, [int(n) for n in args.cluster_workers.split(",")])
+        return
     from gacrystal.classifier import load_classifier
     classifier = load_classifier(args.weights)
     if args.before:

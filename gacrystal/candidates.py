@@ -72,6 +72,11 @@ class Candidate:
         return max(dx, 0) * max(dy, 0)
 
 
+def equivalent_diameter(area: float) -> float:
+    """The diameter of the disc of this area: sqrt(4 area / pi), in the area's unit."""
+    return float(np.sqrt(4 * area / np.pi))
+
+
 def crop_box(centre_x, centre_y, width, height, frame_width, frame_height) -> tuple[int, ...]:
     """The box around a region of width x height so that the region spans CROP_FILL of it, at
     least PG_CROP_MIN a side, moved (not cut) to lie inside the frame where it fits."""
@@ -105,7 +110,7 @@ def find_blobs(grey: np.ndarray, min_area: float) -> list[Candidate]:
         box = crop_box(cx, cy, (right - left) * scale, (bottom - top) * scale,
                        grey.shape[1], grey.shape[0])
         blobs.append(Candidate(*box, kind="blob", area_px=float(area),
-                               diameter_px=float(np.sqrt(4 * area / np.pi)),
+                               diameter_px=equivalent_diameter(area),
                                sharpness=detail_inside(grey, region, scale)))
     return blobs
 

@@ -1,5 +1,8 @@
 """Labelling a folder on a Dask cluster (GAinfer.py --cluster): the CSV one process writes, made
-in shards that a lost worker redoes and a second run skips.
+in shards that a lost worker redoes and a second run skips. Also the recipe monitoring on a
+cluster (GAmonitor.py --cluster, gacrystal/monitoring/shards.py) shares: `check_cluster`,
+`connect`, `model_identity` and the worker's `cached_classifier`, `tell_workers`, and `Shards`
+(tasks taken as they finish, a task lost with every worker that ran it reported in one line).
 
     python GAinfer.py --images ARCHIVE --out labels.csv --cluster local:4          # 4 processes
     python GAinfer.py --images ARCHIVE --out labels.csv --cluster tcp://HOST:8786  # a scheduler
@@ -88,6 +91,43 @@ def connect(cluster: str):
         yield client
 
 
+def tell_workers(client, plan: str):
+    """Prints the cluster's workers and address with what it is given (and how to add workers
+    when it has none)."""
+    info = client.scheduler_info()
+    print(f"cluster: {len(info['workers'])} workers at {info['address']}; {plan}")
+    if not info["workers"]:
+        print(f"waiting for workers: start them with `dask worker {info['address']}`")
+
+
+class Shards:
+    """Tasks on the cluster's workers, taken as each finishes, in any order; more may be
+    submitted while they are being taken. The scheduler gives a dead worker's tasks to another;
+    a task lost with every worker that ran it stops the run with `what` it held and `hint`."""
+
+    def __init__(self, client, hint: str):
+        from distributed import as_completed
+        self.client, self.hint = client, hint
+        self.pending, self.tags = as_completed(), {}
+
+    def submit(self, tag, what: str, func, *args, key: str, priority: int = 0):
+        future = self.client.submit(func, *args, key=key, priority=priority)
+        self.tags[future] = (tag, what)
+        self.pending.add(future)
+
+    def __iter__(self):
+        """(tag, result) of each task as it finishes (its future then released)."""
+        from distributed import KilledWorker
+        for future in self.pending:
+            tag, what = self.tags.pop(future)
+            try:
+                result = future.result()
+            except KilledWorker:
+                raise UserError(f"{what} was lost with every worker that ran it; "
+                                f"{self.hint}") from None
+            yield tag, result
+
+
 def stamp(path: str | Path) -> list:
     """What tells one version of a file from another: its path, size and modification time."""
     try:
@@ -168,32 +208,23 @@ def label_on_cluster(client, files: list[str], model: Path, trust_model: bool, b
                      parts: Path | None = None, progress: bool = True) -> list[dict]:
     """Labels the files in shards on the client's workers; returns one process's records in one
     process's order. With `parts`, finished shards are written there and found again."""
-    from distributed import KilledWorker, as_completed
     identity = model_identity(model, trust_model)
     size = batch_size * shard_batches
     shards = [files[i:i + size] for i in range(0, len(files), size)]
     keys = [shard_key(shard, identity, batch_size, threshold, reject) for shard in shards]
     done = read_parts(parts, keys) if parts is not None else {}
-    info = client.scheduler_info()
-    print(f"cluster: {len(info['workers'])} workers at {info['address']}; {len(shards)} shards of "
-          f"up to {size} images" + (f", {len(done)} already done in {parts}" if done else ""))
-    if not info["workers"]:
-        print(f"waiting for workers: start them with `dask worker {info['address']}`")
+    tell_workers(client, f"{len(shards)} shards of up to {size} images"
+                 + (f", {len(done)} already done in {parts}" if done else ""))
+    tasks = Shards(client, "label those files in one process to see why")
     # Workers read absolute paths (another machine's working folder differs); rows keep the names.
-    futures = {client.submit(label_shard, identity, [os.path.abspath(f) for f in shards[i]],
-                             batch_size, threshold, reject, i == 0,
-                             key=f"gacrystal-shard-{i}-{keys[i]}"): i
-               for i in range(len(shards)) if i not in done}
+    for i in range(len(shards)):
+        if i not in done:
+            tasks.submit(i, f"shard {i} ({shards[i][0]} to {shards[i][-1]})", label_shard,
+                         identity, [os.path.abspath(f) for f in shards[i]], batch_size,
+                         threshold, reject, i == 0, key=f"gacrystal-shard-{i}-{keys[i]}")
     bar = progress_bar(len(files), "labelling", enabled=progress)
     bar.update(sum(len(shards[i]) for i in done))
-    for future in as_completed(list(futures)):
-        i = futures.pop(future)
-        try:
-            records = future.result()
-        except KilledWorker:
-            raise UserError(f"shard {i} ({shards[i][0]} to {shards[i][-1]}) was lost with every "
-                            "worker that ran it; label those files in one process to see "
-                            "why") from None
+    for i, records in tasks:
         done[i] = [dict(record, file=name) for record, name in zip(records, shards[i])]
         if parts is not None:
             write_part(parts, i, keys[i], done[i])

@@ -30,6 +30,9 @@ class BrightnessClassifier:
                             "ood_score": 0.2})
         return records
 
+    def pad_short_batches_to(self, width: int):
+        """As a Keras Classifier takes it (GAmonitor.py sets it for each experiment)."""
+
 
 class StandIn(BrightnessClassifier):
     can_reject = True

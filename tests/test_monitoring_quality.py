@@ -11,7 +11,7 @@ from scipy.ndimage import gaussian_filter
 from gacrystal import frames as synth_frames
 from gacrystal.images import grey_levels, list_images, read_rgb
 from gacrystal.monitoring import CusumRule, FrameClock, Monitor
-from gacrystal.monitoring.quality import BLIND_AFTER, FOUL_WINDOW, QualityJudge
+from gacrystal.monitoring.quality import BLIND_AFTER, FOUL_WINDOW, QualityJudge, measure
 from probe import BrightnessClassifier, save_grey
 
 
@@ -58,6 +58,25 @@ def test_a_deposit_on_the_window_is_seen_once_it_has_stayed_for_a_window(slurry)
     fouled = verdicts[8 + FOUL_WINDOW - 1:]
     assert fouled and all(v.verdict == "fouled window" for v in fouled)
     assert "unchanged over" in fouled[0].measure and fouled[0].static_share > 0.004
+
+
+def test_a_judge_recalled_from_the_verdicts_goes_on_as_the_judge_before_it(slurry):
+    """A run going on (frames.csv keeps the verdicts; the judge measures again the few frames it
+    kept) judges the next frames as one uninterrupted run: out of focus, duplicate, fouled."""
+    ys, xs = np.mgrid[0:360, 0:480]
+    mask = gaussian_filter(((xs - 150) ** 2 + (ys - 120) ** 2 < 30 ** 2).astype(np.float32), 3)
+    deposit = 50 + 20 * gaussian_filter(np.random.default_rng(0).normal(size=(360, 480)), 2)
+    frames = (slurry[:5] + [impaired("out of focus", slurry[5]), slurry[6], slurry[6]]
+              + [g * (1 - mask) + deposit * mask for g in slurry[7:]])
+    whole = QualityJudge()
+    verdicts = [whole.judge(g) for g in frames]
+    assert {"out of focus", "duplicate", "fouled window"} <= {v.verdict for v in verdicts}
+    for stop in (6, 7, 16):
+        judge = QualityJudge()
+        judge.recall([v.verdict for v in verdicts[:stop]], lambda i: measure(frames[i]))
+        assert [judge.judge(g) for g in frames[stop:]] == verdicts[stop:]
+    fresh = QualityJudge()  # what a run going on got before: no fouling for a window
+    assert [fresh.judge(g) for g in frames[16:]] != verdicts[16:]
 
 
 def test_frames_not_good_count_nothing_feed_no_alarm_and_blind_the_probe(tmp_path, slurry):

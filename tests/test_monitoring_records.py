@@ -2,6 +2,7 @@
 a row written and read back gives the same record."""
 import datetime as dt
 
+from gacrystal.candidates import equivalent_diameter
 from gacrystal.files import append_csv
 from gacrystal.monitoring import AlarmState, FrameRecord, FrameSummary, ParticleRecord
 from gacrystal.monitoring.records import FRAME_COLUMNS, PARTICLE_COLUMNS
@@ -21,11 +22,11 @@ def test_records_written_and_read_back_are_the_same_records(tmp_path):
     dark = FrameRecord("frame (3).png", None, 20.0, "order", "dark", "mean grey 3.1 (below 20)",
                        FrameSummary.nothing(), None, None, STATE, True, "probe blind")
     particle = ParticleRecord("frame (1).png", when, 12345.6789, 1, "blob", 10, 20, 130, 140,
-                              9000.0, 107.05, None, None, 4.5, "PG", 0.912345678, 0.912345678,
-                              0.25, True, "")
+                              9000.0, equivalent_diameter(9000.0), None, None, 4.5, "PG",
+                              0.912345678, 0.912345678, 0.25, True, "")
     unclassified = ParticleRecord("frame (1).png", when, 12345.6789, 2, "blob", 0, 0, 130, 130,
-                                  5000.0, 80.0, 20000.0, 160.0, 1.0, "UNKNOWN", None, None, None,
-                                  True, "out of focus")
+                                  5000.0, equivalent_diameter(5000.0), 20000.0, 160.0, 1.0,
+                                  "UNKNOWN", None, None, None, True, "out of focus")
     assert list(frame.row()) == FRAME_COLUMNS and list(particle.row()) == PARTICLE_COLUMNS
     append_csv(tmp_path / "frames.csv", [frame.row(), untimed.row(), dark.row()], FRAME_COLUMNS)
     append_csv(tmp_path / "particles.csv", [particle.row(), unclassified.row()], PARTICLE_COLUMNS)

@@ -5,8 +5,11 @@
 - records: the typed per-frame and per-particle records and the tables' columns;
 - counting: what is counted in a frame, its PG fraction and Wilson interval;
 - tables: frames.csv, particles.csv, unreadable.csv: appended, read back, their columns checked;
+- perframe: the work that needs one frame alone (reading it, its quality measures, classifying);
 - monitor: the Monitor, which classifies frames into an output folder and resumes a run;
-- watch: listing a folder's new frames and watching one a probe writes into;
+- shards: the per-frame work on a Dask cluster, recorded by the Monitor in order (--cluster);
+- watch: listing a folder's new frames (or experiment folders) and watching one a probe writes
+  into;
 - overlay, trend, page: a frame's boxes, trend.png, monitor.html;
 - state: monitor.json and clearing an output folder.
 

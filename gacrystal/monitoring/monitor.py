@@ -12,6 +12,13 @@ out-of-distribution check, counted (gacrystal.monitoring.counting) and sized
 (gacrystal.monitoring.sizes); one row per candidate appended to particles.csv, the size rows to
 sizes.csv, and one row per frame to frames.csv (frames.csv last: a frame is done once its row is
 there).
+
+The work splits in two, so that a cluster (gacrystal/monitoring/shards.py) can do the first part
+anywhere and the monitor the second in order, in the same code as one process: what needs only the
+frame (gacrystal.monitoring.perframe: reading it, its quality `measure`, `classify_candidates` of
+several frames in shared batches; and `find_candidates`) and what needs the frames before it
+(`QualityJudge.judge_measures`, the time, the counts, sizes, alarm, tables and overlays:
+`Monitor.record_frames`).
 """
 from __future__ import annotations
 
@@ -21,15 +28,17 @@ import sys
 import time
 from pathlib import Path
 
-from gacrystal.candidates import cut, find_candidates
+from gacrystal.candidates import find_candidates
 from gacrystal.files import append_csv
-from gacrystal.images import ImageError, grey_levels, read_rgb, why_unreadable
+from gacrystal.images import grey_levels
 from gacrystal.monitoring.alarm import AlarmRule, AlarmState
 from gacrystal.monitoring.clock import FrameClock
-from gacrystal.monitoring.counting import OUT_OF_FOCUS, frame_summary, particle_records
+from gacrystal.monitoring.counting import frame_summary, particle_records
 from gacrystal.monitoring.overlay import LATEST, OVERLAYS, draw_overlay
 from gacrystal.monitoring.page import ReviewPicks
-from gacrystal.monitoring.quality import BLIND_AFTER, Quality, QualityJudge
+from gacrystal.monitoring.perframe import (SeenFrame, classify_candidates, measures_of,
+                                            read_frame)
+from gacrystal.monitoring.quality import BLIND_AFTER, QualityJudge, measure
 from gacrystal.monitoring.sizes import SIZE_COLUMNS, SizeWindow
 from gacrystal.monitoring.records import (FRAME_COLUMNS, PARTICLE_COLUMNS, FrameRecord,
                                           FrameSummary, ParticleRecord)
@@ -93,12 +102,13 @@ class Monitor:
     def alarm_state(self) -> AlarmState:
         return self.alarm.state
 
-    def resume(self, clock_state: dict | None = None):
+    def resume(self, clock_state: dict | None = None, folder: Path | None = None):
         """Takes up an earlier run in the same folder: its frames are done; particle rows of a
         frame whose frames.csv row was never written (a crash in between) are dropped; the alarm
         is replayed from the counts; the clock goes on from clock_state (FrameClock.state(), kept
-        in monitor.json), else from the first frame. A table written with other columns (another
-        version) is refused before anything is written."""
+        in monitor.json), else from the first frame; with the frames' folder, the quality judge
+        from the last frames it kept (QualityJudge.recall). A table written with other columns
+        (another version) is refused before anything is written."""
         tables = ((FRAMES_CSV, FRAME_COLUMNS), (PARTICLES_CSV, PARTICLE_COLUMNS),
                   (SIZES_CSV, SIZE_COLUMNS), (UNREADABLE_CSV, UNREADABLE_COLUMNS))
         for name, columns in tables:
@@ -132,6 +142,9 @@ class Monitor:
         first = self.frames[0] if self.frames else None
         self.clock.restore(clock_state or {}, first and first.time_source, first and first.time)
         self.unreadable = read_unreadable(self.out / UNREADABLE_CSV)
+        if folder is not None:
+            self.judge.recall([f.quality for f in self.frames],
+                              lambda i: measures_of(Path(folder, self.frames[i].frame)))
         self.tell_figures()
 
     def replay(self, summary, elapsed_s: float) -> AlarmState:
@@ -169,35 +182,36 @@ class Monitor:
         """Reads, classifies (all candidates of all these frames in shared batches) and records
         the frames in order. Returns {frame: why} of those that could not be read; with
         report_errors they are also reported (on stderr and in unreadable.csv)."""
-        from PIL import Image
-        readable, failed = [], {}
+        seen, failed = [], {}
         clock = time.perf_counter()
         for path in paths:
-            try:
-                # its time stamp now: the file may be gone by the time the frame is recorded
-                rgb = read_rgb(path)
-                readable.append((path, path.stat().st_mtime, rgb,
-                                 self.judge.judge(grey_levels(rgb))))
-            except (ImageError, OSError) as error:
-                failed[path] = why_unreadable(error)
+            rgb, mtime, why = read_frame(path)
+            if rgb is None:
+                failed[path] = why
                 if report_errors:
-                    self.report_unreadable(path, failed[path])
+                    self.report_unreadable(path, why)
+                continue
+            quality = self.judge.judge_measures(measure(grey_levels(rgb)))
+            seen.append(SeenFrame(path, mtime, rgb.shape, quality, [], rgb))
         clock = self.lap("read", clock)
-        found = [find_candidates(rgb, self.tile_size, self.min_area) if quality.good else []
-                 for *_, rgb, quality in readable]
+        for frame in seen:
+            if frame.quality.good:
+                frame.candidates = find_candidates(frame.rgb, self.tile_size, self.min_area)
         clock = self.lap("find", clock)
-        crops = [Image.fromarray(cut(rgb, c)) for (_, _, rgb, _), cs in zip(readable, found)
-                 for c in cs if c.in_focus]
-        records = iter(self.classifier.label(crops, self.batch_size, self.threshold,
-                                             reject=self.reject) if crops else [])
+        records = classify_candidates(self.classifier, [(f.rgb, f.candidates) for f in seen],
+                                      self.batch_size, self.threshold, self.reject)
         clock = self.lap("classify", clock)
-        for (path, mtime, rgb, quality), candidates in zip(readable, found):
-            frame_records = [next(records) if c.in_focus else OUT_OF_FOCUS for c in candidates]
-            particles = self.record_frame(path, mtime, rgb, candidates, frame_records, quality)
-        if self.latest_overlay and readable:
-            draw_overlay(rgb, self.frames[-1], particles, self.out / OVERLAYS / LATEST)
+        self.record_frames(seen, records)
         self.lap("write", clock)
         return failed
+
+    def record_frames(self, seen: list[SeenFrame], records: list[list[dict]]):
+        """Records frames in order, each with its candidates' classifier records."""
+        for frame, frame_records in zip(seen, records):
+            particles = self.record_frame(frame, frame_records)
+        if self.latest_overlay and seen:
+            draw_overlay(seen[-1].pixels(), self.frames[-1], particles,
+                         self.out / OVERLAYS / LATEST)
 
     def lap(self, step: str, since: float) -> float:
         now = time.perf_counter()
@@ -208,16 +222,16 @@ class Monitor:
         total = sum(self.seconds.values()) or 1.0
         return ", ".join(f"{step} {100 * t / total:.0f}%" for step, t in self.seconds.items())
 
-    def record_frame(self, path: Path, mtime: float, rgb, candidates, records,
-                     quality: Quality):
-        when, elapsed, source = self.clock.time_of(path, len(self.frames), mtime)
+    def record_frame(self, seen: SeenFrame, records: list[dict]) -> list[ParticleRecord]:
+        path, candidates, quality = seen.path, seen.candidates, seen.quality
+        when, elapsed, source = self.clock.time_of(path, len(self.frames), seen.mtime)
         if quality.good and not candidates and not self.told_empty:
             self.told_empty = True
             print(f"note: {path.name} gave no regions to classify (a flat frame? 16-bit frames "
                   "are read by their top 8 bits); check its overlay", file=sys.stderr)
         particles = particle_records(path.name, when, float(elapsed), candidates, records,
                                      self.um_per_px)
-        summary = (frame_summary(particles, rgb.shape[0] * rgb.shape[1]) if quality.good
+        summary = (frame_summary(particles, seen.shape[0] * seen.shape[1]) if quality.good
                    else FrameSummary.nothing())
         events = []
         if quality.good:
@@ -246,7 +260,8 @@ class Monitor:
         self.frames.append(frame)
         index = len(self.frames) - 1
         if frame.alarm.fired_now or (self.overlay_every and index % self.overlay_every == 0):
-            draw_overlay(rgb, frame, particles, self.out / OVERLAYS / f"{Path(path.name).stem}.png")
+            draw_overlay(seen.pixels(), frame, particles,
+                         self.out / OVERLAYS / f"{Path(path.name).stem}.png")
         if frame.alarm.fired_now:
             self.on_alarm(frame)
         self.on_frame(frame)

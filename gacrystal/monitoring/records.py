@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import asdict, dataclass, fields
 
+from gacrystal.candidates import equivalent_diameter
 from gacrystal.monitoring.alarm import AlarmState
 from gacrystal.monitoring.quality import GOOD
 
@@ -138,10 +139,14 @@ class ParticleRecord:
 
     @classmethod
     def from_row(cls, row: dict) -> ParticleRecord:
+        """The record written in row; a blob's diameter_px computed again from its area (a whole
+        number of px, written exactly), as when it was found: a resumed run's size window then
+        holds the same numbers to the last bit."""
+        area = float(row["area_px"])
         return cls(row["frame"], read_time(row["time"]), float(row["elapsed_s"]),
                    int(row["particle"]), row["found_by"],
-                   *(int(row[k]) for k in ("x", "y", "w", "h")), float(row["area_px"]),
-                   *(number(row[k]) for k in ("diameter_px", "area_um2", "diameter_um",
-                                               "sharpness")),
+                   *(int(row[k]) for k in ("x", "y", "w", "h")), area,
+                   equivalent_diameter(area) if row["diameter_px"] else None,
+                   *(number(row[k]) for k in ("area_um2", "diameter_um", "sharpness")),
                    row["label"], *(number(row[k]) for k in ("p_pg", "confidence", "ood_score")),
                    row["counted"] == "1", row["note"])

@@ -1,5 +1,5 @@
-"""Listing and watching a folder of frames: the frames not yet done (in natural order), and a
-loop that takes each new frame once its writer is done with it."""
+"""Listing and watching a folder of frames: the frames not yet done (in natural order), a folder
+of experiment folders, and a loop that takes each new frame once its writer is done with it."""
 from __future__ import annotations
 
 import time
@@ -22,6 +22,18 @@ def file_signature(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return stat.st_size, stat.st_mtime_ns
+
+
+def experiment_folders(folder: Path) -> list[Path]:
+    """The experiment folders of a folder that holds no frames of its own: its sub-folders
+    (hidden ones and links skipped) that hold frames, in natural order. [] for a folder of
+    frames."""
+    from gacrystal.images import list_images, natural_key
+    if list_images(folder):
+        return []
+    subs = [p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()
+            and not p.name.startswith(".") and list_images(p)]
+    return sorted(subs, key=natural_key)
 
 
 def new_frames(folder: Path, monitor: Monitor) -> list[Path]:
