@@ -83,9 +83,6 @@ DEMO_IMAGES_PER_CLASS = 400
 # 70 distinct crops for five looks. Two copies on average keep the leak-free split meaningful and
 # give the classifier three times as many distinct PG crops to learn from.
 DEMO_PG_GROUP_SIZES = (1, 2, 3)
-# Of the 400 per class, this many are blobs cut from synthetic frames as GAmonitor.py cuts them
-# (gacrystal/frame_crops.py): without them every blob in a CEX slurry was called PG.
-DEMO_FRAME_CROPS = {"CEX": 200, "PG": 100}
 WEIGHTS_DIR = Path("weights")
 
 
@@ -141,7 +138,6 @@ def make_demo_data(split_dir: str):
     """--demo: synthetic images and their split, unless they are already there."""
     from gacrystal.images import find_class_folders
     from gacrystal.splitting import describe, split_dataset
-    from gacrystal.frame_crops import write_frame_crops
     from gacrystal.synthetic import drawn_by_older_generator, generate_dataset
     if Path(split_dir, "manifest.csv").exists():
         print(f"demo: using the existing split in {split_dir}")
@@ -155,18 +151,9 @@ def make_demo_data(split_dir: str):
     with exclusive_lock(split_dir, "another split"):
         if find_class_folders(DEMO_SOURCE) is None:
             print(f"demo: writing synthetic images to {DEMO_SOURCE}")
-            crops = {name: DEMO_IMAGES_PER_CLASS - DEMO_FRAME_CROPS[name] for name in ("CEX", "PG")}
-            written = generate_dataset(DEMO_SOURCE, crops["CEX"], crops["PG"],
-                                       pg_group_sizes=DEMO_PG_GROUP_SIZES)
-            print(f"demo: cutting {DEMO_FRAME_CROPS['CEX']} CEX and {DEMO_FRAME_CROPS['PG']} PG "
-                  "blobs from synthetic frames, as the monitor cuts them")
-            folders = {name: paths[0].parent for name, paths in written.items()}
-            write_frame_crops(folders["CEX"], folders["PG"], DEMO_FRAME_CROPS["CEX"],
-                              DEMO_FRAME_CROPS["PG"], seed=42,
-                              first_number={name: crops[name] + 1 for name in crops})
-        # Shuffled (the original splits in file order, as the Kaggle files were taken): the
-        # frame blobs are numbered after the drawn crops and would otherwise all land in val/test.
-        print(describe(split_dataset(DEMO_SOURCE, split_dir, shuffle=True)))
+            generate_dataset(DEMO_SOURCE, DEMO_IMAGES_PER_CLASS, DEMO_IMAGES_PER_CLASS,
+                             pg_group_sizes=DEMO_PG_GROUP_SIZES)
+        print(describe(split_dataset(DEMO_SOURCE, split_dir)))
 
 
 def main(argv=None):

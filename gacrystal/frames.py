@@ -254,8 +254,7 @@ def generate_frames(out, count: int, spike_frame: int, width: int = 1280, height
 
 def read_truth(path) -> dict[str, dict]:
     """truth.csv by frame name: {"time", "elapsed_s", "spike_frame", "pg": [boxes],
-    "pg_area": [px or None, one per PG box], "distractors": [boxes], "objects": [(kind, box)]},
-    each box (x, y, w, h); "objects" holds every row's kind (pg, bubble, out_of_focus, starburst)."""
+    "pg_area": [px or None, one per PG box], "distractors": [boxes]}, each box (x, y, w, h)."""
     import csv
     frames = {}
     with open(path, newline="", encoding="utf-8") as f:
@@ -263,11 +262,10 @@ def read_truth(path) -> dict[str, dict]:
             entry = frames.setdefault(row["frame"], {
                 "time": row["time"], "elapsed_s": float(row["elapsed_s"]),
                 "spike_frame": int(row["spike_frame"]), "pg": [], "pg_area": [],
-                "distractors": [], "objects": []})
+                "distractors": []})
             if row["kind"]:
                 box = tuple(int(row[k]) for k in ("x", "y", "w", "h"))
                 entry["pg" if row["kind"] == "pg" else "distractors"].append(box)
-                entry["objects"].append((row["kind"], box))
                 if row["kind"] == "pg":
                     entry["pg_area"].append(float(row["area_px"]) if row.get("area_px") else None)
     return frames
