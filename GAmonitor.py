@@ -35,6 +35,7 @@ demo = False  # monitor a synthetic spiking run with the demo model (trained fir
 min_area = 3000  # px: smaller bright blobs are not agglomerates (needle crossings)
 tile_size = 0  # px side of the tiles over the needle field; 0: the model card's crop size
 um_per_px = 0.0  # the probe's scale, to also give sizes in µm; 0: px only
+window_frames = 10  # good frames the size distributions over a window pool (sizes.csv)
 # time
 time_source = "auto"  # auto (times CSV, else the image's EXIF time, else file time), times, exif, mtime, order
 times = ""  # CSV with columns frame (file name) and time (ISO 8601, or seconds)
@@ -49,6 +50,14 @@ watch = False  # keep running and process frames as the probe writes them (Ctrl-
 poll_s = 2.0  # seconds between looks at the folder
 stop_after_idle = 0.0  # watch mode: stop after this many seconds without a new frame; 0: never
 retries = 3  # watch mode: polls a frame may fail to read before it is reported unreadable
+# plant integration
+opcua = ""  # serve the run's state on OPC UA at this URL, e.g. opc.tcp://127.0.0.1:4840/gacrystal/; empty: off
+opcua_certificate = ""  # with opcua_private_key: encrypt (Basic256Sha256); a DER or PEM certificate
+opcua_private_key = ""  # the certificate's private key (PEM)
+opcua_users = ""  # a file of name:password lines: only these users may connect (no anonymous)
+# corrections back into training (reads OUT, monitors nothing)
+export_crops = ""  # write OUT's counted regions as crops into this folder (cex/, pg/), then stop
+corrections = ""  # with export_crops: a corrections.csv of verdicts (right, wrong, neither)
 # output and speed
 overlay_every = 10  # an overlay PNG of every N-th frame (and of the alarm's frame); 0: none
 batch_size = 32  # crops per forward pass
@@ -60,6 +69,7 @@ overwrite = False  # replace an earlier run's results in OUT instead of going on
 
 DEMO = {"frames": "images/frames-synthetic", "out": "monitor-demo"}
 DEMO_FRAMES, DEMO_SPIKE = 60, 31  # a spiking run: pure CEX, then PG added from frame 31 on
+PAGE_REFRESH_S = 10  # a watch's monitor.html reloads itself this often (it is redrawn as often)
 
 
 def check_settings(s: dict, given: set):
@@ -77,7 +87,8 @@ def check_settings(s: dict, given: set):
         raise UserError(f"no times CSV at times={s['times']}")
     if s["times"]:
         read_times(s["times"])  # a malformed table is reported now, not mid-run
-    for name in ("min_area", "batch_size", "frames_per_batch", "retries", "baseline_frames"):
+    for name in ("min_area", "batch_size", "frames_per_batch", "retries", "baseline_frames",
+                 "window_frames"):
         if s[name] < 1:
             raise UserError(f"{name} must be at least 1. Received: {name}={s[name]}")
     for name in ("um_per_px", "interval", "poll_s", "stop_after_idle", "overlay_every",
@@ -99,6 +110,12 @@ def check_settings(s: dict, given: set):
         print(f"note: alarm_threshold={s['alarm_threshold']} is used; false_alarm_every only "
               "chooses a threshold when alarm_threshold is 0")
     s["time_source"] = wanted_source(s["time_source"], s["times"], "interval" in given)
+    if s["opcua"]:
+        from gacrystal.monitoring.opcua import check_url
+        check_url(s["opcua"])
+        for name in ("opcua_certificate", "opcua_private_key", "opcua_users"):
+            if s[name] and not Path(s[name]).is_file():
+                raise UserError(f"no file at {name}={s[name]}")
     if s["demo"]:
         return
     folder = Path(s["frames"])
@@ -152,8 +169,22 @@ def check_out(s: dict, model: Path) -> dict:
     return identity
 
 
-def open_run(s: dict, classifier):
-    """The Monitor for OUT: a new run, or the earlier one in OUT taken up where it stopped."""
+def start_opcua(s: dict):
+    """--opcua URL: the OPC UA server with the run's variables, started (None without it)."""
+    if not s["opcua"]:
+        return None
+    from gacrystal.monitoring.opcua import OpcUaServer
+    server = OpcUaServer(s["opcua"], Path(s["out"]).name, s["opcua_certificate"],
+                         s["opcua_private_key"], s["opcua_users"])
+    server.start()
+    print(f"OPC UA: serving the run's state at {s['opcua']} (Objects/GAmonitor/"
+          f"{Path(s['out']).name}; read-only)")
+    return server
+
+
+def open_run(s: dict, classifier, server=None):
+    """The Monitor for OUT: a new run, or the earlier one in OUT taken up where it stopped;
+    with an OPC UA server, each frame is published on it."""
     from gacrystal.candidates import DEFAULT_TILE_SIZE
     from gacrystal.monitoring import CusumRule, FrameClock, Monitor
     from gacrystal.monitoring.state import clear_outputs, load_state
@@ -169,7 +200,10 @@ def open_run(s: dict, classifier):
                   um_per_px=s["um_per_px"], batch_size=s["batch_size"],
                   threshold=s["threshold"], reject=s["reject"],
                   overlay_every=s["overlay_every"], on_alarm=announce,
-                  on_figures=lambda figures: print(f"baseline learnt: {figures.describe()}"))
+                  on_figures=lambda figures: print(f"baseline learnt: {figures.describe()}"),
+                  window_frames=s["window_frames"], latest_overlay=s["watch"])
+    if server is not None:
+        run.on_frame = lambda frame: server.publish(frame, run)
     run.resume(load_state(out))
     if run.frames:
         print(f"going on with the run in {out}: {len(run.frames)} frames already done")
@@ -220,7 +254,7 @@ def watch_folder(run, s: dict, save):
             print(f"{len(run.frames)} frames done", flush=True)
             last_count = len(run.frames)
         if time.time() - last_drawn > 10:
-            write_pictures(run, s, alarm_text(run))
+            write_pictures(run, s, alarm_text(run), live=True)
             last_drawn = time.time()
     watch(run, Path(s["frames"]), s["poll_s"], s["retries"], s["frames_per_batch"],
           s["stop_after_idle"], on_poll=after_poll)
@@ -237,14 +271,19 @@ def report_run(run, done: int, out: str, page: Path):
     print(f"see {page} (trend, overlays, frames, detections to review)")
 
 
-def write_pictures(run, s: dict, alarm_text: str):
+def write_pictures(run, s: dict, alarm_text: str, live: bool):
+    """trend.png, monitor.html (live: reloading itself, for a watch) and the corrections.csv
+    template of the regions it shows (never over the user's marks)."""
+    from gacrystal.monitoring.corrections import write_template
     from gacrystal.monitoring.overlay import OVERLAYS
     from gacrystal.monitoring.page import write_page
     from gacrystal.monitoring.trend import TREND, plot_trend
     if run.frames:
         plot_trend(run.frames, run.out / TREND)
+    highest, uncertain = run.picks.rows()
+    write_template(run.out, highest + [p for p in uncertain if p not in highest])
     return write_page(run.out, run.frames, s, alarm_text, Path(s["frames"]), run.out / OVERLAYS,
-                      run.picks, run.alarm.figures)
+                      run.picks, run.alarm.figures, refresh_s=PAGE_REFRESH_S if live else 0)
 
 
 def alarm_text(run) -> str:
@@ -254,11 +293,31 @@ def alarm_text(run) -> str:
     return f"ALARM: PG has appeared at {frame.frame}, {when(frame)}."
 
 
+def export_for_training(s: dict):
+    """--export_crops DIR: OUT's counted regions as training crops, corrected where marked
+    (gacrystal.monitoring.corrections); monitors nothing."""
+    from gacrystal.monitoring.corrections import export_run
+    counts, marked = export_run(Path(s["out"]), Path(s["export_crops"]),
+                                Path(s["corrections"]) if s["corrections"] else None)
+    dest = s["export_crops"]
+    print(f"exported to {dest}/cex and {dest}/pg: {counts['written']} crops written, "
+          f"{counts['already there']} already there, {counts['left out']} left out (UNKNOWN or "
+          f"marked neither), {counts['frames missing']} from frames no longer readable; "
+          f"{marked} regions corrected by {s['corrections'] or 'no corrections file'}")
+    print(f"next: python GAsplit.py --source {dest} --dest {dest}-split, then python GAmain.py "
+          f"--data {dest}-split --init_weights {s['weights']} (fine-tune the model on them)")
+    return 0
+
+
 def main(argv=None):
     s, given = parse_settings(__file__, "Watch a crystallization for PG in whole probe frames.",
                               argv)
     if s["demo"]:
         s, _ = layer_recipes(s, given, [("demo", DEMO)])
+    if s["export_crops"]:
+        return export_for_training(s)
+    if s["corrections"]:
+        raise UserError("corrections is read by --export_crops; pass --export_crops DIR too")
     check_settings(s, given)
     if s["demo"]:
         make_demo_inputs(s["weights"], s["frames"])
@@ -268,7 +327,8 @@ def main(argv=None):
         model = model_file(s["weights"])  # published weights by name: downloaded once
         identity = check_out(s, model)
         classifier = load_classifier(model)
-        run = open_run(s, classifier)
+        server = start_opcua(s)
+        run = open_run(s, classifier, server)
         print(f"frames: {s['frames']}; candidates: blobs of at least {s['min_area']} px and "
               f"{run.tile_size} px tiles; model: {s['weights']}")
         if s["reject"] and not run.classifier.can_reject:
@@ -284,8 +344,10 @@ def main(argv=None):
                 monitor_folder(run, Path(s["frames"]), s["frames_per_batch"], save)
         finally:  # also on Ctrl-C: what was done is in the tables and the pictures
             save()
-            page = write_pictures(run, s, alarm_text(run))
+            page = write_pictures(run, s, alarm_text(run), live=False)
             report_run(run, len(run.frames) - before, s["out"], page)
+            if server is not None:
+                server.stop()
     if s["demo"]:
         print(f"next: compare with the truth in {Path(s['frames'], 'truth.csv')} (spike at frame "
               f"{DEMO_SPIKE}); monitor your own frames with --frames FOLDER")

@@ -1,22 +1,32 @@
-"""Monitoring on synthetic spiking runs (run by hand): detection against truth.csv, the alarm, and
-frames per second (GAmonitor.py's pipeline).
+"""Monitoring on synthetic spiking runs and on frames made of real crops (run by hand): detection
+against truth.csv, the alarm and what it promises, sizes, OPC UA, frames per second
+(GAmonitor.py's pipeline with its defaults).
 
     python bench/monitor.py                    # the demo model in weights/ (GAmain.py --demo)
+    python bench/monitor.py --real ../shared/reference/real    # + frames made of real crops
     python bench/monitor.py --resnet101        # + ResNet-101 at 224 px, fp32 and int8 ONNX
+    python bench/monitor.py --before 1caadaf   # monitoring speed then and now, and stop
     python bench/monitor.py --picture monitor-demo   # the README's picture from a GAmonitor run
 
-Runs (written once into bench/_monitor/; see RUNS): spiking runs of 60 frames (PG from frame 31,
-21 or 26 on) and pure-CEX runs of 100 frames, all 1280 x 960; the outputs stay in
-bench/_monitor/out-RUN/. Reports:
+Runs (written once into bench/_monitor/; see RUNS, MOSAIC_RUNS): spiking runs of 60 frames (PG
+from frame 31, 21 or 26 on) and pure-CEX runs of 100 frames, all 1280 x 960; with --real, mosaics
+of the real crops (1 PG at the spike, one more every 3 frames) and a pure-CEX mosaic; the outputs
+stay in bench/_monitor/out-RUN/. Reports:
 - candidate recall: truth PG agglomerates whose centre any candidate's box covers (the tiles
   cover nearly everything, so this says little); blob recall: whose centre a blob's box covers;
   PG recall: whose centre a counted region labelled PG covers; PG precision: counted PG regions
   that cover a truth agglomerate's centre;
 - per-frame PG count error against truth (mean absolute), the PG fraction's error against
   truth PG / (counted CEX + PG);
-- the alarm: frames from the spike to the alarm; false alarms on the pure-CEX runs;
-- frames per second, the share of time finding candidates vs classifying, peak memory after
-  20 and after all frames (flat memory: the two agree).
+- the alarm (the default: a threshold for a false alarm every 24 h at the frames' 10 s): frames
+  from the spike to the alarm; false alarms on the pure-CEX runs; what it stated when it had
+  learnt its baseline (ARL0, delays); and stated against observed ARL0 for short targets on the
+  pure-CEX runs (the CUSUM replayed over their counts, restarted after each alarm);
+- the D50 of the PG blobs found against the truth's (and of UNKNOWN blobs against the bubbles'
+  and out-of-focus blobs'), synthetic runs only;
+- the time one frame's OPC UA update takes (--opcua; on by default);
+- frames per second, the share of time reading, finding, classifying and writing, peak memory
+  after 20 and after all frames (flat memory: the two agree).
 ResNet-101 has random weights here (ImageNet weights cannot be downloaded on these machines):
 its speed is that of the trained model; its labels mean nothing, so only speed is reported.
 """
@@ -62,10 +72,25 @@ def frames_of(name: str, crops: Path | None = None) -> Path:
     return folder
 
 
-def monitor(classifier, folder: Path, out: Path, limit: int | None = None) -> tuple[object, dict]:
+def monitor(classifier, folder: Path, out: Path, limit: int | None = None,
+            opcua: str = "") -> tuple[object, dict]:
+    """GAmonitor.py's pipeline with its default alarm (a threshold for a false alarm every 24 h
+    at the frames' interval); with opcua, each frame is also published on an OPC UA server and
+    the time that takes is kept (memory["publish_ms"])."""
     from gacrystal.monitoring import CusumRule, FrameClock, Monitor, in_groups, new_frames
-    run = Monitor(classifier, out, FrameClock("exif"), CusumRule(), overlay_every=0)
-    memory = {}
+    run = Monitor(classifier, out, FrameClock("exif"),
+                  CusumRule(threshold=None, false_alarm_every_s=24 * 3600), overlay_every=0)
+    memory, server = {"publish_ms": []}, None
+    if opcua:
+        from gacrystal.monitoring.opcua import OpcUaServer
+        server = OpcUaServer(opcua, run=out.name)
+        server.start()
+
+        def publish(frame):
+            started = time.perf_counter()
+            server.publish(frame, run)
+            memory["publish_ms"].append(1000 * (time.perf_counter() - started))
+        run.on_frame = publish
     paths = new_frames(folder, run)[:limit]
     started = time.perf_counter()
     for group in in_groups(paths, 4):
@@ -74,7 +99,37 @@ def monitor(classifier, folder: Path, out: Path, limit: int | None = None) -> tu
             memory["after_20_mb"] = peak_rss_mb()
     memory["seconds"] = time.perf_counter() - started
     memory["after_all_mb"] = peak_rss_mb()
+    if server is not None:
+        server.stop()
     return run, memory
+
+
+def d50(values) -> float | None:
+    return float(np.median(values)) if len(values) else None
+
+
+def sizes_against_truth(out: Path, folder: Path) -> dict:
+    """D50 of the PG blobs found (those that cover a truth agglomerate's centre) against the
+    truth's, and of the UNKNOWN blobs against the distractors' (bubbles, out-of-focus blobs):
+    equivalent diameters, px. Synthetic frames only (the truth knows the particles' areas)."""
+    truth = {"pg": [], "distractor": []}
+    centres = {}
+    for row in csv.DictReader(open(folder / "truth.csv", encoding="utf-8")):
+        if row["kind"] and row.get("area_px"):
+            kind = "pg" if row["kind"] == "pg" else "distractor"
+            if row["kind"] in ("pg", "bubble", "out_of_focus"):
+                truth[kind].append(np.sqrt(4 * float(row["area_px"]) / np.pi))
+                box = tuple(int(row[k]) for k in ("x", "y", "w", "h"))
+                centres.setdefault((row["frame"], kind), []).append(box)
+    found = {"pg": [], "distractor": []}
+    for row in csv.DictReader(open(out / "particles.csv", encoding="utf-8")):
+        if row["found_by"] != "blob" or row["counted"] != "1" or not row["diameter_px"]:
+            continue
+        kind = {"PG": "pg", "UNKNOWN": "distractor"}.get(row["label"])
+        if kind and any(centre_in(row, box) for box in centres.get((row["frame"], kind), [])):
+            found[kind].append(float(row["diameter_px"]))
+    return {kind: (d50(found[kind]), d50(truth[kind]), len(found[kind]), len(truth[kind]))
+            for kind in truth}
 
 
 def centre_in(row: dict, box) -> bool:
@@ -113,15 +168,19 @@ def detection(out: Path, truth: dict) -> dict:
             "fraction_mae": float(np.mean(fraction_errors)) if fraction_errors else None}
 
 
-def quality(classifier, label: str, runs: dict, crops: Path | None = None):
+def quality(classifier, label: str, runs: dict, crops: Path | None = None, opcua: str = ""):
+    """Every run monitored with GAmonitor.py's defaults: detection against truth, the alarm and
+    what it promised, sizes against truth, speed, memory; returns the runs' frames."""
     from gacrystal.frames import read_truth
     print(f"\n== {label}")
+    done = {}
     for name, (_, spike, _) in runs.items():
         folder = frames_of(name, crops)
         truth = read_truth(folder / "truth.csv")
         out = WORK / f"out-{name}"  # kept, to look at the overlays and tables afterwards
         shutil.rmtree(out, ignore_errors=True)
-        run, memory = monitor(classifier, folder, out)
+        run, memory = monitor(classifier, folder, out, opcua=opcua)
+        done[name] = run
         d = detection(out, truth)
         n = len(run.frames)
         fired = run.alarm_state.fired_at
@@ -130,18 +189,62 @@ def quality(classifier, label: str, runs: dict, crops: Path | None = None):
                      f"frame {fired + 1} ({fired + 1 - spike:+d} from the spike at {spike})")
         else:
             alarm = "FALSE ALARM at frame %d" % (fired + 1) if fired is not None else "none (right)"
-        pre = [f.summary.pg for f in run.frames[:spike - 1 if spike else n]]
+        pre = [f.summary.pg for f in run.frames[:spike - 1 if spike else n] if f.good]
         print(f"{name}: {n} frames, {n / memory['seconds']:.2f} frames/s "
               f"({run.time_shares()}); peak RSS {memory.get('after_20_mb', 0):.0f} MB after 20 "
               f"frames, {memory['after_all_mb']:.0f} MB after {n}")
         print(f"  alarm: {alarm}; PG regions per frame before PG: mean {np.mean(pre):.2f}, "
-              f"max {max(pre)}")
+              f"max {max(pre)}; frames not good: {sum(not f.good for f in run.frames)}")
+        if run.alarm.figures:
+            print(f"  {run.alarm.figures.describe()}")
         if d["truth_pg"]:
             print(f"  {d['truth_pg']} truth PG: candidate recall {d['candidate_recall']:.1%} (tiles "
                   f"included), blob recall {d['blob_recall']:.1%}, PG recall "
                   f"{d['pg_recall']:.1%}, PG precision {d['pg_precision']:.1%}")
         print(f"  PG count per frame: mean absolute error {d['count_mae']:.2f}; PG fraction: "
               f"mean absolute error {d['fraction_mae']:.3f}")
+        if crops is None:
+            for kind, (found, real, n_found, n_real) in sizes_against_truth(out, folder).items():
+                if found and real:
+                    print(f"  D50 of {kind} blobs: {found:.1f} px found ({n_found}) vs {real:.1f} "
+                          f"px true ({n_real}): {100 * (found - real) / real:+.1f}%")
+        if memory["publish_ms"]:
+            ms = np.array(memory["publish_ms"])
+            print(f"  OPC UA: publishing a frame's {len(ms)} updates took {np.median(ms):.1f} ms "
+                  f"(median; at most {ms.max():.1f} ms)")
+    return done
+
+
+def observed_false_alarms(runs: dict, targets=(25, 50, 100)):
+    """The alarm's stated ARL0 against the false alarms it gives on pure-CEX runs: for each
+    target, the threshold chosen from each run's own baseline, the CUSUM replayed over the run's
+    later good frames, restarted after each alarm; frames per false alarm, pooled."""
+    from gacrystal.monitoring import CusumRule
+    from gacrystal.monitoring.arl import CountModel, run_length, threshold_for
+    print("\n== stated vs observed ARL0 on the pure-CEX runs (thresholds for short targets, so "
+          "that false alarms happen)")
+    for target in targets:
+        frames = alarms = 0
+        stated = []
+        for run in runs.values():
+            counts = [f.summary.pg for f in run.frames if f.good]
+            rule = CusumRule(baseline_frames=10)
+            for c in counts[:10]:
+                rule.baseline.append(c)
+            rule.mean, rule.spread = float(np.mean(counts[:10])), max(float(np.std(counts[:10])), 1.0)
+            model = CountModel.fit(counts[:10])
+            h = threshold_for(rule.step_for, model, target)
+            stated.append(run_length(rule.step_for(h), h, model))
+            step, statistic = rule.step_for(h), 0.0
+            for c in counts[10:]:
+                frames += 1
+                statistic = float(step(statistic, c))
+                if statistic > h:
+                    alarms += 1
+                    statistic = 0.0
+        observed = frames / alarms if alarms else float("inf")
+        print(f"  target {target} frames: stated ARL0 {np.round(stated, 1).tolist()} (per run); "
+              f"observed {alarms} false alarms in {frames} frames: one every {observed:.1f}")
 
 
 def resnet101_speed(frames: int):
@@ -174,6 +277,52 @@ def resnet101_speed(frames: int):
         shutil.rmtree(work, ignore_errors=True)
 
 
+SPEED_CHILD = """
+import json, shutil, sys, tempfile, time
+from pathlib import Path
+from gacrystal.classifier import load_classifier
+folder, weights = Path(sys.argv[1]), sys.argv[2]
+out = Path(tempfile.mkdtemp())
+classifier = load_classifier(weights)
+try:
+    from gacrystal.monitoring import CusumRule, FrameClock, Monitor, in_groups, new_frames
+    alarm = CusumRule(threshold=None, false_alarm_every_s=86400)
+except ImportError:  # the code before gacrystal/monitoring/ (issue 24)
+    from gacrystal.monitor import FrameClock, Monitor, OnsetAlarm as CusumRule, in_groups, new_frames
+    alarm = CusumRule()
+run = Monitor(classifier, out, FrameClock("exif"), alarm, overlay_every=0)
+paths = new_frames(folder, run)
+started = time.perf_counter()
+for group in in_groups(paths, 4):
+    run.process(group)
+print(json.dumps({"frames_per_s": len(paths) / (time.perf_counter() - started)}))
+shutil.rmtree(out)
+"""
+
+
+def speed_before_after(commit: str, weights: str, rounds: int = 2):
+    """Frames per second of the monitor at `commit` and now, on the spiking run, alternating
+    (each in a fresh process: the same start-up costs, the machine's drift shared)."""
+    import json
+    import subprocess
+    import sys
+    folder = frames_of("spiking")
+    archive = subprocess.run(["git", "archive", commit, "gacrystal"], cwd=ROOT, check=True,
+                             capture_output=True).stdout
+    before = Path(tempfile.mkdtemp())
+    subprocess.run(["tar", "-x", "-C", str(before)], input=archive, check=True)
+    speeds = {"before": [], "now": []}
+    for _ in range(rounds):
+        for label, code in (("before", before), ("now", ROOT)):
+            result = subprocess.run([sys.executable, "-c", SPEED_CHILD, str(folder), weights],
+                                    cwd=code, capture_output=True, text=True, check=True)
+            speeds[label].append(json.loads(result.stdout.strip().splitlines()[-1])["frames_per_s"])
+    b, n = np.median(speeds["before"]), np.median(speeds["now"])
+    print(f"monitoring speed on {folder.name} ({len(list(folder.glob('*.png')))} frames): at {commit} "
+          f"{b:.2f} frames/s {np.round(speeds['before'], 2).tolist()}, now {n:.2f} "
+          f"{np.round(speeds['now'], 2).tolist()}: {100 * (n - b) / b:+.1f}%")
+
+
 def readme_picture(run_dir: Path, dest: Path):
     """docs/monitoring.jpg: the overlay of the frame where the alarm fired beside the trend."""
     from PIL import Image
@@ -200,6 +349,11 @@ def main():
                         "also measure on frames made of them (MOSAIC_RUNS), e.g. "
                         "../shared/reference/real")
     parser.add_argument("--only_real", action="store_true", help="with --real: skip the synthetic runs")
+    parser.add_argument("--opcua", default="opc.tcp://127.0.0.1:48480/bench/",
+                        help="publish every frame on an OPC UA server at this URL and time it "
+                        "(empty: off)")
+    parser.add_argument("--before", help="a commit: monitoring speed of its code against this "
+                        "code's, on the spiking run, each in fresh processes, and stop")
     parser.add_argument("--picture", help="write docs/monitoring.jpg from this GAmonitor.py output "
                         "folder (e.g. monitor-demo) and stop")
     args = parser.parse_args()
@@ -209,8 +363,13 @@ def main():
     print(f"machine: {machine()}")
     from gacrystal.classifier import load_classifier
     classifier = load_classifier(args.weights)
+    if args.before:
+        speed_before_after(args.before, args.weights)
+        return
     if not args.only_real:
-        quality(classifier, f"{args.weights} (demo model), synthetic frames", RUNS)
+        done = quality(classifier, f"{args.weights} (demo model), synthetic frames", RUNS,
+                       opcua=args.opcua)
+        observed_false_alarms({k: v for k, v in done.items() if RUNS[k][1] == 0})
     if args.real:
         quality(classifier, f"{args.weights} (demo model), frames made of the crops in {args.real}",
                 MOSAIC_RUNS, Path(args.real))

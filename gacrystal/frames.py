@@ -14,8 +14,8 @@ of a stirred suspension, so particles do not persist from frame to frame.
 Output: OUT/frame (n).png (8-bit grey stored as RGB, with its time in the EXIF DateTime tag and as
 the file's modification time) and OUT/truth.csv: one row per object (pg, bubble, out_of_focus,
 starburst; a frame without any has one row with an empty kind): frame, time, elapsed_s, spike_frame,
-pg_in_frame, kind, x, y, w, h (the box, in px). Nothing depends on the frame size: the real probe's
-is not known here.
+pg_in_frame, kind, x, y, w, h (the box, in px), area_px (where known: the particle's own area).
+Nothing depends on the frame size: the real probe's is not known here.
 
 Each frame is drawn from its own random stream, seeded by (seed, frame number): the same seed gives
 the same frames whatever the count.
@@ -48,7 +48,7 @@ STARBURSTS_PER_MEGAPIXEL = 0.8  # CEX rods radiating from one bright point (not 
 START_TIME = dt.datetime(2026, 1, 12, 9, 0, 0)  # the synthetic experiment's first frame
 TRUTH_FILE = "truth.csv"
 TRUTH_COLUMNS = ["frame", "time", "elapsed_s", "spike_frame", "pg_in_frame", "kind", "x", "y",
-                 "w", "h"]
+                 "w", "h", "area_px"]
 
 
 def frame_name(number: int) -> str:
@@ -88,9 +88,9 @@ def patch_box(centre, reach, width, height) -> tuple[int, int, int, int]:
     return x0, y0, x1, y1
 
 
-def add_agglomerate(canvas, rng, centre, radius) -> tuple[int, int, int, int]:
+def add_agglomerate(canvas, rng, centre, radius) -> tuple[int, int, int, int, int]:
     """Draws one PG agglomerate (in one of the PG_REGIMES' looks of gacrystal.synthetic) into
-    canvas; returns its box x, y, w, h (where its outline reaches)."""
+    canvas; returns its box x, y, w, h (where its outline reaches) and its area in px."""
     height, width = canvas.shape
     x0, y0, x1, y1 = patch_box(centre, 1.6 * radius, width, height)
     _, look = pg_look(rng)
@@ -100,7 +100,8 @@ def add_agglomerate(canvas, rng, centre, radius) -> tuple[int, int, int, int]:
     if look == "coarse":  # bright needles crossing in front of it
         canvas[y0:y1, x0:x1] = screen(canvas[y0:y1, x0:x1], needles_in_front(patch, rng))
     ys, xs = np.nonzero(alpha > 0.5)
-    return int(x0 + xs.min()), int(y0 + ys.min()), int(np.ptp(xs) + 1), int(np.ptp(ys) + 1)
+    return (int(x0 + xs.min()), int(y0 + ys.min()), int(np.ptp(xs) + 1), int(np.ptp(ys) + 1),
+            len(xs))
 
 
 def add_starburst(canvas, rng, centre) -> tuple[int, int, int, int]:
@@ -156,8 +157,8 @@ def draw_frame(rng, width: int, height: int, pg_count: int) -> tuple[np.ndarray,
     for i, centre in place_apart(rng, radii, width, height):
         radius = radii[i]
         if i < pg_count:
-            x, y, w, h = add_agglomerate(canvas, rng, centre, radius)
-            objects.append({"kind": "pg", "x": x, "y": y, "w": w, "h": h})
+            x, y, w, h, area = add_agglomerate(canvas, rng, centre, radius)
+            objects.append({"kind": "pg", "x": x, "y": y, "w": w, "h": h, "area_px": area})
             continue
         if i >= pg_count + distractors:
             x, y, w, h = add_starburst(canvas, rng, centre)
@@ -167,7 +168,7 @@ def draw_frame(rng, width: int, height: int, pg_count: int) -> tuple[np.ndarray,
         (add_bubble if kind == "bubble" else add_out_of_focus)(canvas, rng, centre, radius)
         side = int(round(2 * radius))
         objects.append({"kind": kind, "x": int(centre[0] - radius), "y": int(centre[1] - radius),
-                        "w": side, "h": side})
+                        "w": side, "h": side, "area_px": round(np.pi * radius ** 2)})
     # A few rods in front of everything, out of the focal plane (some cross agglomerates).
     crops = width * height / 151 ** 2
     canvas = screen(canvas, rods_in_front((height, width), rng,
@@ -206,8 +207,8 @@ def write_frame(out: Path, number: int, spike_frame: int, width: int, height: in
     save_frame(pixels, out / frame_name(number), when)
     common = {"frame": frame_name(number), "time": when.isoformat(), "elapsed_s": elapsed,
               "spike_frame": spike_frame, "pg_in_frame": pg_count}
-    empty = {"kind": "", "x": None, "y": None, "w": None, "h": None}
-    return [{**common, **o} for o in objects] or [{**common, **empty}]
+    empty = {"kind": "", "x": None, "y": None, "w": None, "h": None, "area_px": None}
+    return [{**common, **empty, **o} for o in objects] or [{**common, **empty}]
 
 
 def generate_frames(out, count: int, spike_frame: int, width: int = 1280, height: int = 960,
@@ -253,15 +254,18 @@ def generate_frames(out, count: int, spike_frame: int, width: int = 1280, height
 
 def read_truth(path) -> dict[str, dict]:
     """truth.csv by frame name: {"time", "elapsed_s", "spike_frame", "pg": [boxes],
-    "distractors": [boxes]}, each box (x, y, w, h)."""
+    "pg_area": [px or None, one per PG box], "distractors": [boxes]}, each box (x, y, w, h)."""
     import csv
     frames = {}
     with open(path, newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
             entry = frames.setdefault(row["frame"], {
                 "time": row["time"], "elapsed_s": float(row["elapsed_s"]),
-                "spike_frame": int(row["spike_frame"]), "pg": [], "distractors": []})
+                "spike_frame": int(row["spike_frame"]), "pg": [], "pg_area": [],
+                "distractors": []})
             if row["kind"]:
                 box = tuple(int(row[k]) for k in ("x", "y", "w", "h"))
                 entry["pg" if row["kind"] == "pg" else "distractors"].append(box)
+                if row["kind"] == "pg":
+                    entry["pg_area"].append(float(row["area_px"]) if row.get("area_px") else None)
     return frames

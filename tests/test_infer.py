@@ -78,8 +78,11 @@ def test_paths_pil_images_and_arrays_give_the_same_answer(runs, test_images):
 def test_keras_and_onnx_paths_agree(runs, test_images):
     on_keras = load_classifier(runs["a"] / "model.keras").label(test_images)
     on_onnx = load_classifier(runs["a"] / "model.onnx").label(test_images)
+    # Not bit-equal: TensorFlow's oneDNN kernels and ONNX Runtime's sum in other orders through
+    # 101 layers, and which kernels run depends on the CPU (AVX-512 machines agreed to 1e-4; an
+    # AVX2-only EPYC differed by 6e-4 on one image of this barely trained model).
     np.testing.assert_allclose([r["p_pg"] for r in on_onnx], [r["p_pg"] for r in on_keras],
-                               atol=1e-4)
+                               atol=2e-3)
     assert [r["label"] for r in on_onnx] == [r["label"] for r in on_keras]
 
 

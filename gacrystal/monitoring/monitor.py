@@ -27,7 +27,7 @@ from gacrystal.images import ImageError, grey_levels, read_rgb, why_unreadable
 from gacrystal.monitoring.alarm import AlarmRule, AlarmState
 from gacrystal.monitoring.clock import FrameClock
 from gacrystal.monitoring.counting import OUT_OF_FOCUS, frame_summary, particle_records
-from gacrystal.monitoring.overlay import OVERLAYS, draw_overlay
+from gacrystal.monitoring.overlay import LATEST, OVERLAYS, draw_overlay
 from gacrystal.monitoring.page import ReviewPicks
 from gacrystal.monitoring.quality import BLIND_AFTER, Quality, QualityJudge
 from gacrystal.monitoring.sizes import SIZE_COLUMNS, SizeWindow
@@ -55,19 +55,24 @@ class Monitor:
         on_alarm: called with the FrameRecord of the frame where the alarm fires.
         on_figures: called with the alarm's AlarmFigures when it has learnt its baseline (also
             when a resumed run has replayed it); they are written to OUT/alarm.json.
+        on_frame: called with each FrameRecord once its rows are written (OPC UA publishes it).
+        latest_overlay: also draw the last frame of each batch as overlays/latest.png (a
+            watch's live page shows it).
     """
 
     def __init__(self, classifier, out: Path, clock: FrameClock, alarm: AlarmRule,
                  tile_size: int = 151, min_area: float = 3000, um_per_px: float = 0.0,
                  batch_size: int = 32, threshold: float = 0.5, reject: bool = True,
                  overlay_every: int = 10, on_alarm=None, on_figures=None,
-                 window_frames: int = 10):
+                 window_frames: int = 10, on_frame=None, latest_overlay: bool = False):
         self.classifier, self.out, self.clock, self.alarm = classifier, Path(out), clock, alarm
         self.tile_size, self.min_area, self.um_per_px = tile_size, min_area, um_per_px
         self.batch_size, self.threshold, self.reject = batch_size, threshold, reject
         self.overlay_every = overlay_every
         self.on_alarm = on_alarm or (lambda frame: None)
         self.on_figures = on_figures or (lambda figures: None)
+        self.on_frame = on_frame or (lambda frame: None)
+        self.latest_overlay = latest_overlay
         self.figures_told = False
         self.frames: list[FrameRecord] = []  # this run's and earlier runs'
         # {frame: (why, (size, mtime_ns))}: given up on while the file stays as it was
@@ -188,7 +193,9 @@ class Monitor:
         clock = self.lap("classify", clock)
         for (path, mtime, rgb, quality), candidates in zip(readable, found):
             frame_records = [next(records) if c.in_focus else OUT_OF_FOCUS for c in candidates]
-            self.record_frame(path, mtime, rgb, candidates, frame_records, quality)
+            particles = self.record_frame(path, mtime, rgb, candidates, frame_records, quality)
+        if self.latest_overlay and readable:
+            draw_overlay(rgb, self.frames[-1], particles, self.out / OVERLAYS / LATEST)
         self.lap("write", clock)
         return failed
 
@@ -242,6 +249,8 @@ class Monitor:
             draw_overlay(rgb, frame, particles, self.out / OVERLAYS / f"{Path(path.name).stem}.png")
         if frame.alarm.fired_now:
             self.on_alarm(frame)
+        self.on_frame(frame)
+        return particles
 
     @property
     def blind(self) -> bool:

@@ -98,6 +98,11 @@ class OpcUaServer:
         self.users = read_users(users) if users else None
         if bool(certificate) != bool(private_key):
             raise UserError("opcua encryption needs both opcua_certificate and opcua_private_key")
+        try:
+            import asyncua  # noqa: F401
+        except ImportError:
+            raise UserError("--opcua needs the asyncua package: pip install asyncua (or "
+                            "pip install -e .[plant] in this checkout)") from None
         self.server = None
         self.variables = {}
 

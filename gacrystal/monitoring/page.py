@@ -1,6 +1,8 @@
-"""monitor.html, the self-contained page of a run: the alarm, the trend, thumbnails of the
-latest overlays (and the alarm's), the PG detections to review (`ReviewPicks`), the frames and
-the settings."""
+"""monitor.html, the self-contained page of a run: the alarm or a blind probe, the trend, the
+latest frame (while watching: the page then reloads itself), thumbnails of the latest overlays
+(and the alarm's), the PG detections and uncertain regions to mark right or wrong
+(`ReviewPicks`; the marks are saved as corrections.csv by the page itself, offline), the frames
+and the settings."""
 from __future__ import annotations
 
 import heapq
@@ -8,6 +10,7 @@ from html import escape
 from pathlib import Path
 
 from gacrystal.files import csv_cells
+from gacrystal.monitoring.corrections import CORRECTIONS, VERDICTS
 from gacrystal.monitoring.records import FRAME_COLUMNS, FrameRecord, ParticleRecord
 from gacrystal.monitoring.trend import TREND
 from gacrystal.report import REPORT_STYLE, data_uri, html_table
@@ -55,7 +58,10 @@ def thumbnail(image, width: int = THUMBNAIL_WIDTH):
     return image
 
 
-def particle_cards(particles: list[ParticleRecord], frames_dir: Path) -> str:
+def particle_cards(particles: list[ParticleRecord], frames_dir: Path, marks: bool = True) -> str:
+    """Thumbnails of these regions with their facts; with marks, three choices each (right,
+    wrong: the other class, neither: not a crystal) that the page's button saves as
+    corrections.csv (gacrystal.monitoring.corrections)."""
     from PIL import Image
     from gacrystal.images import ImageError, read_rgb
     if not particles:
@@ -67,21 +73,65 @@ def particle_cards(particles: list[ParticleRecord], frames_dir: Path) -> str:
             picture = f'<img alt="crop" src="{data_uri(thumbnail(crop, 115))}">'
         except ImageError:
             picture = "(frame no longer readable)"
+        choice = ""
+        if marks:
+            key = escape(f"{p.frame}#{p.particle}")
+            data = escape(",".join(str(v) for v in (p.x, p.y, p.w, p.h, p.label, p.p_pg)))
+            choice = "".join(
+                f'<label><input type="radio" name="{key}" value="{verdict}" data-box="{data}">'
+                f"{verdict}</label> " for verdict in VERDICTS)
         cards.append(f'<div class="card">{picture}<br>{escape(p.frame)} #{p.particle}'
-                     f'<br>{p.label}, P(PG) {p.p_pg:.3f}, ood_score {_score(p.ood_score)}</div>')
+                     f'<br>{p.label}, P(PG) {p.p_pg:.3f}, ood_score {_score(p.ood_score)}'
+                     f'<br>{choice}</div>')
     return f'<div class="gallery">{"".join(cards)}</div>'
 
 
+# The page's button writes corrections.csv from the marks, in the browser (no server, offline).
+SAVE_SCRIPT = r"""<script>
+function saveCorrections() {
+  const head = "frame,particle,x,y,w,h,predicted,p_pg,verdict";
+  const quote = s => /[",\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
+  const rows = [], seen = new Set();
+  for (const input of document.querySelectorAll('input[type=radio]')) {
+    if (seen.has(input.name)) continue;
+    const picked = document.querySelector('input[name="' + CSS.escape(input.name) + '"]:checked');
+    seen.add(input.name);
+    const cut = input.name.lastIndexOf('#');
+    rows.push([quote(input.name.slice(0, cut)), input.name.slice(cut + 1),
+               input.dataset.box, picked ? picked.value : ''].join(','));
+  }
+  const blob = new Blob([head + "\n" + rows.join("\n") + "\n"], {type: 'text/csv'});
+  const link = document.createElement('a');
+  link.href = URL.createObjectURL(blob);
+  link.download = 'corrections.csv';
+  link.click();
+}
+</script>"""
+
+
+def state_banner(frames: list[FrameRecord], alarm_text: str) -> str:
+    """The run's state in one line: the alarm, or the probe blind, or watching."""
+    last = frames[-1] if frames else None
+    if last is not None and last.blind:
+        return (f'<p class="blind"><b>PROBE BLIND since the last frames ({escape(last.quality)}: '
+                f"{escape(last.quality_measure)})</b>. {escape(alarm_text)}</p>")
+    return f"<p><b>{escape(alarm_text)}</b></p>"
+
+
 def write_page(out: Path, frames: list[FrameRecord], settings: dict, alarm_text: str,
-               frames_dir: Path, overlays: Path, picks: ReviewPicks, figures=None) -> Path:
-    """monitor.html: the settings, the alarm and what it promises (figures: the alarm's
-    AlarmFigures, once learnt), the trend, a table of frames (as frames.csv writes them),
-    thumbnails of the latest overlays (and the alarm's) and the PG detections to review; every
-    picture embedded, so the page can be mailed, and their number bounded, so a long watch keeps
-    it small."""
+               frames_dir: Path, overlays: Path, picks: ReviewPicks, figures=None,
+               refresh_s: int = 0) -> Path:
+    """monitor.html: the state (alarm, probe blind) and what the alarm promises (figures: its
+    AlarmFigures, once learnt), the latest frame's overlay (while watching), the trend, the PG
+    detections and the most uncertain regions to mark right or wrong, thumbnails of the latest
+    overlays (and the alarm's), a table of frames (as frames.csv writes them) and the settings.
+    Every picture embedded, so the page can be mailed, and their number bounded, so a long watch
+    keeps it small; with refresh_s the page reloads itself that often (a watch's live page)."""
     from PIL import Image
+    from gacrystal.monitoring.overlay import LATEST
     highest, uncertain = picks.rows()
-    shots = sorted(overlays.glob("*.png"), key=lambda p: p.stat().st_mtime) if overlays.is_dir() else []
+    shots = sorted((p for p in overlays.glob("*.png") if p.name != LATEST),
+                   key=lambda p: p.stat().st_mtime) if overlays.is_dir() else []
     alarm = next((f.frame for f in frames if f.alarm.fired_now), None)
     shown = [p for p in shots if alarm and p.stem == Path(alarm).stem]
     shown += [p for p in shots[-PAGE_OVERLAYS:] if p not in shown]
@@ -90,17 +140,31 @@ def write_page(out: Path, frames: list[FrameRecord], settings: dict, alarm_text:
         with Image.open(shot) as image:
             thumbs.append(f'<a href="{escape(overlays.name)}/{escape(shot.name)}"><img '
                           f'alt="overlay" src="{data_uri(thumbnail(image))}"></a>')
+    latest = ""
+    if refresh_s and (overlays / LATEST).is_file():
+        with Image.open(overlays / LATEST) as image:
+            latest = (f'<h2>Latest frame: {escape(frames[-1].frame)}</h2><img alt="latest" '
+                      f'src="{data_uri(thumbnail(image, 900))}" style="max-width:100%">')
     table_rows = [csv_cells(f.row(), FRAME_COLUMNS) for f in frames]
     trend = out / TREND
-    page = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>PG monitoring</title>
-<style>{REPORT_STYLE}.shots img{{width:{THUMBNAIL_WIDTH}px;margin:3px}}</style></head><body>
+    reload = f'<meta http-equiv="refresh" content="{refresh_s}">' if refresh_s else ""
+    live = (f"<p>Watching: this page reloads every {refresh_s} s.</p>" if refresh_s else "")
+    page = f"""<!DOCTYPE html><html><head><meta charset="utf-8">{reload}<title>PG monitoring</title>
+<style>{REPORT_STYLE}.shots img{{width:{THUMBNAIL_WIDTH}px;margin:3px}}
+.blind{{background:#555;color:#fff;padding:.5em}}label{{margin-right:.4em}}</style>{SAVE_SCRIPT}
+</head><body>
 <h1>PG monitoring: {escape(str(frames_dir))}</h1>
-<p><b>{escape(alarm_text)}</b></p>
+{state_banner(frames, alarm_text)}{live}
 <p>{escape(figures.describe()) if figures else "The alarm is still learning its baseline."}</p>
 <p>{len(frames)} frames. The counts come from a crop classifier applied to candidate regions
 (bright blobs and a tile grid over the needle field); check the overlays below before trusting
 them on your own frames.</p>
+{latest}
 {f'<img alt="trend" src="{data_uri(trend)}" style="max-width:100%">' if trend.exists() else ''}
+<h2>Mark the regions below</h2><p>right, wrong (it is the other class) or neither (not a crystal:
+a bubble, debris); then <button onclick="saveCorrections()">save corrections.csv</button> and
+export the crops for training: <code>python GAmonitor.py --out {escape(out.name)} --export_crops
+DIR --corrections corrections.csv</code>. (Or edit {CORRECTIONS} beside this page.)</p>
 <h2>PG detections with the highest P(PG)</h2>{particle_cards(highest, frames_dir)}
 <h2>The most uncertain regions (P(PG) nearest 0.5)</h2>{particle_cards(uncertain, frames_dir)}
 <h2>Overlays</h2><p>Boxes: PG red, CEX green, UNKNOWN orange, not counted grey.

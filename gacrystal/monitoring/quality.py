@@ -12,8 +12,10 @@ alarm nor the fractions, and several in a row are a "probe blind" event. In the 
 - dark: the mean grey level below DARK_MEAN (probe out of the slurry, lamp off);
 - saturated: more than SATURATED_SHARE of the pixels at 250 or above (lamp too bright, a bubble
   on the window);
-- out of focus: the frame's detail (the mean band-pass response at 1.5-3 px, as the particle
-  finder measures blobs) below BLUR_SHARE of the median of the last good frames;
+- out of focus: the frame's detail (the mean band-pass response at 1-2 px) below BLUR_SHARE of
+  the median of the last good frames, and its sharpness (that response over the one at 2-4 px: a
+  blur takes the fine band first) below SHARPNESS_SHARE of theirs: both, since a scene with
+  less in it has less detail but no less sharpness;
 - fouled window: a deposit on the window stays where it is while the slurry moves. Over the last
   FOUL_WINDOW frames (shrunk by FOUL_SCALE), the share of the view whose grey level barely changes
   (its temporal spread below STATIC_SHARE of the view's median temporal spread) above FOULED_AREA.
@@ -32,12 +34,13 @@ import numpy as np
 GOOD = "good"
 DARK_MEAN = 20.0  # grey levels
 SATURATED_SHARE = 0.4  # of the pixels at >= 250
-BLUR_SHARE = 0.45  # of the recent good frames' median detail
+BLUR_SHARE = 0.65  # of the recent good frames' median detail (synthetic slurries: 0.75 at least)
+SHARPNESS_SHARE = 0.8  # and of their median sharpness (synthetic slurries: 0.82 at least)
 FOCUS_MEMORY = 10  # good frames whose detail the focus check compares with
 FOUL_WINDOW = 8  # frames
 FOUL_SCALE = 8  # the frames are shrunk by this much for the fouling check
 STATIC_SHARE = 0.25  # a cell is static when its temporal spread is below this share of the median
-FOULED_AREA = 0.004  # of the view static over FOUL_WINDOW frames: fouled (moving slurry: 0.05%)
+FOULED_AREA = 0.0015  # of the view static over FOUL_WINDOW frames: fouled (moving slurry: under 0.08%)
 BLIND_AFTER = 3  # frames in a row that are not good: the probe is blind
 
 
@@ -55,13 +58,14 @@ class Quality:
         return self.verdict == GOOD
 
 
-def detail_of(grey: np.ndarray) -> float:
-    """The mean absolute band-pass response (difference of Gaussians, 1.5 and 3 px) of a frame
-    shrunk by 2: granules, needles and edges score high, a blurred frame low."""
+def detail_of(grey: np.ndarray) -> tuple[float, float]:
+    """(detail, sharpness) of a frame: the mean absolute band-pass response at 1-2 px
+    (difference of Gaussians: granules, needles and edges score high, a blurred frame low), and
+    its ratio to the response at 2-4 px (a blur takes the fine band first, whatever the scene)."""
     from scipy.ndimage import gaussian_filter
-    small = grey[: grey.shape[0] // 2 * 2, : grey.shape[1] // 2 * 2]
-    small = small.reshape(small.shape[0] // 2, 2, small.shape[1] // 2, 2).mean(axis=(1, 3))
-    return float(np.abs(gaussian_filter(small, 0.75) - gaussian_filter(small, 1.5)).mean())
+    g1, g2, g4 = (gaussian_filter(grey, sigma) for sigma in (1.0, 2.0, 4.0))
+    fine, coarse = float(np.abs(g1 - g2).mean()), float(np.abs(g2 - g4).mean())
+    return fine, fine / max(coarse, 1e-6)
 
 
 def shrunk(grey: np.ndarray, scale: int) -> np.ndarray:
@@ -73,7 +77,7 @@ class QualityJudge:
     """Judges frames in order; keeps the little history the relative checks need."""
 
     def __init__(self):
-        self.details: deque[float] = deque(maxlen=FOCUS_MEMORY)
+        self.details: deque[tuple[float, float]] = deque(maxlen=FOCUS_MEMORY)
         self.recent: deque[np.ndarray] = deque(maxlen=FOUL_WINDOW)
         self.previous: np.ndarray | None = None
 
@@ -90,16 +94,19 @@ class QualityJudge:
         saturated = float((grey >= 250).mean())
         if saturated > SATURATED_SHARE:
             return Quality("saturated", f"{saturated:.0%} of the pixels at 250 or above")
-        detail = detail_of(grey)
-        if len(self.details) >= 3 and detail < BLUR_SHARE * float(np.median(self.details)):
-            return Quality("out of focus", f"detail {detail:.2f} (recent frames "
-                           f"{np.median(self.details):.2f})", detail=detail)
+        detail, sharpness = detail_of(grey)
+        if len(self.details) >= 3:
+            usual_detail, usual_sharpness = np.median(np.array(self.details), axis=0)
+            if detail < BLUR_SHARE * usual_detail and sharpness < SHARPNESS_SHARE * usual_sharpness:
+                return Quality("out of focus", f"detail {detail:.2f}, sharpness {sharpness:.2f} "
+                               f"(recent frames {usual_detail:.2f}, {usual_sharpness:.2f})",
+                               detail=detail)
         self.recent.append(shrunk(grey, FOUL_SCALE))
         static = self.static_share()
         if static is not None and static > FOULED_AREA:
             return Quality("fouled window", f"{static:.1%} of the view unchanged over "
                            f"{FOUL_WINDOW} frames", detail=detail, static_share=static)
-        self.details.append(detail)
+        self.details.append((detail, sharpness))
         return Quality(GOOD, "", detail=detail, static_share=static)
 
     def static_share(self) -> float | None:

@@ -1,0 +1,152 @@
+"""A monitored run's regions back into training: the marks made on monitor.html (or in
+corrections.csv), and the counted regions' crops exported in the Kaggle layout for GAsplit.py and
+`GAmain.py --init_weights` (GAmonitor.py --export_crops DIR [--corrections FILE]).
+
+corrections.csv: one row per region shown for review (frame, particle, box, predicted, p_pg) and
+a `verdict`: right (the label is right), wrong (it is the other class), neither (not a crystal:
+a bubble, debris; left out of training), or empty (not looked at). A region labelled UNKNOWN
+marked wrong takes the class its P(PG) points to.
+
+The export writes each counted region's crop (CEX tiles and PG blobs; UNKNOWN ones only where a
+verdict gives them a class) as DIR/cex/NAME.png or DIR/pg/NAME.png, with the class its verdict
+gives, and one row per crop in DIR/crops.csv (file, class, frame, particle, box, predicted,
+p_pg, verdict): back from every crop to its frame and box. Nothing is overwritten: a crop already
+there with the same pixels is not written again, a different one of the same name gets its hash
+in its name.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from gacrystal.errors import UserError
+from gacrystal.files import CSV_TEXT, append_csv, write_csv
+from gacrystal.images import CLASS_NAMES, UNKNOWN, ImageError, read_rgb
+
+CORRECTIONS = "corrections.csv"
+VERDICTS = ("right", "wrong", "neither")
+CORRECTION_COLUMNS = ["frame", "particle", "x", "y", "w", "h", "predicted", "p_pg", "verdict"]
+CROPS_CSV = "crops.csv"
+CROP_COLUMNS = ["file", "class", "frame", "particle", "x", "y", "w", "h", "predicted", "p_pg",
+                "verdict"]
+PG, CEX = CLASS_NAMES[1], CLASS_NAMES[0]
+
+
+def write_template(out: Path, particles) -> bool:
+    """OUT/corrections.csv listing these regions with empty verdicts, unless the file already
+    holds a verdict (the user's marks are never written over). Returns whether it was written."""
+    path = out / CORRECTIONS
+    if path.is_file() and any(verdict for verdict in read_corrections(path).values()):
+        return False
+    rows = [{"frame": p.frame, "particle": p.particle, "x": p.x, "y": p.y, "w": p.w, "h": p.h,
+             "predicted": p.label, "p_pg": p.p_pg, "verdict": ""} for p in particles]
+    write_csv(rows, path, CORRECTION_COLUMNS)
+    return True
+
+
+def read_corrections(path: Path) -> dict[tuple[str, int], str]:
+    """{(frame, particle): verdict} of a corrections.csv (empty verdicts included); a verdict
+    that is not right, wrong, neither or empty is refused with its line."""
+    if not path.is_file():
+        raise UserError(f"no corrections file at corrections={path}; mark regions on "
+                        "monitor.html and save them, or edit the corrections.csv beside it")
+    verdicts = {}
+    with open(path, **CSV_TEXT) as f:
+        for line, row in enumerate(csv.DictReader(f), start=2):
+            verdict = (row.get("verdict") or "").strip().lower()
+            if verdict and verdict not in VERDICTS:
+                raise UserError(f"{path}, line {line}: verdict must be right, wrong, neither or "
+                                f"empty. Received: {row.get('verdict')!r}")
+            try:
+                verdicts[(row["frame"], int(row["particle"]))] = verdict
+            except (KeyError, ValueError):
+                raise UserError(f"{path}, line {line}: needs the columns frame and particle of "
+                                "a monitor's corrections.csv") from None
+    return verdicts
+
+
+def training_class(predicted: str, p_pg: float | None, verdict: str) -> str | None:
+    """The class a region joins training with, or None (left out)."""
+    if verdict == "neither":
+        return None
+    if verdict == "wrong":
+        if predicted == UNKNOWN:
+            return PG if (p_pg or 0) >= 0.5 else CEX
+        return CEX if predicted == PG else PG
+    return predicted if predicted in CLASS_NAMES else None
+
+
+def png_bytes(rgb) -> bytes:
+    from PIL import Image
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def place(folder: Path, name: str, data: bytes) -> tuple[Path, bool]:
+    """Writes data as folder/name unless that file holds it already; a different file of that
+    name stays, and the data goes beside it with its hash in the name. (path, written)."""
+    import hashlib
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / name
+    if target.exists():
+        if target.read_bytes() == data:
+            return target, False
+        target = folder / f"{Path(name).stem}_{hashlib.sha256(data).hexdigest()[:8]}.png"
+        if target.exists():
+            return target, False
+    target.write_bytes(data)
+    return target, True
+
+
+def export_crops(particle_rows, frames_dir: Path, dest: Path,
+                 verdicts: dict[tuple[str, int], str]) -> dict[str, int]:
+    """Writes the counted regions' crops into dest/cex/ and dest/pg/ (see the module's
+    docstring). particle_rows: particles.csv's rows. Returns counts: written, already there,
+    left out, frames missing."""
+    counts = {"written": 0, "already there": 0, "left out": 0, "frames missing": 0}
+    frame_name, rgb = None, None
+    for row in particle_rows:
+        if row["counted"] != "1":
+            continue
+        verdict = verdicts.get((row["frame"], int(row["particle"])), "")
+        p_pg = float(row["p_pg"]) if row["p_pg"] else None
+        class_name = training_class(row["label"], p_pg, verdict)
+        if class_name is None:
+            counts["left out"] += 1
+            continue
+        if row["frame"] != frame_name:  # particles.csv holds a frame's regions together
+            frame_name = row["frame"]
+            try:
+                rgb = read_rgb(frames_dir / frame_name)
+            except (ImageError, OSError):
+                rgb = None
+        if rgb is None:
+            counts["frames missing"] += 1
+            continue
+        x, y, w, h = (int(row[k]) for k in ("x", "y", "w", "h"))
+        name = f"{Path(frame_name).stem} #{row['particle']}.png"
+        path, written = place(dest / class_name.lower(), name, png_bytes(rgb[y:y + h, x:x + w]))
+        counts["written" if written else "already there"] += 1
+        if written:
+            append_csv(dest / CROPS_CSV, [{
+                "file": str(path.relative_to(dest)), "class": class_name, "frame": frame_name,
+                "particle": row["particle"], "x": x, "y": y, "w": w, "h": h,
+                "predicted": row["label"], "p_pg": p_pg, "verdict": verdict}], CROP_COLUMNS)
+    return counts
+
+
+def export_run(out: Path, dest: Path, corrections: Path | None) -> tuple[dict[str, int], int]:
+    """A monitored run's counted regions (out's particles.csv, its frames as monitor.json names
+    them) exported into dest, corrected by the verdicts in `corrections` (a file, or None).
+    Returns (export_crops's counts, the regions given a verdict)."""
+    from gacrystal.monitoring.state import load_state
+    from gacrystal.monitoring.tables import PARTICLES_CSV, iter_rows
+    state = load_state(out)
+    if state is None or not (out / PARTICLES_CSV).is_file():
+        raise UserError(f"no monitored run in out={out} (no monitor.json and particles.csv); "
+                        "monitor the frames first, then export with the same --out")
+    verdicts = read_corrections(corrections) if corrections else {}
+    counts = export_crops(iter_rows(out / PARTICLES_CSV), Path(state["frames"]), dest, verdicts)
+    return counts, sum(bool(v) for v in verdicts.values())
