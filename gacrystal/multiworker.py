@@ -15,7 +15,9 @@ stop rules, the NaN guard, history.csv and the backup exist once, in gacrystal/c
   step; the validation images are predicted piece by piece and the pieces summed into one vector
   (`validation_predictor`), from which every worker computes the same report.
 - TensorFlow waits for the workers of TF_CONFIG without a limit; `make_strategy` gives up after
-  worker_timeout seconds with a one-line error naming the worker that did not come up.
+  worker_timeout seconds with a one-line error naming the worker that did not come up. A worker
+  that stops later stops the others within seconds (TensorFlow's heartbeats), with a one-line
+  error too; the same command on every worker then continues from the last completed epoch.
 """
 from __future__ import annotations
 
@@ -26,7 +28,6 @@ import shutil
 import socket
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -90,28 +91,31 @@ def answers(address: str) -> bool:
         return False
 
 
-def give_up(config: dict, timeout: float):
-    """Ends this process with a one-line error. TensorFlow waits for the other workers inside C++,
-    where Python cannot interrupt it, so a timer does this instead of raising."""
-    absent = [f"{name} ({address})" for name, address in peers(config) if not answers(address)]
-    print(f"error: {', '.join(absent) or 'a worker of TF_CONFIG'} did not come up within "
-          f"worker_timeout={timeout:g} s; start every worker of TF_CONFIG, each with its own task "
-          "index, or check the addresses", file=sys.stderr, flush=True)
-    os._exit(2)
-
-
 def make_strategy(timeout: float):
-    """MultiWorkerMirroredStrategy from TF_CONFIG, once every worker has come up (at most
-    `timeout` seconds). Call it before any other TensorFlow work."""
+    """MultiWorkerMirroredStrategy from TF_CONFIG, once every worker has come up; after `timeout`
+    seconds without them, a one-line error naming those that did not. Call it before any other
+    TensorFlow work.
+
+    TensorFlow's coordination service (which MultiWorkerMirroredStrategy configures itself, with
+    no limit) is configured here first, the same way, with a registration barrier of `timeout`.
+    The barrier's switch has no argument in configure_coordination_service, so it is set on the
+    configuration the context holds (tests/test_multiworker.py checks that it still works).
+    """
     config = read_tf_config(os.environ.get("TF_CONFIG"))
     import tensorflow as tf
-    watchdog = threading.Timer(timeout, give_up, (config, timeout))
-    watchdog.daemon = True
-    watchdog.start()
-    strategy = tf.distribute.MultiWorkerMirroredStrategy()
-    tf.function(lambda: strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0)),
-                                        axis=None))()  # a first all-reduce: every worker is up
-    watchdog.cancel()
+    from tensorflow.python.eager import context
+    leader = "chief" if "chief" in config["cluster"] else "worker"
+    context.context().configure_coordination_service(
+        service_type="standalone", service_leader=f"/job:{leader}/replica:0/task:0",
+        cluster_register_timeout_in_ms=int(timeout * 1000))
+    context.context().coordination_service.cluster_register_with_barrier = True
+    try:
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError):
+        absent = [f"{name} ({address})" for name, address in peers(config) if not answers(address)]
+        raise UserError(f"{', '.join(absent) or 'a worker of TF_CONFIG'} did not come up within "
+                        f"worker_timeout={timeout:g} s; start every worker of TF_CONFIG, each with "
+                        "its own task index, or check the addresses") from None
     return strategy
 
 
