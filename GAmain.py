@@ -205,13 +205,16 @@ def main(argv=None):
         architecture = dict(backbone=s["backbone"], image_size=s["image_size"],
                             trainable_fraction=s["trainable_fraction"],
                             dropout=(s["dropout1"], s["dropout2"]), bn_momentum=s["bn_momentum"])
+        # several workers cut each batch into one piece a replica; one too small to cut sits out
+        pieces = replicas(strategy) if s["distribute"] == "multiworker" else 1
         with scope(strategy):
             print(f"training on {replicas(strategy)} device(s), {s['precision']}")
             model = training.build_and_compile(weights=s["weights"], lr=s["lr"],
                                                momentum=s["momentum"],
                                                lr_schedule=s["lr_schedule"],
                                                total_steps=s["epochs"] * steps_per_epoch(
-                                                   len(splits["train"]["paths"]), s["batch_size"]),
+                                                   len(splits["train"]["paths"]), s["batch_size"],
+                                                   pieces),
                                                jit_compile=JIT_COMPILE[s["jit_compile"]],
                                                **architecture)
             if s["init_weights"] and not backed_up:  # else the backup's weights follow
