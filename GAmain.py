@@ -13,6 +13,7 @@ report.html and config.json. The steps live in gacrystal.training and gacrystal.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ from gacrystal import runs as run_folder
 from gacrystal.cli import layer_recipes, parse_settings, run_main
 from gacrystal.distribution import (DISTRIBUTE, JIT_COMPILE, PRECISIONS, float32_copy,
                                     make_strategy, replicas, scope, set_precision,
-                                    synchronize_batchnorm)
+                                    synchronize_batchnorm, writes_run_folder)
 from gacrystal.errors import UserError
 from gacrystal.files import exclusive_lock
 
@@ -53,12 +54,14 @@ loss_patience = 50  # stop after this many epochs without val-loss improvement (
 loss_min_delta = 0.001  # the smallest val-loss decrease that counts as an improvement
 seed = 42  # seeds the head's initial weights, shuffling and augmentation (not the OOD fit's images)
 # system
-distribute = "auto"  # auto (all GPUs if more than one), none, mirrored (local devices); multiworker: see README
+distribute = "auto"  # auto (all GPUs if more than one), none, mirrored (local devices), multiworker (TF_CONFIG's machines: README)
 devices = ""  # mirrored: comma-separated devices, e.g. /gpu:0,/gpu:1; empty: every GPU
+worker_timeout = 300  # multiworker: seconds to wait for every worker of TF_CONFIG to come up
 precision = "float32"  # float32, mixed_bfloat16 (CPUs with AVX-512 BF16 or AMX, recent GPUs), mixed_float16 (GPUs)
 jit_compile = "auto"  # XLA: auto (Keras's rule: on with a GPU, off on a CPU), on, off
 # output
 runs = "runs"  # each run writes a new folder here, never over an earlier one
+run_name = ""  # the run folder's name in RUNS (empty: date_time_backbone); needed by multiworker
 export_onnx = True  # also write model.onnx (about 15 s for ResNet-101)
 resume = ""  # the folder of an interrupted run, to continue it from its last completed epoch
 # --- end of settings
@@ -132,6 +135,12 @@ def check_settings(s: dict):
                           ("jit_compile", JIT_COMPILE), ("lr_schedule", LR_SCHEDULES)):
         if s[name] not in allowed:
             raise UserError(f"{name} must be one of {', '.join(allowed)}. Received: {name}={s[name]}")
+    if s["distribute"] == "multiworker" and not s["run_name"]:
+        raise UserError("distribute=multiworker needs a run_name: every worker, and the same "
+                        "command started again after a stop, must find one run folder. "
+                        "Received: run_name=''")
+    if s["worker_timeout"] <= 0:
+        raise UserError(f"worker_timeout must be positive. Received: worker_timeout={s['worker_timeout']}")
 
 
 def make_demo_data(split_dir: str):
@@ -159,15 +168,26 @@ def make_demo_data(split_dir: str):
 def main(argv=None):
     s, source = resolve_settings(argv)
     with contextlib.ExitStack() as held:
+        chief = writes_run_folder(s["distribute"])  # several workers: only the chief writes
+        if s["distribute"] == "multiworker" and not s["resume"] and s["run_name"]:
+            # the same command again, on every worker, continues the run it started
+            s["resume"] = run_folder.earlier_start(Path(s["runs"], s["run_name"]), s)
         if s["resume"]:  # lock the run before reading its state
-            held.enter_context(exclusive_lock(s["resume"], "another training run"))
+            if chief:
+                held.enter_context(exclusive_lock(s["resume"], "another training run"))
             resumed, source = run_folder.resumed_settings(Path(s["resume"]))
             # settings newer than the run keep the block's values
             source = {**{name: "settings block" for name in s}, **source}
+            if resumed["distribute"] == "multiworker" and s["distribute"] != "multiworker":
+                raise UserError(f"{s['resume']} trains on several workers: continue it by starting "
+                                "every worker again with the command that started it")
             s = {**s, **resumed}
         check_settings(s)
-        strategy = make_strategy(s["distribute"], s["devices"])  # before other TensorFlow work
-        if s["demo"] and not s["resume"]:
+        strategy = make_strategy(s["distribute"], s["devices"],  # before other TensorFlow work
+                                 s["worker_timeout"])
+        if not chief:  # the chief reports; the other workers train with it and say nothing
+            held.enter_context(contextlib.redirect_stdout(held.enter_context(open(os.devnull, "w"))))
+        if s["demo"] and not s["resume"] and chief:
             make_demo_data(s["data"])
         import keras
         from gacrystal import training
@@ -177,32 +197,37 @@ def main(argv=None):
         set_precision(s["precision"])
         keras.utils.set_random_seed(s["seed"])
         resumed_dir = Path(s["resume"]) if s["resume"] else None
+        backed_up = run_folder.backed_up_epochs(resumed_dir)
         splits = training.load_splits(s["data"], s["image_size"], s["resize"], s["batch_size"],
-                                      s["augment"], s["seed"],
-                                      first_epoch=run_folder.backed_up_epochs(resumed_dir))
+                                      s["augment"], s["seed"], first_epoch=backed_up)
         counts = training.class_counts(splits)
         print("images:", ", ".join(f"{k} {v['CEX']} CEX + {v['PG']} PG" for k, v in counts.items()))
         architecture = dict(backbone=s["backbone"], image_size=s["image_size"],
                             trainable_fraction=s["trainable_fraction"],
                             dropout=(s["dropout1"], s["dropout2"]), bn_momentum=s["bn_momentum"])
+        # several workers cut each batch into one piece a replica; one too small to cut sits out
+        pieces = replicas(strategy) if s["distribute"] == "multiworker" else 1
         with scope(strategy):
             print(f"training on {replicas(strategy)} device(s), {s['precision']}")
             model = training.build_and_compile(weights=s["weights"], lr=s["lr"],
                                                momentum=s["momentum"],
                                                lr_schedule=s["lr_schedule"],
                                                total_steps=s["epochs"] * steps_per_epoch(
-                                                   len(splits["train"]["paths"]), s["batch_size"]),
+                                                   len(splits["train"]["paths"]), s["batch_size"],
+                                                   pieces),
                                                jit_compile=JIT_COMPILE[s["jit_compile"]],
                                                **architecture)
-            if s["init_weights"] and not s["resume"]:
+            if s["init_weights"] and not backed_up:  # else the backup's weights follow
                 training.start_from(model, s["init_weights"])
             if replicas(strategy) > 1:
                 synchronize_batchnorm(model)
         card = model_card(s["backbone"], s["image_size"], s["resize"])
         card["crop_size"] = training.typical_crop_size(splits["train"]["paths"],
                                                        splits["train"]["labels"])
-        run_dir = resumed_dir or run_folder.new_run_dir(s["runs"], s["backbone"], s["demo"])
-        if resumed_dir is None:  # made only now: a failed build leaves no empty run folder
+        if resumed_dir or not chief:
+            run_dir = resumed_dir or Path(s["runs"], s["run_name"])
+        else:  # made only now: a failed build leaves no empty run folder
+            run_dir = run_folder.new_run_dir(s["runs"], s["backbone"], s["demo"], s["run_name"])
             held.enter_context(exclusive_lock(run_dir, "another training run"))
             run_folder.write_config(run_dir, run_folder.run_config(s, source, card, counts,
                                                                    {"status": "running"}))
@@ -210,9 +235,13 @@ def main(argv=None):
         history, stopped_by = training.train_or_restore(
             model, run_dir, splits=splits, epochs=s["epochs"], batch_size=s["batch_size"],
             f1_stop=s["f1_stop"], f1_patience=s["f1_patience"], loss_patience=s["loss_patience"],
-            loss_min_delta=s["loss_min_delta"], from_scratch=s["weights"] is None)
+            loss_min_delta=s["loss_min_delta"], from_scratch=s["weights"] is None,
+            strategy=strategy, chief=chief)
+        if not chief:
+            return  # the chief writes the deliverables
         # Everything after training runs on one device, in float32: what labelling will see.
-        model = float32_copy(model, lambda: build_classifier(weights=None, **architecture))
+        model = float32_copy(model, lambda: build_classifier(weights=None, **architecture),
+                             strategy)
         scorer, sizes = scoring_model(model)
         card["feature_sizes"] = sizes  # for fitting OOD statistics to model.onnx later
         ood_stages, ood, val_p_pg = training.fit_ood_check(scorer, sizes, splits, s["image_size"],

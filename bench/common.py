@@ -6,6 +6,7 @@ import os
 import platform
 import resource
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -66,13 +67,31 @@ def median(values) -> float:
 
 
 def machine() -> str:
+    """Cores, CPU name with its family and model (the generation: the same name covers several),
+    Python, the flags that decide speed, and the load when the benchmark starts (a shared
+    machine's other work slows every figure)."""
     cpu = platform.processor() or ""
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
+        info = dict(line.split(":", 1) for line in open("/proc/cpuinfo").read().split("\n\n")[0]
+                    .splitlines() if ":" in line)
+        info = {key.strip(): value.strip() for key, value in info.items()}
+        cpu = f"{info['model name']} (CPU family {info['cpu family']}, model {info['model']})"
+    except (OSError, KeyError):
         pass
-    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}; {cpu_flags()}"
+    load = f"; load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
+    return (f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}; {cpu_flags()}"
+            f"{load}")
+
+
+def free_ports(n: int) -> list[int]:
+    """n free TCP ports on loopback (for worker processes)."""
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
 
 
 def cpu_flags() -> str:

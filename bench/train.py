@@ -2,12 +2,18 @@
 
     python bench/train.py                       # 320 train + 128 val images, 224 px, ResNet-101
     python bench/train.py --train 640 --val 256 --repeats 3 --image_size 224
+    python bench/train.py --workers 2          # (c) only: multi-worker scaling
 
 (a) ceiling: fit() on in-memory tensors of the same shapes, plus one predict() over the
     validation tensors: the same model and batch size, no input pipeline, no callbacks.
 (b) real: GAmain.main() itself on a synthetic split: decoding, caching, augmentation, the
     validation callback, CSV log, the per-epoch backup; its per-epoch time is history.csv's
     epoch_seconds plus the backup's time.
+(c) --workers N: GAmain.py --distribute multiworker as N worker processes on loopback ports, one
+    core each, against one worker on one core, at the same global batch: images/s (train + val
+    images per epoch, from the chief's history.csv) and the efficiency (N workers' images/s over
+    N times one worker's); the N-worker run twice, for the run-to-run agreement of the final
+    weights (and their distance from one worker's).
 Each runs in its own process; the first epoch (warm-up: tracing, caches) is excluded and the
 median of the rest is reported, with each process's peak resident memory.
 """
@@ -16,12 +22,14 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import machine, median, peak_rss_mb, run_child, synthetic_split
+from common import ROOT, free_ports, machine, median, peak_rss_mb, run_child, synthetic_split
 
 
 def ceiling(args) -> dict:
@@ -101,6 +109,8 @@ def main():
     parser.add_argument("--variants", default="",
                         help="also time the ceiling in these variants, each against float32 in "
                         "this run: bf16, xla, onednn-off, onednn-on (comma-separated)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="instead of (a) and (b): N workers of one core each against one")
     parser.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
     parser.add_argument("--jit_compile", default="auto", help=argparse.SUPPRESS)
     parser.add_argument("--child", choices=["ceiling", "real"], help=argparse.SUPPRESS)
@@ -116,6 +126,9 @@ def main():
     print(f"machine: {machine()}")
     print(f"{args.backbone}, {args.image_size} px, batch {args.batch_size}, "
           f"{args.train} train + {args.val} val images, median of {args.repeats} epochs after 1 warm-up")
+    if args.workers:
+        scaling(args)
+        return
     results = {mode: run_child(Path(__file__), [mode, *passed]) for mode in ("ceiling", "real")}
     for mode, r in results.items():
         r["median"] = median(r["epoch_seconds"][1:])
@@ -127,6 +140,67 @@ def main():
     print(f"  real epoch runs at {100 * ratio:.0f}% of the compute ceiling")
     if args.variants:
         time_variants(args, passed, results["ceiling"]["median"])
+
+
+def scaling(args):
+    """(c): one worker, then args.workers workers twice; each worker pinned to a core of its own."""
+    argv = ["--data", str(Path(args.work, "split")), "--runs", str(Path(args.work, "runs")),
+            "--weights", "none", "--epochs", str(args.repeats + 1), "--f1_stop", "2",
+            "--backbone", args.backbone, "--image_size", str(args.image_size),
+            "--batch_size", str(args.batch_size), "--distribute", "multiworker", "--no-export_onnx"]
+    images = args.train + args.val
+    runs = {}
+    for name, n in (("one", 1), ("several", args.workers), ("again", args.workers)):
+        started = time.perf_counter()
+        run_dir = train_on_workers(n, argv, f"{name}-{n}-workers", args.work)
+        with open(run_dir / "history.csv", newline="") as f:
+            seconds = [float(row["epoch_seconds"]) for row in csv.DictReader(f)]
+        runs[name] = {"dir": run_dir, "per_second": images / median(seconds[1:])}
+        print(f"  {n} worker(s) x 1 core: {median(seconds[1:]):7.1f} s/epoch "
+              f"{runs[name]['per_second']:7.1f} images/s   (epochs: "
+              f"{', '.join(f'{t:.1f}' for t in seconds)}; whole run {time.perf_counter() - started:.0f} s)")
+    speedup = runs["several"]["per_second"] / runs["one"]["per_second"]
+    print(f"  {args.workers} workers: {speedup:.2f}x one worker's images/s, efficiency "
+          f"{100 * speedup / args.workers:.0f}%")
+    print(f"  final weights, largest |difference|: {args.workers} workers run twice "
+          f"{weights_difference(runs['several']['dir'], runs['again']['dir']):.3g}; "
+          f"{args.workers} workers vs one worker "
+          f"{weights_difference(runs['several']['dir'], runs['one']['dir']):.3g}")
+
+
+def train_on_workers(n: int, argv: list[str], run_name: str, work: str) -> Path:
+    """GAmain.py ARGV --run_name RUN_NAME as n workers of one TF_CONFIG on loopback ports, worker
+    i on core i only; their output goes to WORK/logs. Returns the run folder."""
+    logs = Path(work, "logs")
+    logs.mkdir(exist_ok=True)
+    cluster = {"worker": [f"localhost:{port}" for port in free_ports(n)]}
+    processes = []
+    for i in range(n):
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", OMP_NUM_THREADS="1",
+                   TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1",
+                   TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}))
+        log = logs / f"{run_name}.worker{i}.log"
+        processes.append(subprocess.Popen(
+            [sys.executable, str(ROOT / "GAmain.py"), *argv, "--run_name", run_name], cwd=ROOT,
+            env=env,
+            stdout=log.open("w"), stderr=subprocess.STDOUT,
+            preexec_fn=lambda core=i % os.cpu_count(): os.sched_setaffinity(0, {core})))
+    if any([p.wait() != 0 for p in processes]):  # every one waited for
+        raise RuntimeError(f"a worker failed; its output is in {logs}")
+    return Path(argv[argv.index("--runs") + 1], run_name)
+
+
+def weights_difference(a: Path, b: Path) -> float:
+    """The largest absolute difference between two runs' final weights (their model.h5)."""
+    import h5py
+    import numpy as np
+    with h5py.File(a / "model.h5") as fa, h5py.File(b / "model.h5") as fb:
+        names = []
+        fa["model_weights"].visit(lambda name: names.append(name)
+                                  if isinstance(fa["model_weights"][name], h5py.Dataset) else None)
+        assert names, "no weights in model.h5"
+        return max(float(np.max(np.abs(fa["model_weights"][name][()] - fb["model_weights"][name][()]),
+                                initial=0)) for name in names)
 
 
 VARIANTS = {  # name -> (extra child arguments, extra environment)

@@ -59,18 +59,23 @@ class ValidationMetrics(keras.callbacks.Callback):
     The original evaluated the validation set three times per epoch (fit's validation, then two
     callbacks) and dropped the last partial batch; here one predict() over every image feeds the
     loss, the accuracy, the class-wise report and the F1 stop rule.
+
+    predictor: () -> P(PG) of every validation image, in order, instead of the model's predict()
+    over `dataset` (several workers: gacrystal.multiworker.validation_predictor).
     """
 
-    def __init__(self, dataset, labels, verbose=True):
+    def __init__(self, dataset, labels, verbose=True, predictor=None):
         super().__init__()
         self.dataset, self.labels, self.verbose = dataset, np.asarray(labels), verbose
+        self.predictor = predictor
         self.passes = 0  # validation passes so far (the tests count them)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
-        p_pg = self.model.predict(self.dataset, verbose=0)[:, 0]
+        p_pg = (self.predictor() if self.predictor is not None
+                else self.model.predict(self.dataset, verbose=0)[:, 0])
         self.passes += 1
         if logs is not None:
             logs.update(classification_metrics(self.labels, p_pg))

@@ -104,7 +104,7 @@ def decode(image_size: int, resize: str):
 
 
 def make_dataset(paths, labels, image_size, batch_size, shuffle=False, augment=None, seed=42,
-                 resize="bilinear", first_epoch=0) -> tf.data.Dataset:
+                 resize="bilinear", first_epoch=0, shard=(0, 1, 1)) -> tf.data.Dataset:
     """Batches of (float32 RGB 0-255 images, float32 labels).
 
     Args:
@@ -113,6 +113,12 @@ def make_dataset(paths, labels, image_size, batch_size, shuffle=False, augment=N
             is then endless; fit() needs steps_per_epoch (`steps_per_epoch(...)`).
         augment: a Keras model of random layers (`augmentation(seed)`) applied to each batch, or
             None. Validation and test data are neither shuffled nor augmented.
+        shard: (first, local, pieces) on several workers: every batch (the global batch, the one
+            a single process trains on) is cut into `pieces` (rows i, i + pieces, ...: piece i),
+            and this pipeline yields pieces first .. first + local - 1 of it, one after the other
+            (one per local replica). Each piece is augmented with random numbers of its own.
+            A batch smaller than `pieces` (the last of an epoch, at most pieces - 1 images) is
+            left out: a replica cannot compute on no image.
     """
     autotune = tf.data.AUTOTUNE
     # Paths as the file system's bytes: a name that is not valid UTF-8 cannot be a tf.string
@@ -129,6 +135,17 @@ def make_dataset(paths, labels, image_size, batch_size, shuffle=False, augment=N
             .enumerate().map(lambda step, batch: ((epoch, step), batch)))
     else:
         ds = ds.batch(batch_size).map(lambda *batch: ((0, 0), batch))
+    first, local, pieces = shard
+    if pieces > 1:
+        def big_enough(at, batch):  # else it sits the epoch out (steps_per_epoch agrees)
+            return tf.shape(batch[0])[0] >= pieces
+
+        def my_pieces(at, batch):  # the piece number joins the step: augment_at's position
+            def piece_of(piece):
+                return ((at[0], tf.cast(at[1], tf.int64) * pieces + piece),
+                        tuple(part[piece::pieces] for part in batch))
+            return tf.data.Dataset.range(first, first + local).map(piece_of)
+        ds = ds.filter(big_enough).flat_map(my_pieces)
     ds = ds.map(lambda at, batch: (at, (tf.cast(batch[0], tf.float32), batch[1])),
                 num_parallel_calls=autotune)
     if augment is not None:
@@ -136,7 +153,7 @@ def make_dataset(paths, labels, image_size, batch_size, shuffle=False, augment=N
         # One call per batch keeps it far cheaper than a training step.
         ds = ds.map(lambda at, batch: (at, (augment_at(augment, *at, batch[0]), batch[1])))
     options = tf.data.Options()
-    # Several workers (tf.distribute) split the batches: there are no files to shard by.
+    # Several replicas of one worker (MirroredStrategy) split the batches: no files to shard by.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return ds.map(lambda at, batch: batch).prefetch(autotune).with_options(options)
 
@@ -154,5 +171,6 @@ def augment_at(augment: keras.Model, epoch, step, images):
     return augment(images, training=True)
 
 
-def steps_per_epoch(n_images: int, batch_size: int) -> int:
-    return -(-n_images // batch_size)
+def steps_per_epoch(n_images: int, batch_size: int, pieces: int = 1) -> int:
+    """Batches per epoch; cut into `pieces` (several workers), one smaller than that is left out."""
+    return n_images // batch_size + (n_images % batch_size >= pieces)

@@ -1,11 +1,12 @@
 """Where and how training computes: tf.distribute strategies, mixed precision, XLA.
 
 - `distribute`: "none" (one device), "mirrored" (tf.distribute.MirroredStrategy: every local GPU,
-  or the devices listed), "auto" (mirrored when more than one GPU is visible, else none).
-  "multiworker" (several machines) is refused with the reason: Keras 3's fit() does not run under
-  MultiWorkerMirroredStrategy yet. The batch size is the global
-  batch: each of N replicas computes batch_size / N images per step and the gradients are
-  summed across replicas by TensorFlow, so the learning rate needs no change with N.
+  or the devices listed), "auto" (mirrored when more than one GPU is visible, else none),
+  "multiworker" (several machines: tf.distribute.MultiWorkerMirroredStrategy from TF_CONFIG,
+  trained by gacrystal.multiworker's loop, since Keras 3's fit() does not run under it). The
+  batch size is the global batch: each of N replicas computes batch_size / N images per step and
+  the gradients are summed across replicas by TensorFlow, so the learning rate needs no change
+  with N.
 - `precision`: Keras's mixed-precision policies. The output layer (P(PG)) and the loss stay
   float32; mixed_float16 gets Keras's loss scaling. The model is saved in float32 whatever the
   policy, so labelling and ONNX Runtime need nothing new.
@@ -14,31 +15,34 @@
 from __future__ import annotations
 
 import contextlib
-
-from gacrystal.errors import UserError
+import os
 
 DISTRIBUTE = ("auto", "none", "mirrored", "multiworker")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 JIT_COMPILE = {"auto": "auto", "on": True, "off": False}
 
 
-def make_strategy(distribute: str, devices: str = ""):
+def make_strategy(distribute: str, devices: str = "", worker_timeout: float = 300):
     """The tf.distribute strategy, or None for one device. Call it before any other TensorFlow
-    work."""
+    work. multiworker: once every worker of TF_CONFIG has come up (at most worker_timeout s)."""
     import tensorflow as tf
+    if distribute == "multiworker":
+        from gacrystal import multiworker
+        return multiworker.make_strategy(worker_timeout)
     if distribute == "auto":
         distribute = "mirrored" if len(tf.config.list_physical_devices("GPU")) > 1 else "none"
     if distribute == "none":
         return None
-    if distribute == "mirrored":
-        listed = [d.strip() for d in devices.split(",") if d.strip()] or None
-        return tf.distribute.MirroredStrategy(devices=listed)
-    # MultiWorkerMirroredStrategy: Keras 3's fit() fails under it (reducing a data batch across
-    # workers, then its metrics), measured with Keras 3.15 and TensorFlow 2.21 on two local
-    # workers; keras-team/keras#20585 and tensorflow/tensorflow#72388 are open.
-    raise UserError("distribute=multiworker is not available: Keras 3's fit() does not work "
-                    "under tf.distribute.MultiWorkerMirroredStrategy yet (keras-team/keras#20585); "
-                    "train on one machine, with --distribute mirrored for several GPUs")
+    listed = [d.strip() for d in devices.split(",") if d.strip()] or None
+    return tf.distribute.MirroredStrategy(devices=listed)
+
+
+def writes_run_folder(distribute: str) -> bool:
+    """False only on a worker of several that is not the chief (TF_CONFIG says which is)."""
+    if distribute != "multiworker":
+        return True
+    from gacrystal import multiworker
+    return multiworker.is_chief(multiworker.read_tf_config(os.environ.get("TF_CONFIG")))
 
 
 def scope(strategy):
@@ -68,11 +72,13 @@ def set_precision(precision: str):
     keras.mixed_precision.set_global_policy(precision)
 
 
-def float32_copy(model, build):
+def float32_copy(model, build, strategy=None):
     """The trained weights in a float32 model made by `build()` (the same architecture), for
-    saving and labelling; the model itself when it already computes in float32."""
+    saving and labelling; the model itself when it already computes in float32, unless it was
+    trained on several workers (its predict() and save() would wait for the others)."""
     import keras
-    if keras.mixed_precision.global_policy().name == "float32":
+    from gacrystal import multiworker
+    if keras.mixed_precision.global_policy().name == "float32" and not multiworker.in_use(strategy):
         return model
     keras.mixed_precision.set_global_policy("float32")
     copy = build()

@@ -5,9 +5,11 @@ Keras's own backups (BackupAndRestore) save weights, optimizer state and the epo
 - where each random layer's stream is (dropout, augmentation): a `SeedGenerator` keeps it in a
   variable whose path ends in "seed_generator_state", found here by that suffix;
 - an EarlyStopping callback's best loss and patience count: they are replayed from the logs of the
-  earlier epochs with its `_set_monitor_op` and `_is_improvement` methods (private).
+  earlier epochs with its `_set_monitor_op` and `_is_improvement` methods (private);
+- the epoch a restored backup starts at: BackupAndRestore leaves it in the model's
+  `_initial_epoch` (private), which fit() reads and the multi-worker loop reads too.
 
-Neither is public API. tests/test_keras_state.py checks both against the installed Keras, so an
+None is public API. tests/test_keras_state.py checks each against the installed Keras, so an
 upgrade that renames them fails there, loudly, instead of silently breaking exact resume.
 """
 from __future__ import annotations
@@ -42,3 +44,9 @@ def replay_early_stopping(callback, earlier_logs: list[dict]):
         callback.wait += 1
         if callback._is_improvement(logs[callback.monitor], callback.best):
             callback.best, callback.best_epoch, callback.wait = logs[callback.monitor], epoch, 0
+
+
+def initial_epoch(model) -> int:
+    """The epoch training starts at: where BackupAndRestore's on_train_begin restored the model
+    to, or 0."""
+    return getattr(model, "_initial_epoch", None) or 0

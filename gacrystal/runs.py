@@ -25,8 +25,17 @@ MODEL_FILES = ("model.keras", "model.h5", "model.onnx", "config.json", "ood.npz"
 RESUMED = "resumed run"  # where a resumed run's settings came from
 
 
-def new_run_dir(runs: str | Path, backbone: str, demo: bool = False) -> Path:
-    """A new folder runs/DATE_TIME_BACKBONE[_demo][_N]; an existing one is never reused."""
+def new_run_dir(runs: str | Path, backbone: str, demo: bool = False, name: str = "") -> Path:
+    """A new folder runs/DATE_TIME_BACKBONE[_demo][_N], or runs/NAME; an existing one is never
+    reused."""
+    if name:
+        run_dir = Path(runs, name)
+        try:
+            run_dir.mkdir(parents=True)
+        except FileExistsError:
+            raise UserError(f"{run_dir} exists; a run never writes over an earlier one: choose "
+                            f"another run_name, or continue it with --resume {run_dir}") from None
+        return run_dir
     stamp = datetime.now().strftime("%Y-%m-%d_%H%M%S")
     base = f"{stamp}_{backbone.lower()}" + ("_demo" if demo else "")
     for n in range(1, 1000):
@@ -125,6 +134,21 @@ def resumed_settings(run_dir: Path) -> tuple[dict, dict]:
     print(f"resuming the run in {run_dir} with its settings")
     settings = dict(config["settings"], resume=str(run_dir))
     return settings, {name: RESUMED for name in settings}
+
+
+def earlier_start(run_dir: Path, settings: dict) -> str:
+    """Several workers: the run folder when this command has run before and was stopped (the same
+    command on every worker continues it), else "". Other settings than the run's are refused."""
+    config_path = run_dir / "config.json"
+    if not config_path.is_file():
+        return ""
+    started = json.loads(config_path.read_text())["settings"]
+    changed = [f"{name}={started.get(name)!r} (now {value!r})" for name, value in settings.items()
+               if name != "resume" and name in started and started[name] != value]
+    if changed:
+        raise UserError(f"{run_dir} holds a run started with other settings: {', '.join(changed)}; "
+                        "continue it with the command that started it, or choose another run_name")
+    return str(run_dir)
 
 
 def drop_backup(run_dir: Path):

@@ -4,6 +4,7 @@ check, the test evaluation and the saved model files. GAmain.py calls them in or
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 import warnings
@@ -19,7 +20,9 @@ from gacrystal.images import CLASS_NAMES, DECISION_THRESHOLD, predicted_labels
 def load_splits(data: str | Path, image_size: int, resize: str, batch_size: int, augment: bool,
                 seed: int, first_epoch: int = 0) -> dict:
     """Paths, labels and tf.data pipelines of train, val and test (the training pipeline starts
-    at first_epoch's shuffle order: a resumed run's)."""
+    at first_epoch's shuffle order: a resumed run's). Each split's "pipeline" is make_dataset
+    with the split's arguments, for variants of its "dataset" (several workers: their shards)."""
+    import functools
     from gacrystal.data import (augmentation, check_split_folder, drop_unreadable, list_split,
                                 make_dataset)
     check_split_folder(data)
@@ -32,10 +35,12 @@ def load_splits(data: str | Path, image_size: int, resize: str, batch_size: int,
         if len(set(labels.tolist())) < 2:
             raise UserError(f"{Path(data, split)} has no readable images of one class")
         augmenter = augmentation(seed) if split == "train" and augment else None
-        dataset = make_dataset(paths, labels, image_size, batch_size, shuffle=split == "train",
-                               augment=augmenter, seed=seed, resize=resize,
-                               first_epoch=first_epoch)
-        splits[split] = {"paths": paths, "labels": labels, "dataset": dataset}
+        pipeline = functools.partial(make_dataset, paths=paths, labels=labels,
+                                     image_size=image_size, batch_size=batch_size,
+                                     shuffle=split == "train", augment=augmenter, seed=seed,
+                                     resize=resize, first_epoch=first_epoch)
+        splits[split] = {"paths": paths, "labels": labels, "dataset": pipeline(),
+                         "pipeline": pipeline}
     return splits
 
 
@@ -99,51 +104,76 @@ def build_and_compile(backbone: str, weights, image_size: int, trainable_fractio
 
 
 def train(model, splits: dict, run_dir: Path, epochs: int, batch_size: int, f1_stop: float,
-          f1_patience: int, loss_patience: int, loss_min_delta: float, from_scratch: bool):
-    """fit() with the validation, stop-rule, NaN, backup and CSV-log callbacks.
+          f1_patience: int, loss_patience: int, loss_min_delta: float, from_scratch: bool,
+          strategy=None, chief: bool = True):
+    """fit() with the validation, stop-rule, NaN, backup and CSV-log callbacks; on several workers
+    (MultiWorkerMirroredStrategy), gacrystal.multiworker.fit with the same callbacks.
 
     A resumed run continues from the backup's epoch; history.csv is first cut back to the epochs
     the backup holds (a crash can fall between writing a row and the backup).
+
+    Args:
+        chief: False on a worker other than the chief: it reads the run folder but writes its
+            backups in a temporary folder of its own, and no history.csv.
 
     Returns:
         (the history of every epoch, from history.csv; what stopped the run).
     """
     import keras
+    from gacrystal import multiworker
     from gacrystal.callbacks import (BackupEachEpoch, EarlyStopOnValLoss, StopOnNaN,
                                      StopWhenF1Reached, ValidationMetrics)
     from gacrystal.data import steps_per_epoch
     from gacrystal.keras_state import random_state, restore_random_state
     earlier = runs.read_history(run_dir, before_epoch=runs.backed_up_epochs(run_dir))
-    runs.write_history(run_dir, earlier)
+    if chief:
+        runs.write_history(run_dir, earlier)
     if earlier:
         print(f"resuming after epoch {len(earlier)} from {run_dir / runs.BACKUP}")
         restore_random_state([model], json.loads((run_dir / runs.BACKUP / runs.RANDOM_STATE)
                                                  .read_text()))
+    several = multiworker.in_use(strategy)
+    train_images, val_images = len(splits["train"]["paths"]), len(splits["val"]["paths"])
     f1_rule = StopWhenF1Reached(f1_stop, f1_patience, earlier)
     loss_rule = EarlyStopOnValLoss(loss_patience, loss_min_delta, earlier)
     nan_guard = StopOnNaN()
+    backup_dir = run_dir / runs.BACKUP if chief else multiworker.private_backup(run_dir / runs.BACKUP)
     callbacks = [
         nan_guard,
-        ValidationMetrics(splits["val"]["dataset"], splits["val"]["labels"]),  # it logs for the rest
+        ValidationMetrics(splits["val"]["dataset"], splits["val"]["labels"],  # it logs for the rest
+                          predictor=multiworker.validation_predictor(
+                              model, strategy, splits["val"]["pipeline"], val_images, batch_size)
+                          if several else None),
         f1_rule,
         loss_rule,
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
-        BackupEachEpoch(run_dir / runs.BACKUP, nan_guard,  # after the CSV row: see its docstring
+        *([keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True)] if chief else []),
+        BackupEachEpoch(backup_dir, nan_guard,  # after the CSV row: see its docstring
                         extra_state=lambda: {runs.RANDOM_STATE: random_state([model])}),
     ]
+    verbose = 2 if not sys.stdout.isatty() else 1
     try:
-        model.fit(splits["train"]["dataset"], epochs=epochs, callbacks=callbacks,
-                  steps_per_epoch=steps_per_epoch(len(splits["train"]["paths"]), batch_size),
-                  shuffle=False,  # the tf.data pipeline shuffles, seeded
-                  verbose=2 if not sys.stdout.isatty() else 1)
+        if several:
+            multiworker.fit(model, strategy, splits["train"]["pipeline"], train_images, batch_size,
+                            epochs, callbacks, verbose)
+        else:
+            model.fit(splits["train"]["dataset"], epochs=epochs, callbacks=callbacks,
+                      steps_per_epoch=steps_per_epoch(train_images, batch_size),
+                      shuffle=False,  # the tf.data pipeline shuffles, seeded
+                      verbose=verbose)
     except KeyboardInterrupt:
-        print(f"\ninterrupted. Every completed epoch is saved; continue with:\n"
-              f"  python GAmain.py --resume {run_dir}", file=sys.stderr)
+        again = ("start every worker again with the same command" if several
+                 else f"python GAmain.py --resume {run_dir}")
+        print(f"\ninterrupted. Every completed epoch is saved; continue with:\n  {again}",
+              file=sys.stderr)
         raise
+    finally:
+        if not chief:
+            shutil.rmtree(backup_dir, ignore_errors=True)
     if nan_guard.where is not None:
         lr = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
         raise UserError(nan_message(nan_guard.where, lr, from_scratch, run_dir))
-    return runs.columns(runs.read_history(run_dir)), stop_reason(f1_rule, loss_rule, epochs)
+    history = runs.columns(runs.read_history(run_dir)) if chief else {}  # the chief's to read
+    return history, stop_reason(f1_rule, loss_rule, epochs)
 
 
 def stop_reason(f1_rule, loss_rule, epochs: int) -> str:
@@ -170,17 +200,19 @@ def nan_message(where: tuple[int, int | None], lr: float, from_scratch: bool, ru
                                 else "state was the initial one; nothing to keep"))
 
 
-def train_or_restore(model, run_dir: Path, **train_args) -> tuple[dict, str]:
+def train_or_restore(model, run_dir: Path, chief: bool = True, **train_args) -> tuple[dict, str]:
     """Trains (see `train` for the arguments); or, when a resumed run had finished training before
     it stopped (while saving), restores the trained weights. Either way the trained weights stay
-    in the backup folder until every deliverable is written."""
+    in the backup folder until every deliverable is written (by the chief, on several workers)."""
     finished = run_dir / runs.BACKUP / runs.TRAINED
     if finished.exists():
         print("training had finished; writing the deliverables")
         model.load_weights(run_dir / runs.BACKUP / runs.TRAINED_WEIGHTS)
         return (runs.columns(runs.read_history(run_dir)),
                 json.loads(finished.read_text())["stopped_by"])
-    history, stopped_by = train(model, run_dir=run_dir, **train_args)
+    history, stopped_by = train(model, run_dir=run_dir, chief=chief, **train_args)
+    if not chief:
+        return history, stopped_by
     model.save_weights(run_dir / runs.BACKUP / runs.TRAINED_WEIGHTS)
     finished.write_text(json.dumps({"stopped_by": stopped_by}))
     return history, stopped_by

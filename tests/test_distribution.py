@@ -87,13 +87,3 @@ def test_the_cosine_schedule_ends_the_run_at_a_learning_rate_near_zero():
     assert float(optimizer.learning_rate) == pytest.approx(0.01)
     optimizer.iterations.assign(10)  # the last step of the run
     assert float(optimizer.learning_rate) < 1e-6
-
-
-
-def test_multiworker_is_refused_with_the_reason(tmp_path):
-    """Keras 3's fit() fails under MultiWorkerMirroredStrategy (keras-team/keras#20585): the
-    setting says so in one line instead of failing inside fit()."""
-    from gacrystal import UserError
-    with pytest.raises(UserError, match="multiworker is not available.*keras-team/keras#20585"):
-        GAmain.main(["--distribute", "multiworker", "--runs", str(tmp_path)])
-    assert not any(tmp_path.iterdir())  # nothing started

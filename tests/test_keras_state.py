@@ -38,3 +38,18 @@ def test_early_stopping_replays_best_value_epoch_and_wait():
     replay_early_stopping(callback, [{"val_loss": 0.9}, {"val_loss": 0.5}, {"val_loss": 0.4995},
                                      {"val_loss": 0.6}])
     assert callback.best == 0.5 and callback.best_epoch == 1 and callback.wait == 2
+
+
+def test_backup_and_restore_leaves_the_epoch_to_start_at_where_initial_epoch_reads_it(tmp_path):
+    from gacrystal.keras_state import initial_epoch
+    model = dropout_model()
+    model.compile(optimizer="sgd", loss="mse")
+    assert initial_epoch(model) == 0
+    backup = keras.callbacks.BackupAndRestore(str(tmp_path))
+    backup.set_model(model)
+    backup.on_epoch_end(2)  # three epochs done
+    restored = dropout_model()
+    restored.compile(optimizer="sgd", loss="mse")
+    backup.set_model(restored)
+    backup.on_train_begin()
+    assert initial_epoch(restored) == 3
