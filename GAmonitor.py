@@ -316,7 +316,8 @@ def write_pictures(run, s: dict, alarm_text: str, live: bool):
 
 def alarm_text(run) -> str:
     if not run.alarm_state.fired:
-        return f"No alarm: PG has not appeared in {len(run.frames)} frames."
+        return (f"No alarm in {len(run.frames)} frames: the PG count has not risen above its "
+                f"baseline by enough to raise it (the alarm's figures say how fast a rise is seen).")
     frame = run.frames[run.alarm_state.fired_at]
     return f"ALARM: PG has appeared at {frame.frame}, {when(frame)}."
 
