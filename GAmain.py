@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import time
 from pathlib import Path
 
 from gacrystal import runs as run_folder
-from gacrystal.cli import layer_recipes, parse_settings, run_main
+from gacrystal.cli import exit_script, layer_recipes, parse_settings, run_main
 from gacrystal.distribution import (DISTRIBUTE, JIT_COMPILE, PRECISIONS, float32_copy,
                                     make_strategy, replicas, scope, set_precision,
                                     synchronize_batchnorm, writes_run_folder)
@@ -273,4 +272,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main))
+    exit_script(run_main(main))

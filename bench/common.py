@@ -6,7 +6,6 @@ import os
 import platform
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -81,17 +80,6 @@ def machine() -> str:
     load = f"; load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
     return (f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}; {cpu_flags()}"
             f"{load}")
-
-
-def free_ports(n: int) -> list[int]:
-    """n free TCP ports on loopback (for worker processes)."""
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def cpu_flags() -> str:

@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, free_ports, machine, median, peak_rss_mb, run_child, synthetic_split
+from common import ROOT, machine, median, peak_rss_mb, run_child, synthetic_split
 
 
 def ceiling(args) -> dict:
@@ -171,14 +171,15 @@ def scaling(args):
 def train_on_workers(n: int, argv: list[str], run_name: str, work: str) -> Path:
     """GAmain.py ARGV --run_name RUN_NAME as n workers of one TF_CONFIG on loopback ports, worker
     i on core i only; their output goes to WORK/logs. Returns the run folder."""
+    from gacrystal.multiworker import loopback_tf_configs
     logs = Path(work, "logs")
     logs.mkdir(exist_ok=True)
-    cluster = {"worker": [f"localhost:{port}" for port in free_ports(n)]}
+    configs = loopback_tf_configs(n)
     processes = []
     for i in range(n):
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", OMP_NUM_THREADS="1",
                    TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1",
-                   TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}))
+                   TF_CONFIG=configs[i])
         log = logs / f"{run_name}.worker{i}.log"
         processes.append(subprocess.Popen(
             [sys.executable, str(ROOT / "GAmain.py"), *argv, "--run_name", run_name], cwd=ROOT,

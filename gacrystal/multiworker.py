@@ -75,6 +75,19 @@ def is_chief(config: dict) -> bool:
     return kind == "chief" or (kind == "worker" and index == 0 and "chief" not in config["cluster"])
 
 
+def loopback_tf_configs(n: int) -> list[str]:
+    """TF_CONFIG for each of n workers on free loopback ports: multi-worker training tried on one
+    machine (the tests, bench/train.py). The ports are free when chosen; a worker binds its own."""
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    workers = [f"localhost:{s.getsockname()[1]}" for s in sockets]
+    for s in sockets:
+        s.close()
+    return [json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}})
+            for i in range(n)]
+
+
 def peers(config: dict) -> list[tuple[str, str]]:
     """(name, host:port) of every other task of the cluster."""
     me = (config["task"]["type"], config["task"]["index"])

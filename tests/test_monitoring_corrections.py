@@ -49,41 +49,45 @@ def test_place_never_overwrites(tmp_path):
 
 
 @pytest.mark.training
-def test_monitor_correct_export_and_fine_tune_change_the_corrected_region(runs, tmp_path):
+def test_monitor_correct_export_and_fine_tune_change_the_corrected_regions(runs, tmp_path):
+    """The tiny model calls the needle field's tiles PG; the user marks every such tile wrong
+    (CEX), the discs stay PG. The marked tiles are exported as CEX, and a fine-tune on the exported
+    crops (the split's three parts hold all of them) labels them CEX. (Marking one region among
+    two hundred made a class of one crop, which a fine-tune learnt on some CPUs only.)"""
     import GAmain
     from gacrystal.classifier import load_classifier
+    from gacrystal.monitoring.tables import PARTICLES_CSV
     frames, out, dest = tmp_path / "frames", tmp_path / "out", tmp_path / "crops"
     disc_frames(frames, count=4, spike=2)
     model = runs["a"] / "model.keras"
     GAmonitor.main(["--frames", str(frames), "--weights", str(model), "--out", str(out),
                     "--min_area", "2000", "--alarm_threshold", "4"])
-    corrections = out / "corrections.csv"
-    rows = list(csv.DictReader(open(corrections)))
-    assert rows, "the page offers regions to mark"
-    marked = min(rows, key=lambda r: abs(float(r["p_pg"]) - 0.5))  # the most uncertain one
-    marked["verdict"] = "wrong"
+    assert list(csv.DictReader(open(out / "corrections.csv"))), "the page offers regions to mark"
+    wrong_tiles = [r for r in csv.DictReader(open(out / PARTICLES_CSV))
+                   if r["found_by"] == "tile" and r["label"] == "PG" and r["counted"] == "1"]
+    assert len(wrong_tiles) >= 10, "the tiny model calls needle tiles PG (else nothing to correct)"
+    corrections = tmp_path / "corrections.csv"
     with open(corrections, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CORRECTION_COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=CORRECTION_COLUMNS, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({**r, "predicted": r["label"], "verdict": "wrong"} for r in wrong_tiles)
     argv = ["--out", str(out), "--export_crops", str(dest), "--corrections", str(corrections)]
     assert GAmonitor.main(argv) == 0
-    crops = {r["file"]: r for r in csv.DictReader(open(dest / CROPS_CSV))}
-    name = next(f for f, r in crops.items()
-                if (r["frame"], r["particle"]) == (marked["frame"], marked["particle"]))
-    wanted = "CEX" if marked["predicted"] == "PG" else "PG"
-    assert crops[name]["class"] == wanted and name.startswith(wanted.lower() + "/")
+    crops = {(r["frame"], r["particle"]): r for r in csv.DictReader(open(dest / CROPS_CSV))}
+    marked = [crops[(r["frame"], r["particle"])]["file"] for r in wrong_tiles]
+    assert all(name.startswith("cex/") for name in marked)  # exported as the verdict says
     assert GAmonitor.main(argv) == 0 and len(list(csv.DictReader(open(dest / CROPS_CSV)))) == \
         len(crops)  # again: nothing written twice
-    # fine-tune on every exported crop (the split's three parts hold all of them)
     split = tmp_path / "split"
     for part in ("train", "val", "test"):
         for class_name in ("cex", "pg"):
             shutil.copytree(dest / class_name, split / part / class_name.upper())
     GAmain.main(["--data", str(split), "--runs", str(tmp_path / "runs"), "--init_weights",
-                 str(model), "--image_size", "32", "--batch_size", "8", "--lr", "0.01",
+                 str(model), "--image_size", "32", "--batch_size", "16", "--lr", "0.01",
                  "--epochs", "12", "--no-export_onnx", "--no-augment", "--weights", "none"])
     tuned = next((tmp_path / "runs").iterdir()) / "model.keras"
-    before = load_classifier(model).label([str(dest / name)], reject=False)[0]
-    after = load_classifier(tuned).label([str(dest / name)], reject=False)[0]
-    assert before["label"] == marked["predicted"] and after["label"] == wanted
+    files = [str(dest / name) for name in marked]
+    after = [r["label"] for r in load_classifier(tuned).label(files, reject=False)]
+    print(f"{len(files)} tiles of {len(crops)} regions marked wrong; the fine-tuned model "
+          f"labels {after.count('CEX')} of them CEX")
+    assert after.count("CEX") >= 0.9 * len(files)

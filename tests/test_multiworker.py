@@ -4,7 +4,6 @@ never comes up. Tiny: 32 px images, ResNet-50, two epochs of four steps."""
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ import pytest
 import GAmain
 from conftest import ROOT, TINY
 from gacrystal import UserError
-from gacrystal.multiworker import is_chief, read_tf_config
+from gacrystal.multiworker import is_chief, loopback_tf_configs, read_tf_config
 
 # Dropout and augmentation off: what is left between two workers and one process at the same
 # global batch is the order of floating-point sums (and BatchNorm's synchronised statistics).
@@ -25,24 +24,9 @@ RUN_NAME = "two-workers"
 WORKER_SECONDS = 900  # a bound against a hang, not a speed check: a shared machine is slow
 
 
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
-def tf_config(ports: list[int], index: int) -> str:
-    return json.dumps({"cluster": {"worker": [f"localhost:{p}" for p in ports]},
-                       "task": {"type": "worker", "index": index}})
-
-
-def start_worker(index: int, ports: list[int], args: list[str], logs, temporary=None):
+def start_worker(index: int, configs: list[str], args: list[str], logs, temporary=None):
     """GAmain.py as worker `index` of TF_CONFIG, on one core; its output goes to files."""
-    env = dict(os.environ, TF_CONFIG=tf_config(ports, index), TF_CPP_MIN_LOG_LEVEL="3",
+    env = dict(os.environ, TF_CONFIG=configs[index], TF_CPP_MIN_LOG_LEVEL="3",
                OMP_NUM_THREADS="1", TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1")
     if temporary is not None:
         env["TMPDIR"] = str(temporary)
@@ -80,11 +64,11 @@ def two_workers(split_dir, tmp_path_factory):
     """An uninterrupted run of two workers; worker 1's temporary folder is its own."""
     work = tmp_path_factory.mktemp("two-workers")
     (work / "worker1-tmp").mkdir()
-    ports = free_ports(2)
+    configs = loopback_tf_configs(2)
     args = ["--data", str(split_dir), "--runs", str(work / "runs"), "--distribute", "multiworker",
             "--run_name", RUN_NAME, *ARGS]
     started = time.time()
-    workers = [start_worker(i, ports, args, work, work / "worker1-tmp" if i else None)
+    workers = [start_worker(i, configs, args, work, work / "worker1-tmp" if i else None)
                for i in range(2)]
     codes = finish(workers)
     return {"work": work, "codes": codes, "seconds": time.time() - started,
@@ -137,11 +121,11 @@ def wait_for_backup(processes, run_dir, epochs, timeout=WORKER_SECONDS):
 @pytest.mark.training
 def test_a_killed_worker_stops_the_other_and_the_same_command_resumes_the_run(two_workers,
                                                                             split_dir, tmp_path):
-    ports = free_ports(2)
+    configs = loopback_tf_configs(2)
     args = ["--data", str(split_dir), "--runs", str(tmp_path / "runs"), "--distribute",
             "multiworker", "--run_name", RUN_NAME, *ARGS]
     run_dir = tmp_path / "runs" / RUN_NAME
-    workers = [start_worker(i, ports, args, tmp_path) for i in range(2)]
+    workers = [start_worker(i, configs, args, tmp_path) for i in range(2)]
     wait_for_backup(workers, run_dir, 1)
     workers[0].kill()  # SIGKILL the chief, in the second (last) epoch
     assert finish(workers, timeout=300) == [-signal.SIGKILL, 2]  # the other stops, in one line
@@ -149,7 +133,7 @@ def test_a_killed_worker_stops_the_other_and_the_same_command_resumes_the_run(tw
     assert json.loads((run_dir / "backup" / "training_metadata.json").read_text())["epoch"] == 1
     assert not (run_dir / "model.keras").exists()
 
-    workers = [start_worker(i, ports, args, tmp_path) for i in range(2)]  # the same command
+    workers = [start_worker(i, configs, args, tmp_path) for i in range(2)]  # the same command
     assert finish(workers) == [0, 0], text(tmp_path, "worker0.err")[-3000:]
     assert "resuming after epoch 1" in text(tmp_path, "worker0.out")
     straight = two_workers["run_dir"]
@@ -169,14 +153,15 @@ def test_a_killed_worker_stops_the_other_and_the_same_command_resumes_the_run(tw
 @pytest.mark.slow
 def test_a_worker_that_never_comes_up_is_a_one_line_error_after_worker_timeout(split_dir,
                                                                                tmp_path):
-    ports = free_ports(2)
+    configs = loopback_tf_configs(2)
     args = ["--data", str(split_dir), "--runs", str(tmp_path / "runs"), "--distribute",
             "multiworker", "--run_name", RUN_NAME, "--worker_timeout", "5", *ARGS]
     started = time.time()
     # bounded: the worker ends by itself (TensorFlow alone would wait for ever)
-    assert finish([start_worker(0, ports, args, tmp_path)], timeout=300) == [2]
+    assert finish([start_worker(0, configs, args, tmp_path)], timeout=300) == [2]
     error = [line for line in text(tmp_path, "worker0.err").splitlines() if "error:" in line]
-    assert error == [f"error: worker 1 (localhost:{ports[1]}) did not come up within "
+    address = json.loads(configs[1])["cluster"]["worker"][1]
+    assert error == [f"error: worker 1 ({address}) did not come up within "
                      "worker_timeout=5 s; start every worker of TF_CONFIG, each with its own "
                      "task index, or check the addresses"]
     print(f"a worker alone, worker_timeout=5: ended after {time.time() - started:.0f} s "
@@ -198,7 +183,7 @@ def test_tf_config_is_checked_in_one_line_before_anything_starts(tmp_path, monke
                              "Received: task=")):
         with pytest.raises(UserError, match=message):
             read_tf_config(config)
-    monkeypatch.setenv("TF_CONFIG", tf_config([1, 2], 1))
+    monkeypatch.setenv("TF_CONFIG", loopback_tf_configs(2)[1])
     with pytest.raises(UserError, match="multiworker needs a run_name"):
         GAmain.main(["--distribute", "multiworker", "--runs", str(tmp_path)])
     assert not any(tmp_path.iterdir())
@@ -212,6 +197,10 @@ def test_the_chief_is_tensorflow_s():
     with_chief = {"chief": ["c:1"], **workers}
     assert is_chief(config(with_chief, "chief", 0))
     assert not is_chief(config(with_chief, "worker", 0))
+    loopback = [read_tf_config(text) for text in loopback_tf_configs(3)]
+    assert [is_chief(c) for c in loopback] == [True, False, False]
+    addresses = loopback[0]["cluster"]["worker"]
+    assert len(set(addresses)) == 3 and all(c["cluster"]["worker"] == addresses for c in loopback)
 
 
 def test_pieces_of_each_batch_make_the_batch_and_a_batch_too_small_to_share_sits_out(
