@@ -58,25 +58,28 @@ def check_settings(s: dict) -> tuple[list[Path], np.ndarray | None]:
     return files, labels
 
 
-def score_images(classifier, files: list[Path], batch_size: int, varied: bool = False):
+def score_images(classifier, files: list[Path], batch_size: int, variation=None):
     """One pass: the raw P(PG) and the OOD features of every readable file; skips the others.
-    With varied, of the images under other imaging conditions (gacrystal.ood.imaging_variety)."""
-    rng = np.random.default_rng(ood.VARIETY_SEED)
-    p_pg, features, readable = [], [], []
-    for indices, pixels, errors in read_batches([str(f) for f in files], batch_size,
-                                                classifier.image_size, classifier.resize,
-                                                progress=True):
-        good = [i for i, p in zip(indices, pixels) if p is not None]
-        for i, error in zip(indices, errors):
-            if error:
-                print(f"skipped {files[i]}: {error}")
-        if good:
-            batch = np.stack([p for p in pixels if p is not None])
-            p, f = classifier.predict_with_features(
-                ood.imaging_variety(batch, rng) if varied else batch)
-            p_pg.append(p)
-            features.append(f)
-            readable += good
+    `variation`: None, or a gacrystal.ood function that changes the batches first (the images
+    turned, or under other imaging conditions)."""
+    readable = []
+
+    def batches():
+        for indices, pixels, errors in read_batches([str(f) for f in files], batch_size,
+                                                    classifier.image_size, classifier.resize,
+                                                    progress=True):
+            for i, error in zip(indices, errors):
+                if error:
+                    print(f"skipped {files[i]}: {error}")
+            good = [i for i, p in zip(indices, pixels) if p is not None]
+            if good:
+                readable.extend(good)
+                yield np.stack([p for p in pixels if p is not None])
+    p_pg, features = [], []
+    for batch in variation(batches()) if variation else batches():
+        p, f = classifier.predict_with_features(batch)
+        p_pg.append(p)
+        features.append(f)
     return (np.concatenate(p_pg), None if features[0] is None else np.concatenate(features),
             readable)
 
@@ -90,17 +93,21 @@ def held_out(labels: np.ndarray, share: float) -> np.ndarray:
     return mask
 
 
-def fit_ood(model_path: Path, features: np.ndarray, varied_features: np.ndarray,
-            sizes: list[int], labels: np.ndarray, holdout_mask: np.ndarray) -> dict:
-    """The statistics, with the recipe training uses: fitted on the images not held out,
-    the threshold set on the held-out ones (as they are, and `varied_features`: the same
-    images under other imaging conditions); saved as MODEL_STEM.ood.npz."""
-    rows = np.arange(len(labels))
-    varied_row = {row: i for i, row in enumerate(rows[holdout_mask])}
+def fit_ood(model_path: Path, features_of_files, features: np.ndarray, sizes: list[int],
+            labels: np.ndarray, holdout_mask: np.ndarray) -> dict:
+    """The statistics, with the recipe training uses: fitted on the images not held out, the
+    threshold set on the held-out ones; saved as MODEL_STEM.ood.npz.
 
-    def features_of(picked, varied):
-        if varied:
-            return varied_features[[varied_row[row] for row in picked]]
+    Args:
+        features_of_files: (rows, variation) -> the OOD features of those readable images under
+            a gacrystal.ood variation (a pass of its own).
+        features: the OOD features of every readable image as it is (the first pass's).
+    """
+    rows = np.arange(len(labels))
+
+    def features_of(picked, variation):
+        if variation:
+            return features_of_files(picked, variation)
         return features[np.asarray(picked, int)]
     stages, summary = ood.fit_statistics(features_of, list(rows[~holdout_mask]),
                                          labels[~holdout_mask], list(rows[holdout_mask]), sizes)
@@ -127,9 +134,11 @@ def main(argv=None):
               "out-of-distribution check needs its .h5 twin (--weights georgia)")
     else:
         sizes = classifier.feature_sizes or [features.shape[1]]  # unknown: one stage
-        held_files = [files[i] for i, held in zip(readable, holdout_mask) if held]
-        varied_features = score_images(classifier, held_files, s["batch_size"], varied=True)[1]
-        summary = fit_ood(model_path, features, varied_features, sizes, labels, holdout_mask)
+
+        def features_of_files(rows, variation):
+            picked = [files[readable[row]] for row in rows]
+            return score_images(classifier, picked, s["batch_size"], variation)[1]
+        summary = fit_ood(model_path, features_of_files, features, sizes, labels, holdout_mask)
         print(f"wrote {ood.sidecar_path(model_path)}: fitted on {summary['fit_images']} images; "
               f"{100 * summary['val_pass_rate']:.1f}% of the held-out images pass, "
               f"{100 * summary['varied_val_pass_rate']:.1f}% under other imaging conditions")

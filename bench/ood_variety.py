@@ -36,10 +36,9 @@ def main():
     classifier = load_classifier(args.weights, features=True)
     size, resize = classifier.image_size, classifier.resize
 
-    def features_of(paths, varied):
-        pixels = np.concatenate(list(read_stack(list(paths), size, resize)))
-        if varied:
-            pixels = ood.imaging_variety(pixels, np.random.default_rng(ood.VARIETY_SEED))
+    def features_of(paths, variation):
+        batches = read_stack(list(paths), size, resize)
+        pixels = np.concatenate(list(variation(batches) if variation else batches))
         return classifier.predict_with_features(pixels)[1]
 
     train_paths, train_labels = list_split(Path(args.data, "train"))
@@ -52,8 +51,8 @@ def main():
         np.stack([np.asarray(i.convert("RGB").resize((size, size)), np.float32)
                   for i in foreign[kind]]))[1] for kind in KINDS}
 
-    def without_variety(paths, varied):
-        return features_of(paths, False)  # the varied pass repeats the plain one: no widening
+    def without_variety(paths, variation):  # the varied pass repeats the plain one: no widening
+        return features_of(paths, None if variation is ood.varied_batches else variation)
 
     for name, source in (("without imaging variety", without_variety),
                          ("with imaging variety", features_of)):

@@ -3,6 +3,7 @@
     python bench/train.py                       # 320 train + 128 val images, 224 px, ResNet-101
     python bench/train.py --train 640 --val 256 --repeats 3 --image_size 224
     python bench/train.py --workers 2          # (c) only: multi-worker scaling
+    python bench/train.py --kernels            # (d) only: oneDNN's kernels, float32 and bf16
 
 (a) ceiling: fit() on in-memory tensors of the same shapes, plus one predict() over the
     validation tensors: the same model and batch size, no input pipeline, no callbacks.
@@ -14,6 +15,9 @@
     images per epoch, from the chief's history.csv) and the efficiency (N workers' images/s over
     N times one worker's); the N-worker run twice, for the run-to-run agreement of the final
     weights (and their distance from one worker's).
+(d) --kernels: which oneDNN kernels the ceiling's float32 and mixed_bfloat16 steps run on this
+    CPU (ONEDNN_VERBOSE=1 in the child): each primitive's implementation and its share of the
+    time the primitives took, one warm-up epoch and one timed.
 Each runs in its own process; the first epoch (warm-up: tracing, caches) is excluded and the
 median of the rest is reported, with each process's peak resident memory.
 """
@@ -111,6 +115,8 @@ def main():
                         "this run: bf16, xla, onednn-off, onednn-on (comma-separated)")
     parser.add_argument("--workers", type=int, default=0,
                         help="instead of (a) and (b): N workers of one core each against one")
+    parser.add_argument("--kernels", action="store_true",
+                        help="instead of (a) and (b): the oneDNN kernels of float32 and bf16")
     parser.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
     parser.add_argument("--jit_compile", default="auto", help=argparse.SUPPRESS)
     parser.add_argument("--child", choices=["ceiling", "real"], help=argparse.SUPPRESS)
@@ -128,6 +134,10 @@ def main():
           f"{args.train} train + {args.val} val images, median of {args.repeats} epochs after 1 warm-up")
     if args.workers:
         scaling(args)
+        return
+    if args.kernels:
+        for precision in ("float32", "mixed_bfloat16"):
+            print_kernels(precision, onednn_kernels(passed, precision))
         return
     results = {mode: run_child(Path(__file__), [mode, *passed]) for mode in ("ceiling", "real")}
     for mode, r in results.items():
@@ -225,6 +235,38 @@ def time_variants(args, passed: list[str], float32_seconds: float):
         print(f"    {name:<11} {seconds:7.1f} s/epoch {images / seconds:7.1f} images/s "
               f"{float32_seconds / seconds:6.2f}x   (epochs: "
               f"{', '.join(f'{t:.1f}' for t in r['epoch_seconds'])})")
+
+
+def onednn_kernels(passed: list[str], precision: str) -> dict[tuple[str, str], list[float]]:
+    """{(primitive, implementation): [calls, milliseconds]} of the ceiling's timed epoch at this
+    precision, from oneDNN's own log (ONEDNN_VERBOSE=1: one line per primitive executed)."""
+    argv = [arg for arg in passed if arg != "--kernels"]
+    argv = argv[:argv.index("--repeats")] + argv[argv.index("--repeats") + 2:] \
+        if "--repeats" in argv else argv
+    result = subprocess.run(
+        [sys.executable, str(Path(__file__)), "--child", "ceiling", *argv, "--repeats", "1",
+         "--precision", precision], cwd=ROOT, capture_output=True, text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", ONEDNN_VERBOSE="1"))
+    if result.returncode != 0:
+        raise RuntimeError(f"child failed:\n{result.stderr[-3000:]}")
+    lines = [line.split(",") for line in result.stdout.splitlines()
+             if line.startswith("onednn_verbose") and ",exec," in line]
+    lines = lines[len(lines) // 2:]  # about the timed epoch: the warm-up ran the same steps
+    tally: dict[tuple[str, str], list[float]] = {}
+    for fields in lines:
+        at = fields.index("exec")  # then: engine, primitive, implementation, ..., milliseconds
+        entry = tally.setdefault((fields[at + 2], fields[at + 3]), [0, 0.0])
+        entry[0] += 1
+        entry[1] += float(fields[-1])
+    return tally
+
+
+def print_kernels(precision: str, tally: dict[tuple[str, str], list[float]], rows: int = 8):
+    total = sum(ms for _, ms in tally.values()) or 1.0
+    print(f"  oneDNN kernels, {precision}: {total / 1000:.1f} s in primitives")
+    for (primitive, implementation), (calls, ms) in sorted(tally.items(),
+                                                         key=lambda kv: -kv[1][1])[:rows]:
+        print(f"    {100 * ms / total:5.1f}%  {primitive:<14} {implementation:<36} {calls:6d} calls")
 
 
 if __name__ == "__main__":

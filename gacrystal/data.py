@@ -68,14 +68,14 @@ def drop_unreadable(paths, labels, image_size: int, resize: str = "bilinear"):
     return [p for p, k in zip(paths, keep) if k], np.asarray(labels)[keep], skipped
 
 
-def augmentation(seed: int) -> keras.Sequential:
+def augmentation(seed: int, rotation_range: float = 30) -> keras.Sequential:
     """The original's ImageDataGenerator settings as Keras preprocessing layers, seeded.
 
-    rotation_range=30 degrees, width/height_shift_range=0.2, zoom_range=0.3, horizontal and
-    vertical flips, fill_mode="nearest".
+    rotation_range degrees either way (the original's: 30), width/height_shift_range=0.2,
+    zoom_range=0.3, horizontal and vertical flips, fill_mode="nearest".
     """
     return keras.Sequential([
-        layers.RandomRotation(30 / 360, fill_mode="nearest", seed=seed),
+        layers.RandomRotation(rotation_range / 360, fill_mode="nearest", seed=seed),
         layers.RandomTranslation(0.2, 0.2, fill_mode="nearest", seed=seed + 1),
         layers.RandomZoom(0.3, 0.3, fill_mode="nearest", seed=seed + 2),
         layers.RandomFlip("horizontal_and_vertical", seed=seed + 3),

@@ -101,8 +101,8 @@ def onnx_features(model_path: Path, image_size: int, resize: str):
                     raise UserError(f"cannot read {paths[i]}: {error}; remove it from the split")
             yield np.stack(pixels).astype(np.float32)
 
-    def features_of(paths, varied):
-        pixels = ood.varied_batches(batches(paths)) if varied else batches(paths)
+    def features_of(paths, variation):
+        pixels = variation(batches(paths)) if variation else batches(paths)
         return np.concatenate([session.run(None, {name: x})[1] for x in pixels])
     return features_of
 

@@ -18,7 +18,7 @@ from gacrystal.images import CLASS_NAMES, DECISION_THRESHOLD, predicted_labels
 
 
 def load_splits(data: str | Path, image_size: int, resize: str, batch_size: int, augment: bool,
-                seed: int, first_epoch: int = 0) -> dict:
+                seed: int, first_epoch: int = 0, rotation_range: float = 30) -> dict:
     """Paths, labels and tf.data pipelines of train, val and test (the training pipeline starts
     at first_epoch's shuffle order: a resumed run's). Each split's "pipeline" is make_dataset
     with the split's arguments, for variants of its "dataset" (several workers: their shards)."""
@@ -34,7 +34,7 @@ def load_splits(data: str | Path, image_size: int, resize: str, batch_size: int,
             print(f"skipped {path}: {reason}")
         if len(set(labels.tolist())) < 2:
             raise UserError(f"{Path(data, split)} has no readable images of one class")
-        augmenter = augmentation(seed) if split == "train" and augment else None
+        augmenter = augmentation(seed, rotation_range) if split == "train" and augment else None
         pipeline = functools.partial(make_dataset, paths=paths, labels=labels,
                                      image_size=image_size, batch_size=batch_size,
                                      shuffle=split == "train", augment=augmenter, seed=seed,
@@ -231,14 +231,14 @@ def fit_ood_check(scorer, sizes: list[int], splits: dict, image_size: int, resiz
     started = time.time()
     p_pg = []  # per pass; fit_statistics reads the training images first, the validation last
 
-    def features_of(paths, varied):
+    def features_of(paths, variation):
         if paths == splits["val"]["paths"]:  # decoded and cached already
             dataset = splits["val"]["dataset"]
         else:
             dataset = make_dataset(paths, np.zeros(len(paths)), image_size, batch_size,
                                    resize=resize)
-        if varied:
-            pixels = np.concatenate(list(ood.varied_batches(x.numpy() for x, _ in dataset)))
+        if variation:
+            pixels = np.concatenate(list(variation(x.numpy() for x, _ in dataset)))
             return scorer.predict(pixels, batch_size=batch_size, verbose=0)[1]
         outputs = scorer.predict(dataset, verbose=0)
         p_pg.append(outputs[0][:, 0])

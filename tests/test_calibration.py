@@ -74,3 +74,27 @@ def test_imaging_variety_changes_the_pixels_not_the_shape_and_repeats_for_a_seed
     assert np.array_equal(first, again)
     assert 0 <= first.min() and first.max() <= 255
     assert np.abs(first - pixels).mean() > 5
+
+
+def test_turned_batches_turn_each_image_and_repeat_for_the_seed():
+    from gacrystal.images import dihedral
+    from gacrystal.ood import turned_batches
+    images = np.random.default_rng(0).uniform(0, 255, (40, 8, 8, 3)).astype(np.float32)
+    batches = [images[:16], images[16:32], images[32:]]
+    first = np.concatenate(list(turned_batches(iter(batches))))
+    assert np.array_equal(first, np.concatenate(list(turned_batches(iter(batches)))))
+    turns = [next(k for k in range(8) if np.array_equal(dihedral(image, k), turned))
+             for image, turned in zip(images, first)]
+    assert len(set(turns)) == 8  # every rotation and mirror is drawn, the identity among them
+
+
+def test_the_statistics_are_fitted_on_turned_images_and_calibrated_on_varied_ones():
+    from gacrystal import ood
+    rng = np.random.default_rng(0)
+    asked = []
+
+    def features_of(paths, variation):
+        asked.append((len(paths), variation))
+        return rng.normal(0, 1, (len(paths), 6))
+    ood.fit_statistics(features_of, list(range(60)), np.arange(60) % 2, list(range(20)), [6])
+    assert asked == [(60, ood.turned_batches), (20, ood.varied_batches), (20, None)]

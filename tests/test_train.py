@@ -98,6 +98,15 @@ def test_paper_preset_and_demo_fill_only_settings_not_given():
         GAmain.resolve_settings(["--preset", "fast"])
 
 
+def test_rotation_range_reaches_the_augmentation_and_is_checked():
+    from gacrystal.data import augmentation
+    assert GAmain.resolve_settings([])[0]["rotation_range"] == 30  # the original's
+    assert augmentation(0).layers[0].factor == pytest.approx((-30 / 360, 30 / 360))
+    assert augmentation(0, 180).layers[0].factor == pytest.approx((-0.5, 0.5))
+    with pytest.raises(UserError, match="Received: rotation_range=200"):
+        GAmain.main(["--rotation_range", "200"])
+
+
 @pytest.mark.parametrize("argv, name, value", [
     (["--demo", "--epochs", "100"], "epochs", 100),  # 100 is also the block's value
     (["--preset", "paper", "--lr", "0.1"], "lr", 0.1),
