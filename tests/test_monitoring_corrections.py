@@ -82,9 +82,13 @@ def test_monitor_correct_export_and_fine_tune_change_the_corrected_regions(runs,
     for part in ("train", "val", "test"):
         for class_name in ("cex", "pg"):
             shutil.copytree(dest / class_name, split / part / class_name.upper())
+    # BatchNorm statistics at Keras's 0.99 lag the fine-tune: measured on an AVX-512 EPYC, the
+    # validation accuracy swung between 4% and 96% from epoch to epoch and the last epoch landed
+    # at 66% (134 of 208 tiles CEX). 0.9 and a cosine decay settle it, as they do for the demo.
     GAmain.main(["--data", str(split), "--runs", str(tmp_path / "runs"), "--init_weights",
                  str(model), "--image_size", "32", "--batch_size", "16", "--lr", "0.01",
-                 "--epochs", "12", "--no-export_onnx", "--no-augment", "--weights", "none"])
+                 "--epochs", "12", "--no-export_onnx", "--no-augment", "--weights", "none",
+                 "--bn_momentum", "0.9", "--lr_schedule", "cosine"])
     tuned = next((tmp_path / "runs").iterdir()) / "model.keras"
     files = [str(dest / name) for name in marked]
     after = [r["label"] for r in load_classifier(tuned).label(files, reject=False)]
