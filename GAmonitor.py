@@ -17,19 +17,19 @@ experiment folders (sub-folders of frames, no frames of its own) is monitored on
 another (with --cluster, all at once), each into OUT/<its name>/ as if run on its own. The exit
 status is 3 when the alarm has fired (in any experiment; 0 with --demo), else 1 when a frame could
 not be read, else 0.
-How candidates are found and counted: gacrystal/candidates.py and gacrystal/monitoring/.
+How candidates are found and counted: gacrystal/candidates.py and gacrystal/monitoring/; how a
+run is opened, taken up, run here or on Dask and reported: gacrystal/monitoring/session.py.
 """
 from __future__ import annotations
 
-import functools
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from gacrystal.cli import layer_recipes, parse_settings, progress_bar, run_main
+from gacrystal.cli import layer_recipes, parse_settings, run_main
 from gacrystal.errors import UserError
 from gacrystal.images import list_images
+from gacrystal.monitoring.session import RunOptions, monitor_here, monitor_on_dask
 
 # --- settings (edit here, or override on the command line with the same names) ---
 frames = "images/frames"  # folder of whole probe frames (e.g. the Kaggle Raw pg/ folder), or of experiment folders of frames
@@ -76,7 +76,6 @@ shard_batches = 4  # with --cluster: frame batches (frames_per_batch frames each
 
 DEMO = {"frames": "images/frames-synthetic", "out": "monitor-demo"}
 DEMO_FRAMES, DEMO_SPIKE = 60, 31  # a spiking run: pure CEX, then PG added from frame 31 on
-PAGE_REFRESH_S = 10  # a watch's monitor.html reloads itself this often (it is redrawn as often)
 
 
 def check_settings(s: dict, given: set):
@@ -196,132 +195,6 @@ def check_out(s: dict, model: Path) -> dict:
     return identity
 
 
-def start_opcua(s: dict):
-    """--opcua URL: the OPC UA server with the run's variables, started (None without it)."""
-    if not s["opcua"]:
-        return None
-    from gacrystal.monitoring.opcua import OpcUaServer
-    server = OpcUaServer(s["opcua"], Path(s["out"]).name, s["opcua_certificate"],
-                         s["opcua_private_key"], s["opcua_users"])
-    server.start()
-    print(f"OPC UA: serving the run's state at {s['opcua']} (Objects/GAmonitor/"
-          f"{Path(s['out']).name}; read-only)")
-    return server
-
-
-def open_run(s: dict, classifier, card: dict, server=None):
-    """The Monitor for OUT: a new run, or the earlier one in OUT taken up where it stopped;
-    with an OPC UA server, each frame is published on it. classifier is None on a cluster (its
-    workers classify); card is the model's."""
-    from gacrystal.candidates import DEFAULT_TILE_SIZE
-    from gacrystal.monitoring import CusumRule, FrameClock, Monitor
-    from gacrystal.monitoring.state import clear_outputs, load_state
-    out = Path(s["out"])
-    if s["overwrite"]:
-        clear_outputs(out)
-    clock = FrameClock(s["time_source"], s["times"] or None, s["interval"])
-    from gacrystal.monitoring.arl import parse_duration
-    alarm = CusumRule(s["baseline_frames"], s["alarm_allowance"], s["alarm_threshold"] or None,
-                      false_alarm_every_s=parse_duration(s["false_alarm_every"]))
-    tile_size = s["tile_size"] or int(card.get("crop_size") or DEFAULT_TILE_SIZE)
-    run = Monitor(classifier, out, clock, alarm, tile_size=tile_size, min_area=s["min_area"],
-                  um_per_px=s["um_per_px"], batch_size=s["batch_size"],
-                  threshold=s["threshold"], reject=s["reject"],
-                  overlay_every=s["overlay_every"], on_alarm=announce,
-                  on_figures=lambda figures: print(f"baseline learnt: {figures.describe()}"),
-                  window_frames=s["window_frames"], latest_overlay=s["watch"])
-    if server is not None:
-        run.on_frame = lambda frame: server.publish(frame, run)
-    run.resume(load_state(out), Path(s["frames"]))  # the judge from the last frames too
-    if run.frames:
-        print(f"going on with the run in {out}: {len(run.frames)} frames already done")
-    return run
-
-
-def when(frame) -> str:
-    """A frame's time, or how long after the first frame it came."""
-    from gacrystal.monitoring.records import time_text
-    return time_text(frame.time) or f"{frame.elapsed_s / 60:.1f} min after the first frame"
-
-
-def announce(frame):
-    """Prints the alarm, once, when it fires."""
-    print(f"\nALARM: PG has appeared: {frame.frame}, {when(frame)} ({frame.summary.pg} PG "
-          "regions in this frame)", flush=True)
-
-
-def save_run_state(run, identity: dict, s: dict):
-    from gacrystal.monitoring.state import save_state
-    save_state(run.out, {**identity, **run.clock.state(), "tile_size": run.tile_size,
-                         "settings": s})
-
-
-def monitor_folder(run, folder: Path, frames_per_batch: int, save):
-    """Every frame of a finished folder not yet done, with a progress bar."""
-    from gacrystal.monitoring.watch import in_groups, new_frames
-    todo = new_frames(folder, run)
-    bar = progress_bar(len(todo), "frames", unit="frame")
-    for group in in_groups(todo, frames_per_batch):
-        run.process(group)
-        save()
-        bar.update(len(group))
-    bar.close()
-
-
-def watch_folder(run, s: dict, save):
-    """--watch: frames as the probe writes them, until Ctrl-C or --stop_after_idle; the trend
-    and the page redrawn as they come, at most every 10 s."""
-    from gacrystal.monitoring.watch import watch
-    print(f"watching {s['frames']} (Ctrl-C stops; running again goes on from here)")
-    last_drawn, last_count = 0.0, len(run.frames)
-
-    def after_poll(processed: int):
-        nonlocal last_drawn, last_count
-        save()
-        if len(run.frames) > last_count:
-            print(f"{len(run.frames)} frames done", flush=True)
-            last_count = len(run.frames)
-        if time.time() - last_drawn > 10:
-            write_pictures(run, s, alarm_text(run), live=True)
-            last_drawn = time.time()
-    watch(run, Path(s["frames"]), s["poll_s"], s["retries"], s["frames_per_batch"],
-          s["stop_after_idle"], on_poll=after_poll)
-
-
-def report_run(run, done: int, out: str, page: Path, working: str = "while working"):
-    busy = sum(run.seconds.values())  # not the waits of a watch
-    print(f"\n{done} frames processed ({done / max(busy, 1e-9):.2f} frames/s {working}); "
-          f"{len(run.frames)} in {Path(out, 'frames.csv')}")
-    if done:
-        print(f"time spent: {run.time_shares()}")
-    if not run.alarm_state.fired or run.alarm_state.fired_at < len(run.frames) - done:
-        print(alarm_text(run))  # an alarm that fired in this run was printed when it fired
-    print(f"see {page} (trend, overlays, frames, detections to review)")
-
-
-def write_pictures(run, s: dict, alarm_text: str, live: bool):
-    """trend.png, monitor.html (live: reloading itself, for a watch) and the corrections.csv
-    template of the regions it shows (never over the user's marks)."""
-    from gacrystal.monitoring.corrections import write_template
-    from gacrystal.monitoring.overlay import OVERLAYS
-    from gacrystal.monitoring.page import write_page
-    from gacrystal.monitoring.trend import TREND, plot_trend
-    if run.frames:
-        plot_trend(run.frames, run.out / TREND)
-    highest, uncertain = run.picks.rows()
-    write_template(run.out, highest + [p for p in uncertain if p not in highest])
-    return write_page(run.out, run.frames, s, alarm_text, Path(s["frames"]), run.out / OVERLAYS,
-                      run.picks, run.alarm.figures, refresh_s=PAGE_REFRESH_S if live else 0)
-
-
-def alarm_text(run) -> str:
-    if not run.alarm_state.fired:
-        return (f"No alarm in {len(run.frames)} frames: the PG count has not risen above its "
-                f"baseline by enough to raise it (the alarm's figures say how fast a rise is seen).")
-    frame = run.frames[run.alarm_state.fired_at]
-    return f"ALARM: PG has appeared at {frame.frame}, {when(frame)}."
-
-
 def export_for_training(s: dict):
     """--export_crops DIR: OUT's counted regions as training crops, corrected where marked
     (gacrystal.monitoring.corrections); monitors nothing."""
@@ -336,81 +209,6 @@ def export_for_training(s: dict):
     print(f"next: python GAsplit.py --source {dest} --dest {dest}-split, then python GAmain.py "
           f"--data {dest}-split --init_weights {s['weights']} (fine-tune the model on them)")
     return 0
-
-
-def start_run(s: dict, identity: dict, classifier, card: dict, can_reject: bool):
-    """Opens the run in s["out"] (with its OPC UA server), says what it monitors and saves its
-    identity before the first row; returns (run, save, frames done before, server)."""
-    server = start_opcua(s)
-    run = open_run(s, classifier, card, server)
-    print(f"frames: {s['frames']}; candidates: blobs of at least {s['min_area']} px and "
-          f"{run.tile_size} px tiles; model: {s['weights']}")
-    if s["reject"] and not can_reject:
-        print("note: this model has no out-of-distribution statistics (ood.npz) beside it: "
-              "bubbles and debris get CEX or PG, never UNKNOWN")
-    save = functools.partial(save_run_state, run, identity, s)
-    save()  # before the first row: a crash in the first frames still leaves the run's identity
-    return run, save, len(run.frames), server
-
-
-def finish_run(s: dict, run, save, before: int, server, working: str = "while working"):
-    """Also on Ctrl-C: what was done is in the tables and the pictures."""
-    save()
-    page = write_pictures(run, s, alarm_text(run), live=False)
-    report_run(run, len(run.frames) - before, s["out"], page, working)
-    if server is not None:
-        server.stop()
-
-
-def monitor_here(runs: list[tuple[dict, dict]], model: Path) -> list:
-    """Each run in this process, one after the other; returns their Monitors."""
-    from gacrystal.classifier import load_classifier
-    classifier = load_classifier(model)
-    monitors = []
-    for s, identity in runs:
-        classifier.pad_short_batches_to(0)  # each run's last bits as when monitored on its own
-        run, save, before, server = start_run(s, identity, classifier, classifier.card,
-                                              classifier.can_reject)
-        try:
-            if s["watch"]:
-                watch_folder(run, s, save)
-            else:
-                monitor_folder(run, Path(s["frames"]), s["frames_per_batch"], save)
-        finally:
-            finish_run(s, run, save, before, server)
-        monitors.append(run)
-    return monitors
-
-
-def monitor_on_dask(cluster: str, runs: list[tuple[dict, dict]], model: Path,
-                    frames_per_batch: int, shard_batches: int) -> list:
-    """--cluster: every run's frames in shards on Dask's workers, which load the model (this
-    process does not), recorded here in order (gacrystal/monitoring/shards.py); returns the
-    Monitors."""
-    from gacrystal.cluster import connect, model_identity, tell_workers
-    from gacrystal.monitoring.shards import Experiment, model_facts, monitor_on_cluster
-    from gacrystal.monitoring.watch import new_frames
-    identity = model_identity(model, trust_model=False)
-    started = []
-    with connect(cluster) as client:
-        tell_workers(client, "each loads the model once")
-        facts = model_facts(client, identity)
-        try:
-            for s, run_identity in runs:
-                run, save, before, server = start_run(s, run_identity, None, facts["card"],
-                                                      facts["can_reject"])
-                started.append((s, Experiment(run, new_frames(Path(s["frames"]), run), save),
-                                before, server))
-            seconds = monitor_on_cluster(client, [x for _, x, _, _ in started], identity,
-                                         frames_per_batch, shard_batches)
-            done = sum(len(x.todo) for _, x, _, _ in started)
-            print(f"cluster: {done} frames in {seconds:.1f} s ({done / max(seconds, 1e-9):.2f} "
-                  "frames/s)")
-        finally:
-            for s, experiment, before, server in started:
-                finish_run(s, experiment.run, experiment.saved, before, server,
-                           working="per worker while working")
-    return [experiment.run for _, experiment, _, _ in started]
 
 
 def main(argv=None):
@@ -429,7 +227,8 @@ def main(argv=None):
     from gacrystal.files import exclusive_lock
     with exclusive_lock(s["out"], "another monitoring run"):
         model = model_file(s["weights"])  # published weights by name: downloaded once
-        runs = [(run_s, check_out(run_s, model)) for run_s in experiment_settings(s)]
+        runs = [(RunOptions.from_settings(run_s), check_out(run_s, model))
+                for run_s in experiment_settings(s)]
         if s["cluster"]:
             monitors = monitor_on_dask(s["cluster"], runs, model, s["frames_per_batch"],
                                        s["shard_batches"])

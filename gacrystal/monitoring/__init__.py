@@ -11,7 +11,8 @@
 - watch: listing a folder's new frames (or experiment folders) and watching one a probe writes
   into;
 - overlay, trend, page: a frame's boxes, trend.png, monitor.html;
-- state: monitor.json and clearing an output folder.
+- state: monitor.json and clearing an output folder;
+- session: a run as GAmonitor.py runs it, from opening its folder to the report (here or on Dask).
 
     from gacrystal.monitoring import CusumRule, FrameClock, Monitor
     monitor = Monitor(classifier, Path("monitor"), FrameClock("auto"), CusumRule())
