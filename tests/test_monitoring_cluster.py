@@ -12,6 +12,7 @@ import pytest
 
 import GAmonitor
 from gacrystal.errors import UserError
+from gacrystal.monitoring import session
 from conftest import ROOT
 from probe import StandIn, disc_frames, save_grey, spiking_frames
 
@@ -117,7 +118,7 @@ def test_a_second_run_on_a_cluster_goes_on_where_the_first_stopped(
         stand_in, threads, tmp_path, monkeypatch, capsys):
     frames, out = tmp_path / "frames", tmp_path / "two"
     disc_frames(frames, count=9, spike=4)
-    save = GAmonitor.save_run_state
+    save = session.save_run_state
     calls = []
 
     def stop_after_two_shards(run, identity, s):
@@ -125,10 +126,10 @@ def test_a_second_run_on_a_cluster_goes_on_where_the_first_stopped(
         calls.append(len(run.frames))
         if len(calls) == 3:  # once before the first frame, then after each shard
             raise KeyboardInterrupt  # as Ctrl-C would
-    monkeypatch.setattr(GAmonitor, "save_run_state", stop_after_two_shards)
+    monkeypatch.setattr(session, "save_run_state", stop_after_two_shards)
     with pytest.raises(KeyboardInterrupt):
         monitor(frames, out, stand_in, "--cluster", threads)
-    monkeypatch.setattr(GAmonitor, "save_run_state", save)
+    monkeypatch.setattr(session, "save_run_state", save)
     assert calls[-1] == 4 and len((out / "frames.csv").read_text().splitlines()) == 1 + 4
     capsys.readouterr()
     assert monitor(frames, out, stand_in, "--cluster", threads) == 3
@@ -177,7 +178,7 @@ def test_a_killed_workers_shards_are_redone_and_each_frame_appears_once(
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster, Client(cluster) as client:
         pids, killed = client.run(os.getpid), []
-        save = GAmonitor.save_run_state
+        save = session.save_run_state
 
         def kill_after_the_first_shard(run, identity, s):
             save(run, identity, s)
@@ -186,7 +187,7 @@ def test_a_killed_workers_shards_are_redone_and_each_frame_appears_once(
                 victim = max(busy, key=lambda worker: len(busy[worker]))
                 killed.append((victim, len(busy[victim])))
                 os.kill(pids[victim], signal.SIGKILL)
-        monkeypatch.setattr(GAmonitor, "save_run_state", kill_after_the_first_shard)
+        monkeypatch.setattr(session, "save_run_state", kill_after_the_first_shard)
         assert monitor(frames, tmp_path / "two", model,
                        "--cluster", cluster.scheduler_address) == status
         assert killed and pids[killed[0][0]] not in client.run(os.getpid).values()
