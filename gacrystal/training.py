@@ -227,6 +227,7 @@ def fit_ood_check(scorer, sizes: list[int], splits: dict, image_size: int, resiz
         (the statistics, their summary for config.json, the validation images' raw P(PG) from
         the same pass, which the calibration is fitted on).
     """
+    import tensorflow as tf
     from gacrystal.data import make_dataset
     started = time.time()
     p_pg = []  # per pass; fit_statistics reads the training images first, the validation last
@@ -239,7 +240,11 @@ def fit_ood_check(scorer, sizes: list[int], splits: dict, image_size: int, resiz
                                    resize=resize)
         if variation:
             pixels = np.concatenate(list(variation(x.numpy() for x, _ in dataset)))
-            return scorer.predict(pixels, batch_size=batch_size, verbose=0)[1]
+            # A dataset like the others (batch dimension unknown), not an array: predict() then
+            # traces the scorer once for every pass here and in `evaluate`, not once per pass.
+            dataset = tf.data.Dataset.from_tensor_slices(
+                (pixels.astype(np.float32), np.zeros(len(pixels), np.float32))).batch(batch_size)
+            return scorer.predict(dataset, verbose=0)[1]
         outputs = scorer.predict(dataset, verbose=0)
         p_pg.append(outputs[0][:, 0])
         return outputs[1]

@@ -22,7 +22,10 @@ def synthetic_root(tmp_path_factory) -> Path:
     return root
 
 
-TINY = ["--weights", "none", "--image_size", "32", "--batch_size", "16", "--lr", "0.01"]
+# ResNet-50, not the default ResNet-101: half the layers to build, trace and export, the same
+# code paths (test_model.py builds the ResNet-101 itself).
+TINY = ["--weights", "none", "--image_size", "32", "--batch_size", "16", "--lr", "0.01",
+        "--backbone", "ResNet50"]
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +39,7 @@ def split_dir(synthetic_root, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def runs(split_dir, tmp_path_factory):
-    """Two tiny ResNet-101 runs with the same seed, made once for the whole test session.
+    """Two tiny ResNet-50 runs with the same seed, made once for the whole test session.
 
     Run A: 2 epochs with every deliverable (ONNX too), counting the images each predict() call
     sees. Run B: 1 epoch without ONNX, to compare the first epoch with A's.

@@ -32,7 +32,7 @@ def first_epoch(run_dir, column="loss"):
 def test_mirrored_over_two_devices_matches_one_device_at_the_same_global_batch(split_dir,
                                                                                tmp_path):
     args = ["--data", str(split_dir), "--epochs", "1", "--no-export_onnx", *TINY,
-            "--backbone", "ResNet50", "--no-augment", "--dropout1", "0", "--dropout2", "0"]
+            "--no-augment", "--dropout1", "0", "--dropout2", "0"]
     printed = {}
     for name, extra in (("mirrored", ["--distribute", "mirrored", "--devices", "/cpu:0,/cpu:1"]),
                         ("one", ["--distribute", "none"])):
@@ -55,7 +55,7 @@ def test_mirrored_over_two_devices_matches_one_device_at_the_same_global_batch(s
 
 def test_mixed_precision_trains_and_saves_float32_files_that_agree(split_dir, tmp_path):
     GAmain.main(["--data", str(split_dir), "--runs", str(tmp_path), "--epochs", "1", *TINY,
-                 "--backbone", "ResNet50", "--precision", "mixed_bfloat16"])
+                 "--precision", "mixed_bfloat16"])
     run_dir = next(tmp_path.iterdir())
     import keras
     assert keras.mixed_precision.global_policy().name == "float32"  # restored after the run

@@ -18,7 +18,7 @@ from gacrystal.multiworker import is_chief, loopback_tf_configs, read_tf_config
 
 # Dropout and augmentation off: what is left between two workers and one process at the same
 # global batch is the order of floating-point sums (and BatchNorm's synchronised statistics).
-ARGS = ["--epochs", "2", "--f1_stop", "2", "--no-export_onnx", *TINY, "--backbone", "ResNet50",
+ARGS = ["--epochs", "2", "--f1_stop", "2", "--no-export_onnx", *TINY,
         "--no-augment", "--dropout1", "0", "--dropout2", "0"]
 RUN_NAME = "two-workers"
 WORKER_SECONDS = 900  # a bound against a hang, not a speed check: a shared machine is slow

@@ -48,11 +48,19 @@ def test_validation_images_go_through_the_model_once_per_epoch(runs, split_dir):
     assert runs["predicted"] == [n_val, n_val, n_train, n_val, n_val, n_test]
 
 
+def test_the_settings_block_keeps_the_original_recipe():
+    import GAmain
+    original = dict(backbone="ResNet101", weights="imagenet", image_size=224,
+                    trainable_fraction=0.1, dropout1=0.4, dropout2=0.3, batch_size=64, lr=0.1,
+                    momentum=0.9, seed=42, f1_stop=0.997, augment=True, rotation_range=30)
+    assert {name: getattr(GAmain, name) for name in original} == original
+
+
 def test_config_records_settings_versions_counts_and_time(runs, split_dir):
     config = json.loads((runs["a"] / "config.json").read_text())
     in_folder = {name: len(list((split_dir / "train" / name).glob("*.png"))) for name in ("CEX", "PG")}
     assert config["model"]["class_names"] == ["CEX", "PG"]
-    assert config["model"]["image_size"] == 32 and config["model"]["backbone"] == "ResNet101"
+    assert config["model"]["image_size"] == 32 and config["model"]["backbone"] == "ResNet50"
     assert config["settings"]["lr"] == 0.01 and config["settings"]["weights"] is None
     assert config["dataset"]["train"] == in_folder and in_folder["CEX"] == 28
     assert config["training"]["epochs_run"] == 2 and config["training"]["elapsed_seconds"] > 0
