@@ -103,7 +103,8 @@ def test_nan_loss_stops_with_the_likely_cause_and_keeps_the_last_good_epoch(spli
                                                                              capsys):
     code = run_main(GAmain.main, [
         "--data", str(split_dir), "--runs", str(tmp_path), "--epochs", "3", "--no-export_onnx",
-        "--weights", "none", "--image_size", "32", "--batch_size", "16", "--lr", "10"])
+        "--weights", "none", "--image_size", "32", "--batch_size", "16", "--lr", "10",
+        "--backbone", "ResNet50"])
     err = capsys.readouterr().err
     assert code == 2
     assert "NaN" in err and "lr=10" in err and "scratch" in err and "--lr 1" in err
