@@ -37,8 +37,13 @@ def check_settings(s: dict) -> tuple[Path, Path]:
     """Checks the settings; returns the fp32 model and the int8 file to write."""
     from gacrystal.data import check_split_folder  # imports TensorFlow: not for --help
     fp32 = Path(s["weights"])
-    if fp32.suffix.lower() != ".onnx" or not fp32.is_file():
-        raise UserError(f"weights must be an .onnx file this project wrote. Received: {fp32}")
+    if not fp32.is_file():
+        raise UserError(f"no model file at weights={fp32}; train one with `python GAmain.py` "
+                        f"(or `python GAmain.py --demo`, which puts a small one into weights/) "
+                        f"and pass its model.onnx")
+    if fp32.suffix.lower() != ".onnx":
+        raise UserError(f"weights must be an .onnx file this project wrote (model.onnx in a run "
+                        f"folder, or weights/model.onnx). Received: {fp32}")
     if s["calibration_images"] < 1:
         raise UserError(f"calibration_images must be at least 1. "
                         f"Received: calibration_images={s['calibration_images']}")

@@ -44,3 +44,13 @@ def test_only_the_prediction_is_quantized_the_feature_statistics_stay_float(runs
     quantized = [i for i in features.input if producer[i].op_type == "DequantizeLinear"]
     # At most one: the last stage's mean, which is also the head's pooling (the same node)
     assert len(quantized) <= 1 and len(features.input) >= 8
+
+
+def test_a_missing_or_keras_model_is_a_one_line_error_that_says_what_to_do(tmp_path, capsys):
+    assert run_main(GAquantize.main, ["--weights", str(tmp_path / "model.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "no model file at weights=" in err and "GAmain.py" in err and "Traceback" not in err
+    keras_file = tmp_path / "model.keras"
+    keras_file.write_bytes(b"not checked: the suffix is refused first")
+    assert run_main(GAquantize.main, ["--weights", str(keras_file)]) == 2
+    assert "must be an .onnx file" in capsys.readouterr().err
