@@ -32,6 +32,8 @@ calibration_images = 64  # training images whose activation ranges set the int8 
 overwrite = False  # replace an existing .int8.onnx
 # --- end of settings
 
+GOOD_AGREEMENT = 0.99  # below this share of labels agreeing with fp32, the int8 file is not offered
+
 
 def check_settings(s: dict) -> tuple[Path, Path]:
     """Checks the settings; returns the fp32 model and the int8 file to write."""
@@ -63,6 +65,15 @@ def print_agreement(result: dict):
               f"{100 * result['fp32_rejects']:.1f}%, int8 {100 * result['int8_rejects']:.1f}%)")
 
 
+def what_next(labels_agree: float, fp32: Path, out: Path) -> str:
+    """The int8 file is offered only where it agrees with fp32 on GOOD_AGREEMENT of the labels."""
+    if labels_agree < GOOD_AGREEMENT:
+        return (f"warning: the int8 model changes {100 * (1 - labels_agree):.1f}% of the labels; "
+                f"keep labelling with {fp32}, or quantize again with more --calibration_images "
+                f"and compare")
+    return f"next: python GAinfer.py --weights {out} --images FOLDER"
+
+
 def main(argv=None):
     s, _ = parse_settings(__file__, "Write an int8 ONNX model beside an fp32 one.", argv)
     fp32, out = check_settings(s)
@@ -87,12 +98,14 @@ def main(argv=None):
               "training images)")
     quantized = load_classifier(out)
     paths = val_paths + list_split(data / "test")[0]
-    print_agreement(agreement(reference, quantized, paths))
+    result = agreement(reference, quantized, paths)
+    print_agreement(result)
     pixels = next(read_stack(paths, size, resize, batch_size=256))
     speed32, speed8 = images_per_second(reference, pixels), images_per_second(quantized, pixels)
     print(f"speed on {len(pixels)} images in memory, batch 16: fp32 {speed32:.1f} images/s, "
           f"int8 {speed8:.1f} images/s ({speed8 / speed32:.2f}x)")
-    print(f"next: python GAinfer.py --weights {out} --images FOLDER")
+    line = what_next(result["labels_agree"], fp32, out)
+    print(line, file=sys.stderr if line.startswith("warning") else sys.stdout)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """GAquantize: an int8 ONNX copy beside the fp32 one, measured against it."""
 import shutil
+from pathlib import Path
 
 import numpy as np
 
@@ -44,6 +45,10 @@ def test_only_the_prediction_is_quantized_the_feature_statistics_stay_float(runs
     quantized = [i for i in features.input if producer[i].op_type == "DequantizeLinear"]
     # At most one: the last stage's mean, which is also the head's pooling (the same node)
     assert len(quantized) <= 1 and len(features.input) >= 8
+    # The head stays float (its dense layers quantized squeezed a demo model's P(PG) to 0.5)
+    head = [n for n in model.graph.node if n.op_type in ("Gemm", "MatMul", "Sigmoid")]
+    assert head and not [n.name for n in head for i in n.input
+                         if i in producer and producer[i].op_type == "DequantizeLinear"]
 
 
 def test_a_missing_or_keras_model_is_a_one_line_error_that_says_what_to_do(tmp_path, capsys):
@@ -54,3 +59,11 @@ def test_a_missing_or_keras_model_is_a_one_line_error_that_says_what_to_do(tmp_p
     keras_file.write_bytes(b"not checked: the suffix is refused first")
     assert run_main(GAquantize.main, ["--weights", str(keras_file)]) == 2
     assert "must be an .onnx file" in capsys.readouterr().err
+
+
+def test_an_int8_model_that_changes_labels_is_not_offered():
+    fp32, out = Path("run/model.onnx"), Path("run/model.int8.onnx")
+    assert GAquantize.what_next(0.996, fp32, out).startswith(f"next: python GAinfer.py --weights {out}")
+    warning = GAquantize.what_next(0.755, fp32, out)
+    assert warning.startswith("warning: the int8 model changes 24.5% of the labels")
+    assert str(fp32) in warning and str(out) not in warning
