@@ -166,6 +166,7 @@ def leak_report(groups_by_class: dict[str, list[list[Scanned]]],
     if crossing_lines:
         lines += ["", "Groups that cross splits:"] + crossing_lines
     else:
+        lines[0] = "Copies of one crop (rotated, mirrored, re-encoded): none in more than one split."
         lines += ["", "No group crosses splits: no validation or test image has a copy in train."]
     return "\n".join(lines) + "\n", leaked
 
