@@ -203,7 +203,12 @@ def load_keras_model(path: Path, trust_model: bool = False):
     .keras files load in Keras's safe mode (a Lambda layer's code is refused). A legacy .h5 file
     with Lambda layers is refused here, before loading, unless trust_model is set.
     """
+    import zipfile
     import keras
+    if path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path):
+        # Keras would say "File not found" of a file that is there
+        raise UserError(f"could not load {path} as a Keras model: not a .keras archive (a zip "
+                        "file); it is damaged, or another kind of file renamed")
     if path.suffix.lower() in (".h5", ".hdf5") and not trust_model:
         code = code_layers_in_h5(path)
         if code:
@@ -303,6 +308,14 @@ def check_weights(weights: str | Path):
     """Refuses weights that are neither a model file nor the name of published weights in
     gacrystal.named_weights.NAMED_WEIGHTS, before anything is loaded or downloaded."""
     from gacrystal.named_weights import NAMED_WEIGHTS
+    if Path(weights).is_dir():
+        kinds = [".keras", ".onnx", ".h5"]  # the run folder's main file first
+        models = [p for p in Path(weights).glob("model*.*") if p.suffix.lower() in kinds]
+        found = [p.name for p in sorted(models, key=lambda p: (kinds.index(p.suffix.lower()),
+                                                               p.name))]
+        inside = (f"pass one of its model files, e.g. {Path(weights) / found[0]} "
+                  f"({', '.join(found)})" if found else "it holds no model file")
+        raise UserError(f"weights={weights} is a folder; {inside}")
     if not Path(weights).is_file() and str(weights) not in NAMED_WEIGHTS:
         raise UserError(f"no model file at weights={weights}; {GET_WEIGHTS_HELP}")
 
