@@ -105,24 +105,39 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def copies_in(folder: Path, source: Path, digest: str) -> list[Path]:
+    """The copies of source that copy_corrected may have put into folder, under either name."""
+    names = (source.name, f"{source.stem}_{digest[:8]}{source.suffix}")
+    return [folder / name for name in names
+            if (folder / name).is_file() and sha256(folder / name) == digest]
+
+
 def copy_corrected(chosen: list[tuple[Path, str]], dest: Path) -> dict[str, int]:
     """Copies each file into dest/cex/ or dest/pg/ (the Kaggle layout GAsplit.py reads); never
-    moves, never overwrites: a different file of the same name gets its hash in its name, the
-    same file is not copied twice. Returns counts: copied, already there, missing."""
-    counts = {"copied": 0, "already there": 0, "missing": 0}
+    moves a source, never overwrites: a different file of the same name gets its hash in its name,
+    the same file is not copied twice. A file whose correction changed since an earlier run (its
+    copy is in the other class's folder) leaves that folder: one image never trains under both
+    labels. Returns counts: copied, already there, relabelled, missing."""
+    counts = {"copied": 0, "already there": 0, "relabelled": 0, "missing": 0}
     for source, class_name in chosen:
         if not source.is_file():
             counts["missing"] += 1
             print(f"missing: {source}")
             continue
+        digest = sha256(source)
+        for other in set(CLASS_NAMES) - {class_name}:
+            for stale in copies_in(dest / other.lower(), source, digest):
+                stale.unlink()
+                counts["relabelled"] += 1
+                print(f"relabelled {class_name}: {source} (its copy left {stale.parent})")
         folder = dest / class_name.lower()
         folder.mkdir(parents=True, exist_ok=True)
-        target = folder / source.name
-        if target.exists() and sha256(target) == sha256(source):
+        if copies_in(folder, source, digest):
             counts["already there"] += 1
             continue
+        target = folder / source.name
         if target.exists():
-            target = folder / f"{source.stem}_{sha256(source)[:8]}{source.suffix}"
+            target = folder / f"{source.stem}_{digest[:8]}{source.suffix}"
         shutil.copyfile(source, target)
         counts["copied"] += 1
     return counts

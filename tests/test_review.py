@@ -87,3 +87,21 @@ def test_a_bad_corrected_label_names_the_line(tmp_path):
     path.write_text("file,predicted,p_pg,corrected\na.png,CEX,0.1,cex\nb.png,PG,0.9,maybe\n")
     with pytest.raises(UserError, match="line 3: corrected must be CEX, PG or empty"):
         GAinfer.main(["--apply_corrections", str(path), "--corrected_dest", str(tmp_path / "d")])
+
+
+def test_a_label_changed_since_the_last_copy_leaves_the_other_class(tmp_path, capsys):
+    from gacrystal.review import copy_corrected, sha256
+    source = tmp_path / "images" / "a.png"
+    source.parent.mkdir()
+    Image.new("L", (8, 8), 100).save(source)
+    dest = tmp_path / "corrected"
+    (dest / "pg").mkdir(parents=True)
+    Image.new("L", (8, 8), 200).save(dest / "pg" / "a.png")  # another image of the same name
+    assert copy_corrected([(source, "CEX")], dest)["copied"] == 1
+    counts = copy_corrected([(source, "PG")], dest)  # the reviewer changed their mind
+    assert counts["relabelled"] == 1 and counts["copied"] == 1
+    assert not list((dest / "cex").iterdir())
+    assert sorted(p.name for p in (dest / "pg").iterdir()) == sorted(
+        ["a.png", f"a_{sha256(source)[:8]}.png"])  # the other image of that name stays
+    assert copy_corrected([(source, "PG")], dest) == {
+        "copied": 0, "already there": 1, "relabelled": 0, "missing": 0}
