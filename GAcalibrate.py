@@ -123,7 +123,8 @@ def main(argv=None):
     targets = [ood.sidecar_path(model_path), calibration.sidecar_path(model_path)]
     existing = [str(t) for t in targets if t.exists()]
     if existing and not s["overwrite"]:
-        raise UserError(f"{', '.join(existing)} already exist; pass --overwrite to replace them")
+        verb = "exists" if len(existing) == 1 else "exist"
+        raise UserError(f"{', '.join(existing)} already {verb}; pass --overwrite to replace them")
     p_raw, features, readable = score_images(classifier, files, s["batch_size"])
     labels = np.zeros(len(readable), int) if labels is None else labels[readable]
     holdout_mask = held_out(labels, s["holdout"])

@@ -84,7 +84,8 @@ def check_settings(s: dict) -> list[Path]:
         targets += [Path(s["review"], name) for name in ("review.html", CORRECTIONS)]
     existing = [str(t) for t in targets if t.exists()]
     if existing and not s["overwrite"]:
-        raise UserError(f"{', '.join(existing)} already exist; choose another name or pass "
+        verb = "exists" if len(existing) == 1 else "exist"
+        raise UserError(f"{', '.join(existing)} already {verb}; choose another name or pass "
                         "--overwrite")
     if s["explain"]:
         if Path(s["weights"]).suffix.lower() == ".onnx" or s["weights"].endswith("-onnx"):
