@@ -125,6 +125,11 @@ def main(argv=None):
     if existing and not s["overwrite"]:
         verb = "exists" if len(existing) == 1 else "exist"
         raise UserError(f"{', '.join(existing)} already {verb}; pass --overwrite to replace them")
+    trained_with = model_path.parent / ood.file_for(classifier.card)
+    if trained_with.is_file():  # the statistics its training fitted: say what takes over
+        print(f"note: {model_path.name} has the statistics its training fitted "
+              f"({trained_with.name}); the files written here take their place when it is "
+              f"loaded (delete them to go back)")
     p_raw, features, readable = score_images(classifier, files, s["batch_size"])
     labels = np.zeros(len(readable), int) if labels is None else labels[readable]
     holdout_mask = held_out(labels, s["holdout"])

@@ -87,8 +87,8 @@ def test_monitor_correct_export_and_fine_tune_change_the_corrected_regions(runs,
     # at 66% (134 of 208 tiles CEX). 0.9 and a cosine decay settle it, as they do for the demo.
     GAmain.main(["--data", str(split), "--runs", str(tmp_path / "runs"), "--init_weights",
                  str(model), "--image_size", "32", "--batch_size", "16", "--lr", "0.01",
-                 "--backbone", "ResNet50", "--epochs", "12", "--no-export_onnx", "--no-augment", "--weights", "none",
-                 "--bn_momentum", "0.9", "--lr_schedule", "cosine"])
+                 "--backbone", "ResNet50", "--epochs", "12", "--no-export_onnx", "--no-augment",
+                 "--weights", "none", "--bn_momentum", "0.9", "--lr_schedule", "cosine"])
     tuned = next((tmp_path / "runs").iterdir()) / "model.keras"
     files = [str(dest / name) for name in marked]
     after = [r["label"] for r in load_classifier(tuned).label(files, reject=False)]

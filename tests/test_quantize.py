@@ -63,7 +63,8 @@ def test_a_missing_or_keras_model_is_a_one_line_error_that_says_what_to_do(tmp_p
 
 def test_an_int8_model_that_changes_labels_is_not_offered():
     fp32, out = Path("run/model.onnx"), Path("run/model.int8.onnx")
-    assert GAquantize.what_next(0.996, fp32, out).startswith(f"next: python GAinfer.py --weights {out}")
+    offered = GAquantize.what_next(0.996, fp32, out)
+    assert offered.startswith(f"next: python GAinfer.py --weights {out}")
     warning = GAquantize.what_next(0.755, fp32, out)
     assert warning.startswith("warning: the int8 model changes 24.5% of the labels")
     assert str(fp32) in warning and str(out) not in warning

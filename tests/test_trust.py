@@ -200,6 +200,7 @@ def test_statistics_fitted_after_the_fact_reject_foreign_images(trust_run, tmp_p
     assert (tmp_path / "model.ood.npz").is_file() and (tmp_path / "model.calibration.json").is_file()
     out = capsys.readouterr().out
     assert "of the held-out images pass" in out and "temperature" in out
+    assert "take their place" not in out  # it came without statistics: nothing to replace
     classifier = load_classifier(model)
     assert classifier.can_reject and classifier.calibration["method"] == "temperature scaling"
     images = foreign_images(20, 64, seed=1)
@@ -216,3 +217,7 @@ def test_statistics_fitted_after_the_fact_reject_foreign_images(trust_run, tmp_p
     assert passed >= 0.95
     assert run_main(GAcalibrate.main, ["--weights", str(model), "--images", str(train)]) == 2
     assert "--overwrite" in capsys.readouterr().err  # nothing replaced without asking
+    shutil.copyfile(trust_run["run"] / "ood.npz", tmp_path / "ood.npz")  # its training's own
+    assert run_main(GAcalibrate.main, ["--weights", str(model), "--images", str(train),
+                                       "--overwrite"]) == 0
+    assert "has the statistics its training fitted (ood.npz)" in capsys.readouterr().out
