@@ -105,9 +105,14 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def hashed_name(source: Path, digest: str) -> str:
+    """The name a copy gets where another file already has source's name."""
+    return f"{source.stem}_{digest[:8]}{source.suffix}"
+
+
 def copies_in(folder: Path, source: Path, digest: str) -> list[Path]:
     """The copies of source that copy_corrected may have put into folder, under either name."""
-    names = (source.name, f"{source.stem}_{digest[:8]}{source.suffix}")
+    names = (source.name, hashed_name(source, digest))
     return [folder / name for name in names
             if (folder / name).is_file() and sha256(folder / name) == digest]
 
@@ -137,7 +142,7 @@ def copy_corrected(chosen: list[tuple[Path, str]], dest: Path) -> dict[str, int]
             continue
         target = folder / source.name
         if target.exists():
-            target = folder / f"{source.stem}_{digest[:8]}{source.suffix}"
+            target = folder / hashed_name(source, digest)
         shutil.copyfile(source, target)
         counts["copied"] += 1
     return counts

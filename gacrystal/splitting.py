@@ -144,8 +144,7 @@ def copy_split(assignment: dict[str, dict[str, list[Scanned]]], dest: Path,
 def leak_report(groups_by_class: dict[str, list[list[Scanned]]],
                 split_of: dict[Path, str]) -> tuple[str, bool]:
     """A text report of copies that cross splits, per class; and whether any does."""
-    lines = ["Copies of one crop (rotated, mirrored, re-encoded) found in more than one split.",
-             "", f"{'class':<6}{'images':>8}{'groups':>8}{'crossing':>10}"
+    lines = [f"{'class':<6}{'images':>8}{'groups':>8}{'crossing':>10}"
              f"{'val with a copy in train':>28}{'test with a copy in train':>28}"]
     crossing_lines, leaked = [], False
     for name, groups in groups_by_class.items():
@@ -163,11 +162,13 @@ def leak_report(groups_by_class: dict[str, list[list[Scanned]]],
         for group in summary["crossing"]:
             members = ", ".join(f"{split_of[records[i].path]}: {records[i].path.name}" for i in group)
             crossing_lines.append(f"  {name}: {members}")
+    copies = "Copies of one crop (rotated, mirrored, re-encoded)"
     if crossing_lines:
-        lines += ["", "Groups that cross splits:"] + crossing_lines
+        lines = [f"{copies} found in more than one split.", "", *lines,
+                 "", "Groups that cross splits:", *crossing_lines]
     else:
-        lines[0] = "Copies of one crop (rotated, mirrored, re-encoded): none in more than one split."
-        lines += ["", "No group crosses splits: no validation or test image has a copy in train."]
+        lines = [f"{copies}: none in more than one split.", "", *lines,
+                 "", "No group crosses splits: no validation or test image has a copy in train."]
     return "\n".join(lines) + "\n", leaked
 
 
