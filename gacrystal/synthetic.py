@@ -3,7 +3,7 @@
     generate_dataset("images/synthetic", cex_count=600, pg_count=600)
 
 Output: OUT/archive/cropped/cropped/cex/CEX (n).png and OUT/archive/cropped/cropped/pg/PG (n).png,
-8-bit grey images stored as RGB, as in the real download (see README, "Synthetic data").
+8-bit grey images stored as RGB, as in the real download (see docs/data.md).
 
 What the real crops look like (../shared/reference/ and its real/ folder) and how it is drawn
 (the primitives are in gacrystal.drawing):

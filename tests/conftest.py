@@ -1,6 +1,7 @@
 """Shared fixtures: small synthetic datasets made once per test session (no downloads)."""
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# A fresh Keras cache for each session, set before Keras is imported (it reads KERAS_HOME once):
+# ImageNet weights are fetched and converted for real (tests/test_imagenet.py), and nothing a
+# user keeps in ~/.keras changes what the tests see.
+os.environ["KERAS_HOME"] = tempfile.mkdtemp(prefix="gacrystal-tests-keras-")
 
 from gacrystal.synthetic import generate_dataset  # noqa: E402
 

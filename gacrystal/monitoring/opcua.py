@@ -6,7 +6,7 @@
     server.stop()
 
 asyncua (the maintained pure-Python OPC UA stack) serves, from the monitor's own process, one
-object per run under Objects/GAmonitor/, its variables in NODES below (the README lists them).
+object per run under Objects/GAmonitor/, its variables in NODES below (docs/monitoring.md lists them).
 The layout follows the OPC UA Analyser Device Integration model where it fits: the device
 (GAmonitor) holds its measured values as variables and a state for its condition; the names
 are ADI's where it has one (the analyser's "state", "Running") and plain otherwise.
