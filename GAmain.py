@@ -214,6 +214,10 @@ def main(argv=None):
             held.enter_context(contextlib.redirect_stdout(held.enter_context(open(os.devnull, "w"))))
         if s["demo"] and not s["resume"] and chief:
             make_demo_data(s["data"])
+        from gacrystal.data import SPLIT_NAMES, check_split_folder, list_split
+        check_split_folder(s["data"])  # data errors before the weights' fetch
+        for name in SPLIT_NAMES:
+            list_split(Path(s["data"], name))
         s, source, backbone_weights = starting_weights(s, source)
         import keras
         from gacrystal import training
