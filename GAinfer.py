@@ -30,18 +30,19 @@ from pathlib import Path
 
 from gacrystal import ood
 from gacrystal.classifier import (Classifier, check_weights, load_classifier,  # noqa: F401
-                                   model_file)
+                                   model_file, synthetic_only_note)
 from gacrystal.cli import parse_settings, run_main
+from gacrystal.crops_or_frames import frame_warning
 from gacrystal.errors import UserError
 from gacrystal.files import exclusive_lock, write_csv
-from gacrystal.images import UNKNOWN, list_images  # noqa: F401
+from gacrystal.images import IMAGE_SUFFIXES, UNKNOWN, list_images  # noqa: F401
 from gacrystal.review import CORRECTIONS, copy_corrected, read_corrections, write_review
 from gacrystal.labelling import (COLUMNS, Labelled, draw_embedding_map, format_table,
                                  label_files, summary)
 
 # --- settings (edit here, or override on the command line with the same names) ---
 weights = "weights/model.keras"  # model file (.keras, .h5, .onnx), or georgia / georgia-onnx: the original's, downloaded once
-images = "images/unlabelled"  # folder of images to label (PNG, JPEG, BMP, TIFF)
+images = "images/unlabelled"  # folder of images to label (PNG, JPEG, BMP, TIFF), or one image file
 recursive = False  # also label the images in subfolders
 out = ""  # CSV file to write the labels to (empty: print the table only)
 batch_size = 16  # images per forward pass (16: as fast as 32 on a CPU, less memory)
@@ -63,10 +64,13 @@ shard_batches = 16  # with --cluster: batches per shard, the work a lost worker 
 def check_settings(s: dict) -> list[Path]:
     """Checks the settings before the model is loaded; returns the image files."""
     folder = Path(s["images"])
-    if not folder.is_dir():
+    if folder.is_file() and folder.suffix.lower() not in IMAGE_SUFFIXES:
+        raise UserError(f"{folder} is not a PNG, JPEG, BMP or TIFF image; pass --images with an "
+                        "image or a folder of them")
+    if not folder.exists():
         raise UserError(f"no image folder at images={folder}; put the images to label there or "
-                        "pass --images FOLDER")
-    files = list_images(folder, s["recursive"])
+                        "pass --images FOLDER (or one image file)")
+    files = [folder] if folder.is_file() else list_images(folder, s["recursive"])
     if not files:
         hint = "" if s["recursive"] else " (add --recursive to look in subfolders)"
         raise UserError(f"no PNG, JPEG, BMP or TIFF images in {folder}{hint}")
@@ -114,13 +118,15 @@ def check_cluster_settings(s: dict):
 
 def print_model_notes(classifier: Classifier, reject: bool):
     """What the user should know about this model before reading its labels."""
+    if note := synthetic_only_note(classifier.card):
+        print(note)
     if not classifier.card["preprocessing_inside"]:
         print(f"{classifier.path.name}: the original project's format (input preprocessed "
               "outside the model); applying its ResNet preprocessing and nearest resize")
     if reject and not classifier.can_reject:
         print("note: rejection of images unlike the training data is unavailable for this model "
               f"(no {ood.file_for(classifier.card)} beside it, or not this project's model); "
-              "every readable image gets CEX or PG")
+              f"every readable image gets CEX or PG. {ood.HOW_TO_ADD}")
 
 
 def copy_corrected_files(corrections: Path, dest: Path) -> int:
@@ -154,6 +160,8 @@ def main(argv=None):
         else:
             classifier = load_classifier(s["weights"], s["trust_model"])
             print_model_notes(classifier, s["reject"])
+            if warning := frame_warning(files, classifier.card):
+                print(warning)
             labelled = label_files(
                 classifier, [str(f) for f in files], s["batch_size"], s["threshold"], s["reject"],
                 explain_dir=Path(s["explain"]) if s["explain"] else None,

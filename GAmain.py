@@ -24,6 +24,7 @@ from gacrystal.distribution import (DISTRIBUTE, JIT_COMPILE, PRECISIONS, float32
                                     synchronize_batchnorm, writes_run_folder)
 from gacrystal.errors import UserError
 from gacrystal.files import exclusive_lock
+from gacrystal.images import SYNTHETIC_STAMP
 
 # --- settings (edit here, or override on the command line with the same names) ---
 # data
@@ -252,7 +253,8 @@ def main(argv=None):
                 training.start_from(model, s["init_weights"])
             if replicas(strategy) > 1:
                 synchronize_batchnorm(model)
-        card = model_card(s["backbone"], s["image_size"], s["resize"])
+        card = model_card(s["backbone"], s["image_size"], s["resize"],
+                          synthetic=Path(s["data"], SYNTHETIC_STAMP).is_file())
         card["backbone_weights"] = backbone_weights.record()
         card["crop_size"] = training.typical_crop_size(splits["train"]["paths"],
                                                        splits["train"]["labels"])

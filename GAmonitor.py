@@ -59,7 +59,8 @@ retries = 3  # watch mode: polls a frame may fail to read before it is reported 
 opcua = ""  # serve the run's state on OPC UA at this URL, e.g. opc.tcp://127.0.0.1:4840/gacrystal/; empty: off
 opcua_certificate = ""  # with opcua_private_key: encrypt (Basic256Sha256); a DER or PEM certificate
 opcua_private_key = ""  # the certificate's private key (PEM)
-opcua_users = ""  # a file of name:password lines: only these users may connect (no anonymous)
+opcua_users = ""  # a file of users and password hashes: only they may connect (no anonymous); see add_opcua_user
+add_opcua_user = ""  # instead of monitoring: add this user to the opcua_users file (asks for the password)
 # corrections back into training (reads OUT, monitors nothing)
 export_crops = ""  # write OUT's counted regions as crops into this folder (cex/, pg/), then stop
 corrections = ""  # with export_crops: a corrections.csv of verdicts (right, wrong, neither)
@@ -117,11 +118,12 @@ def check_settings(s: dict, given: set):
               "chooses a threshold when alarm_threshold is 0")
     s["time_source"] = wanted_source(s["time_source"], s["times"], "interval" in given)
     if s["opcua"]:
-        from gacrystal.monitoring.opcua import check_url
+        from gacrystal.monitoring.opcua import check_url, check_users_are_safe
         check_url(s["opcua"])
         for name in ("opcua_certificate", "opcua_private_key", "opcua_users"):
             if s[name] and not Path(s[name]).is_file():
                 raise UserError(f"no file at {name}={s[name]}")
+        check_users_are_safe(s["opcua"], s["opcua_users"], s["opcua_certificate"])
     if s["cluster"]:
         from gacrystal.cluster import check_cluster  # no Dask yet
         check_cluster(s["cluster"])
@@ -211,6 +213,15 @@ def export_for_training(s: dict):
     return 0
 
 
+def add_opcua_user(users_file: str, name: str) -> int:
+    from gacrystal.monitoring.opcua_users import add_user
+    if not users_file:
+        raise UserError("add_opcua_user needs the users file: pass --opcua_users FILE too")
+    print(add_user(users_file, name))
+    print(f"next: python GAmonitor.py --opcua URL --opcua_users {users_file} ...")
+    return 0
+
+
 def main(argv=None):
     s, given = parse_settings(__file__, "Watch a crystallization for PG in whole probe frames.",
                               argv)
@@ -218,6 +229,8 @@ def main(argv=None):
         s, _ = layer_recipes(s, given, [("demo", DEMO)])
     if s["export_crops"]:
         return export_for_training(s)
+    if s["add_opcua_user"]:
+        return add_opcua_user(s["opcua_users"], s["add_opcua_user"])
     if s["corrections"]:
         raise UserError("corrections is read by --export_crops; pass --export_crops DIR too")
     check_settings(s, given)

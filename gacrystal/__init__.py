@@ -12,9 +12,11 @@ are set already.
 
 Modules, by what they are about: cli (settings blocks and flags), errors, files (atomic writes,
 locks), images (class names, reading, preprocessing), data (tf.data pipeline), copies (finding
-copies of one crop), splitting, synthetic, model, callbacks, keras_state (the Keras internals that
+copies of one crop), splitting, synthetic (with drawing, frames, mosaic and realism), model,
+multiworker, callbacks, keras_state (the Keras internals that
 exact resume needs), training, runs (the run folder's books), ood (rejecting foreign images),
-classifier (loading and labelling), labelling (a folder's table and embedding map), explain
+classifier (loading and labelling), crops_or_frames (which input each script takes), imagenet
+(ImageNet weights where Keras's download fails), labelling (a folder's table and embedding map), explain
 (Grad-CAM), report (plots, report.html), onnx_io (ONNX sessions and export), quantize (int8),
 named_weights (published weights by name), calibration (temperature scaling), review (the review
 page and corrections), distribution (tf.distribute, mixed precision, XLA), cluster (labelling on

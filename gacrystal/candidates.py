@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gacrystal.images import grey_levels
+from gacrystal.images import KAGGLE_CROP_SIDE, grey_levels
 
 BLOB_SCALE = 4  # blobs are found on the frame shrunk by this factor (speed; nothing is lost)
 BLOB_OPENING = 20  # px (full size): the disc radius; needles narrower than twice this vanish
@@ -42,7 +42,7 @@ CROP_FILL = 0.78  # the share of a PG crop's side its agglomerate spans (real cr
 PG_CROP_MIN = 130  # px: the smallest real PG crop; a box is never smaller than this
 MIN_SHARPNESS = 3.0  # grey levels; on 20 synthetic frames: out of focus 0.9-3.9, PG 3.5-7.9
 TILE_MIN_STD = 6.0  # grey levels: a flatter tile shows no particles
-DEFAULT_TILE_SIZE = 151  # the real CEX crops' size, for models whose card does not say
+DEFAULT_TILE_SIZE = KAGGLE_CROP_SIDE  # the real CEX crops' size, for models whose card does not say
 
 
 @dataclass

@@ -11,6 +11,7 @@ No TensorFlow is imported for .onnx files: ONNX Runtime runs them, which starts 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,16 @@ def original_model_card(image_size: int) -> dict:
     """
     return {"image_size": image_size, "resize": "nearest", "class_names": list(CLASS_NAMES),
             "preprocessing": "caffe", "preprocessing_inside": False, "origin": "original project"}
+
+
+def synthetic_only_note(card: dict) -> str | None:
+    """The one line said before labelling or monitoring with a model trained on synthetic crops
+    only (such as the demo model); None for any other model."""
+    if card.get("trained_on") != "synthetic":
+        return None
+    return ("note: this model was trained on synthetic crops only (a demo); its labels of real "
+            "crops or frames are not to be trusted. For real images use --weights georgia (the "
+            "original's model, trained on the Kaggle crops) or a model you trained on real data")
 
 
 def read_model_card(path: Path, image_size: int, preprocessing_inside: bool) -> dict:
@@ -115,7 +126,14 @@ class Classifier:
 
     def predict(self, pixels: np.ndarray) -> np.ndarray:
         """The network's raw P(PG) for a batch of RGB 0-255 images of shape (n, image_size,
-        image_size, 3); `calibrated(...)` of it is what `label` reports."""
+        image_size, 3); `calibrated(...)` of it is what `label` reports. Another size is refused:
+        a model that takes any size would answer differently than `label`, which resizes."""
+        shape = np.shape(pixels)
+        wanted = (self.image_size, self.image_size, 3)
+        if len(shape) != 4 or tuple(shape[1:]) != wanted:
+            raise UserError(f"predict takes a batch of shape (n, {self.image_size}, "
+                            f"{self.image_size}, 3). Received: {tuple(shape)}; label() resizes "
+                            "images of any size")
         return self.predict_and_score(pixels, score=False)[0]
 
     def record(self, name: str, p_pg_raw: float | None, error: str = "",
@@ -124,17 +142,18 @@ class Classifier:
         P(PG) and the ood_score.
 
         The label is UNKNOWN when rejection is on and ood_score > 1 (the image is unlike the
-        training images); P(PG) is still given."""
+        training images); P(PG) is still given, but no confidence: there is no class to be
+        confident of, and the network's certainty on a foreign image means nothing."""
         if p_pg_raw is None:
             return {"file": name, "label": "ERROR", "p_pg": None, "confidence": None,
                     "p_pg_raw": None, "ood_score": None, "error": error}
         p_pg = float(self.calibrated(p_pg_raw))
         is_pg = p_pg >= threshold
-        label = CLASS_NAMES[int(is_pg)]
+        label, confidence = CLASS_NAMES[int(is_pg)], float(p_pg if is_pg else 1.0 - p_pg)
         if reject and ood_score is not None and ood_score > 1:
-            label = UNKNOWN
+            label, confidence = UNKNOWN, None
         return {"file": name, "label": label, "p_pg": p_pg,
-                "confidence": float(p_pg if is_pg else 1.0 - p_pg), "p_pg_raw": float(p_pg_raw),
+                "confidence": confidence, "p_pg_raw": float(p_pg_raw),
                 "ood_score": None if ood_score is None else float(ood_score), "error": ""}
 
     def label(self, inputs, batch_size=32, threshold=DECISION_THRESHOLD, progress=False,
@@ -222,6 +241,10 @@ def load_keras_model(path: Path, trust_model: bool = False):
         if "safe_mode" in str(error):
             text = ("it holds a Lambda layer whose Python code would run on loading; load it only "
                     "if you trust its source, with --trust-model")
+        if truncated := re.search(r"truncated file: eof = (\d+).*stored_eof = (\d+)", str(error)):
+            have, whole = map(int, truncated.groups())
+            raise UserError(f"{path} is cut short ({have:,} of its {whole:,} bytes): an "
+                            "interrupted download or copy; copy it again") from None
         raise UserError(f"could not load {path} as a Keras model ({type(error).__name__}: "
                         f"{text})") from None
 

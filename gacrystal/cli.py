@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import difflib
 import logging
 import os
 import sys
@@ -78,6 +79,24 @@ def _optional_str(text: str):
     return None if text.lower() == "none" else text
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse without abbreviations (`--epoch` is not `--epochs`), whose errors are one line
+    first, with the closest flag's name, and the usage left to `--help`."""
+
+    def __init__(self, **kwargs):
+        super().__init__(allow_abbrev=False, **kwargs)
+
+    def error(self, message):
+        flags = [flag for action in self._actions for flag in action.option_strings]
+        unknown = message.partition("unrecognized arguments:")[2]
+        for word in (word for word in unknown.split() if word.startswith("-")):
+            close = difflib.get_close_matches(word.split("=")[0], flags, n=1, cutoff=0.6)
+            if close:
+                message += f" (did you mean {close[0]}?)"
+                break
+        self.exit(2, f"error: {message}\nEvery flag: python {self.prog} --help\n")
+
+
 def parse_settings(script: str | Path, description: str, argv=None,
                    renamed: dict[str, str] | None = None):
     """Reads the script's settings block and applies command-line overrides.
@@ -93,8 +112,8 @@ def parse_settings(script: str | Path, description: str, argv=None,
         command line (whatever their values).
     """
     block = read_settings_block(script)
-    parser = argparse.ArgumentParser(
-        description=description,
+    parser = _Parser(
+        prog=Path(script).name, description=description,
         epilog="Every flag is a name in the settings block at the top of "
         f"{Path(script).name}; edit the block or override it here.")
     old_names = {new: old for old, new in (renamed or {}).items()}

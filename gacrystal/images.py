@@ -28,6 +28,10 @@ DECISION_THRESHOLD = 0.5  # P(PG) at or above this is PG, unless a caller sets i
 UNKNOWN = "UNKNOWN"  # the label of an image unlike the training images (see gacrystal.ood)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 KAGGLE_SUBPATH = Path("archive", "cropped", "cropped")  # below the folder the Kaggle zip extracts to
+# Written by the synthetic generator beside its images and carried into their split: a model
+# trained on such a split is marked synthetic-only on its card.
+SYNTHETIC_STAMP = "generator.json"
+KAGGLE_CROP_SIDE = 151  # px, the side of the Kaggle data's CEX crops (the original's training data)
 RESIZE_METHODS = {"bilinear": Image.Resampling.BILINEAR, "nearest": Image.Resampling.NEAREST}
 EXIF_DATETIME = 306  # the TIFF/EXIF DateTime tag, "YYYY:MM:DD HH:MM:SS" (a frame's time)
 MAX_PIXELS = 50_000_000  # larger declared sizes are refused before decoding (decompression bombs)
@@ -71,13 +75,16 @@ def class_subfolders(folder: str | Path) -> dict[str, Path]:
 
 
 def find_class_folders(root: str | Path) -> dict[str, Path] | None:
-    """Finds the cex/ and pg/ folders (any case) in root or in root/archive/cropped/cropped.
+    """Finds the cex/ and pg/ folders (any case) in root or below it on the Kaggle zip's path,
+    archive/cropped/cropped, from any of its levels (a zip extracted without its top folder
+    has cropped/cropped).
 
     Returns:
         {"CEX": path, "PG": path}, or None when root holds no such pair.
     """
     root = Path(root)
-    for candidate in (root, root / KAGGLE_SUBPATH, root / "cropped"):
+    parts = KAGGLE_SUBPATH.parts
+    for candidate in [root] + [root.joinpath(*parts[i:]) for i in reversed(range(len(parts)))]:
         folders = class_subfolders(candidate)
         if len(folders) == len(CLASS_NAMES):
             return {name: folders[name] for name in CLASS_NAMES}

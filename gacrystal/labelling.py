@@ -81,7 +81,8 @@ def format_table(records: list[dict]) -> str:
             lines.append(f"{name:<{width}}  ERROR    {r['error']}")
         else:
             ood = "" if r["ood_score"] is None else f"{r['ood_score']:9.2f}"
-            lines.append(f"{name:<{width}}  {r['label']:<7}  {r['p_pg']:.4f}  {r['confidence']:.4f}"
+            confidence = "" if r["confidence"] is None else f"{r['confidence']:.4f}"
+            lines.append(f"{name:<{width}}  {r['label']:<7}  {r['p_pg']:.4f}  {confidence:<6}"
                          f"      {ood}")
     return "\n".join(lines)
 
@@ -89,7 +90,12 @@ def format_table(records: list[dict]) -> str:
 def summary(records: list[dict]) -> str:
     counts = {name: sum(r["label"] == name for r in records)
               for name in (*CLASS_NAMES, UNKNOWN, "ERROR")}
-    return f"{len(records)} images: " + ", ".join(f"{v} {k}" for k, v in counts.items())
+    line = f"{len(records)} images: " + ", ".join(f"{v} {k}" for k, v in counts.items())
+    if counts[UNKNOWN]:
+        line += (f"\nUNKNOWN: {counts[UNKNOWN]} images unlike the model's training crops "
+                 "(ood_score > 1), so no class is given. Look at them (--review FOLDER): if they are "
+                 "crystals, label them and train on them; if not, they do not belong here.")
+    return line
 
 
 def draw_embedding_map(records: list[dict], features: np.ndarray, out_dir: Path, clusters: int,

@@ -34,10 +34,12 @@ BACKBONES = {
 }
 
 
-def model_card(backbone: str, image_size: int, resize: str) -> dict:
+def model_card(backbone: str, image_size: int, resize: str, synthetic: bool = False) -> dict:
     """What inference needs to know about a model built here; saved in config.json and inside
-    model.onnx, and read back by gacrystal.classifier."""
+    model.onnx, and read back by gacrystal.classifier. `trained_on` says whether the training
+    images were synthetic (a split of GAsynth.py's images) or labelled images."""
     return {"backbone": backbone, "image_size": image_size, "resize": resize,
+            "trained_on": "synthetic" if synthetic else "labelled images",
             "class_names": list(CLASS_NAMES), "output": "P(PG), sigmoid",
             "input": "RGB 0-255, float32, shape (batch, size, size, 3); "
                      "preprocessing is inside the model",

@@ -50,6 +50,9 @@ FIT_SEED = 0  # draws the FIT_IMAGES when a training split has more
 VARIETY_SEED = 1  # draws the imaging variations of the calibration images
 TURN_SEED = 2  # draws the orientation of each image the statistics are fitted on
 METHOD = "multi-stage Mahalanobis"
+# Said wherever a model cannot reject: how a model without statistics gets them.
+HOW_TO_ADD = ("GAcalibrate.py fits them from a folder of labelled crops: "
+              "python GAcalibrate.py --weights MODEL --images FOLDER")
 
 
 def fit_stage(features: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:

@@ -45,8 +45,9 @@ def card_html(record: dict, thumbnail: tuple | None) -> str:
         facts = f"cannot be read: {escape(record['error'])}"
     else:
         ood = "" if record["ood_score"] is None else f", ood_score {record['ood_score']:.2f}"
-        facts = (f"P(PG) {record['p_pg']:.3f} (raw {record['p_pg_raw']:.3f}), confidence "
-                 f"{record['confidence']:.3f}{ood}")
+        confidence = ("" if record["confidence"] is None
+                      else f", confidence {record['confidence']:.3f}")
+        facts = f"P(PG) {record['p_pg']:.3f} (raw {record['p_pg_raw']:.3f}){confidence}{ood}"
     return (f'<div class="card">{images}<div class="name">{escape(Path(record["file"]).name)}'
             f"</div>{facts}</div>")
 

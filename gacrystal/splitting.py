@@ -23,11 +23,13 @@ from gacrystal.cli import progress_bar
 from gacrystal.copies import Signature, find_groups, leak_summary, signature
 from gacrystal.errors import UserError
 from gacrystal.files import write_csv, write_text_atomic
-from gacrystal.images import (CLASS_NAMES, KAGGLE_SUBPATH, ImageError, class_subfolders,
-                              find_class_folders, list_images, read_rgb, why_unreadable)
+from gacrystal.images import (CLASS_NAMES, KAGGLE_SUBPATH, SYNTHETIC_STAMP, ImageError,
+                              class_subfolders, find_class_folders, list_images, read_rgb,
+                              why_unreadable)
 
 SPLITS = ("train", "val", "test")
-OUTPUTS = SPLITS + ("manifest.csv", "skipped.csv", "leak_report.txt")  # all a split writes
+# all a split writes
+OUTPUTS = SPLITS + ("manifest.csv", "skipped.csv", "leak_report.txt", SYNTHETIC_STAMP)
 
 
 @dataclass
@@ -280,6 +282,8 @@ def split_dataset(source: str | Path, dest: str | Path, group: bool = True, trai
     grouped = time.perf_counter()
     skipped = [r for r in records if r.error]
     rows, report, leaked = write_split(assignment, groups_by_class, skipped, dest, overwrite)
+    if Path(source, SYNTHETIC_STAMP).is_file():  # the split of synthetic images says so
+        shutil.copyfile(Path(source, SYNTHETIC_STAMP), dest / SYNTHETIC_STAMP)
     seconds = {"reading": scanned - started, "grouping": grouped - scanned,
                "copying": time.perf_counter() - grouped}
     return SplitResult(dest, assignment, groups_by_class, rows, report, leaked, skipped, group,
@@ -298,6 +302,20 @@ def count_table(assignment) -> str:
     return "\n".join(lines)
 
 
+def missing_classes(assignment) -> list[str]:
+    """A warning for each split that holds images but none of one class: training needs both
+    classes in train and val (it stops with an error), and a test without one grades nothing."""
+    warnings = []
+    for split, by_class in assignment.items():
+        empty = [name for name in CLASS_NAMES if not by_class[name]]
+        if empty and len(empty) < len(CLASS_NAMES):
+            warnings.append(
+                f"WARNING: {split}/ holds no {' or '.join(empty)} images: too few images of that "
+                "class for the fractions (whole groups of copies move together). Add images, or "
+                "change --train_fraction / --val_fraction, before training on this split.")
+    return warnings
+
+
 def describe(result: SplitResult) -> str:
     """What a split did, for the terminal: counts, timings, groups, leaks, skipped files."""
     dest, s = result.dest, result.seconds
@@ -310,6 +328,7 @@ def describe(result: SplitResult) -> str:
                  for name, groups in result.groups_by_class.items())
              + ("; whole groups kept in one split" if result.group
                 else "; split file by file (--no-group)")]
+    lines += missing_classes(result.assignment)
     if result.leaked:
         report = result.report.splitlines()
         lines += [f"LEAK: {report[0].lower()} See {dest / 'leak_report.txt'}", *report[2:5]]

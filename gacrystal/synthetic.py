@@ -43,7 +43,7 @@ from gacrystal.cli import progress_bar
 from gacrystal.drawing import (BROAD, FIELD_REGIMES, UNIT_SIDE, agglomerate, choose, composite,
                                needles_in_front, rod_field, rods_in_front, screen, sparse_field,
                                starburst)
-from gacrystal.images import KAGGLE_SUBPATH, dihedral
+from gacrystal.images import KAGGLE_SUBPATH, SYNTHETIC_STAMP, dihedral
 
 CEX_GREY = {"mean": (70, 125), "std": (30, 65)}  # ranges measured on the real images
 PG_GREY = {"mean": (100, 140), "std": (35, 77)}
@@ -51,7 +51,7 @@ PG_GROUP_SIZES = (4, 5, 6, 7, 8)  # consecutive files per PG crop; about 6 on av
 TRANSFORMS = 8  # the rotations/mirrors of the square (gacrystal.images.dihedral)
 GENERATOR_VERSION = 3  # 3: starbursts, thin slurry, coarse and clustered PG (issue 23); 2: rod
 # fields and pitted/mottled agglomerates (issue 15); 1: thin needles
-STAMP_FILE = "generator.json"  # written beside the images: which generator drew them
+STAMP_FILE = SYNTHETIC_STAMP  # written beside the images: which generator drew them
 
 
 # Each crop is drawn in one of these looks, with these probabilities. The first three are the

@@ -52,6 +52,22 @@ def test_unknown_flag_and_bad_type_are_errors(script):
         parse_settings(script, "test", ["--batch_size", "many"])
 
 
+def test_a_mistyped_flag_is_one_line_with_the_closest_name_and_no_usage(script, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_settings(script, "test", ["--wieghts", "x"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[0] == ("error: unrecognized arguments: --wieghts x "
+                                   "(did you mean --weights?)")
+    assert "usage:" not in err and "script.py --help" in err
+
+
+def test_a_prefix_of_a_flag_is_an_error_not_that_flag(script, capsys):
+    with pytest.raises(SystemExit):
+        parse_settings(script, "test", ["--batch", "32"])
+    assert "did you mean --batch_size?" in capsys.readouterr().err
+
+
 def test_a_flag_typed_with_the_block_value_still_counts_as_given(script):
     settings, given = parse_settings(script, "test", ["--lr", "0.1", "--no-shuffle"])
     assert given == {"lr", "shuffle"} and settings["lr"] == 0.1

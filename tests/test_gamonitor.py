@@ -4,6 +4,7 @@ run end to end on the session's tiny trained model."""
 import csv
 import dataclasses
 import json
+import os
 
 import numpy as np
 import pytest
@@ -91,6 +92,35 @@ def published_stand_in(cache, monkeypatch, name="georgia"):
     with h5py.File(path, "w") as f:
         f.attrs["model_config"] = json.dumps(config)
     return path
+
+
+def test_a_model_trained_on_synthetic_crops_gets_one_note(tmp_path, monkeypatch, capsys):
+    import GAmonitor
+    _, out, argv = stand_in_run(tmp_path, monkeypatch, count=2, spike=2)
+    GAmonitor.main(argv)
+    assert "synthetic crops only" not in capsys.readouterr().out  # a model of unknown origin
+    monkeypatch.setattr(StandIn, "card", dict(StandIn.card, trained_on="synthetic"))
+    GAmonitor.main(argv + ["--out", str(tmp_path / "again")])
+    assert capsys.readouterr().out.count("trained on synthetic crops only") == 1
+
+
+def test_the_summary_says_when_the_baseline_is_not_learnt_and_file_times_are_doubted(
+        tmp_path, monkeypatch, capsys):
+    import GAmonitor
+    frames, _, argv = stand_in_run(tmp_path, monkeypatch, count=3, spike=3)
+    assert GAmonitor.main(argv) == 0
+    text = capsys.readouterr().out
+    assert "baseline is not learnt yet (3 of 10 good frames)" in text
+    assert "has not risen above its baseline" not in text
+    # Frames copied together, read by their file times: the alarm does not believe them.
+    for i, frame in enumerate(sorted(frames.glob("*.png"))):
+        os.utime(frame, (1.8e9 + 0.068 * i, 1.8e9 + 0.068 * i))
+    argv += ["--baseline_frames", "2"]
+    assert GAmonitor.main(argv + ["--time_source", "mtime", "--out", str(tmp_path / "b")]) == 0
+    text = capsys.readouterr().out
+    assert "s apart by their times" in text and "--interval SECONDS" in text
+    assert GAmonitor.main(argv + ["--out", str(tmp_path / "c")]) == 0  # EXIF times a minute apart
+    assert "apart by their times" not in capsys.readouterr().out
 
 
 def test_weights_by_name_resolve_as_in_gainfer(tmp_path, monkeypatch, capsys):

@@ -54,6 +54,41 @@ def test_label_and_confidence_follow_p_pg(tmp_path):
     assert records[0]["confidence"] > 0.99  # a dark image is confidently CEX, not "PG 1.0000"
 
 
+def test_unknown_has_no_confidence_and_the_summary_says_what_it_means(tmp_path):
+    from gacrystal.labelling import format_table, summary
+    classifier = load_classifier(brightness_model(tmp_path))
+    foreign = classifier.record("text.png", 0.9999, ood_score=4.2)
+    crystal = classifier.record("crop.png", 0.9999, ood_score=0.3)
+    assert foreign["label"] == "UNKNOWN" and foreign["confidence"] is None
+    assert foreign["p_pg"] == pytest.approx(crystal["p_pg"])  # P(PG) is still given
+    assert crystal["label"] == "PG" and crystal["confidence"] > 0.99
+    row = format_table([foreign, crystal]).splitlines()[1]
+    assert "UNKNOWN" in row and "0.9999" in row.split("UNKNOWN")[1][:12]  # P(PG)
+    assert row.count("0.9999") == 1  # and no confidence beside it
+    text = summary([foreign, crystal])
+    assert "1 UNKNOWN" in text and "unlike the model's training crops" in text
+    assert "UNKNOWN:" not in summary([crystal])
+
+
+def test_predict_refuses_another_size_where_label_resizes(tmp_path):
+    classifier = load_classifier(brightness_model(tmp_path))  # 16 px
+    crop = np.full((1, 16, 16, 3), 140, np.float32)
+    p_pg = 1 / (1 + np.exp(-12 / 8))  # the brightness model at level 140
+    assert classifier.predict(crop).ravel()[0] == pytest.approx(p_pg, abs=1e-5)
+    with pytest.raises(UserError, match=r"shape \(n, 16, 16, 3\). Received: \(1, 32, 32, 3\)"):
+        classifier.predict(np.full((1, 32, 32, 3), 140, np.float32))
+    with pytest.raises(UserError, match="label\\(\\) resizes"):
+        classifier.predict(crop[0])  # one image, not a batch
+    assert classifier.label(np.full((32, 32, 3), 140, np.float32))[0]["label"] == "PG"
+
+
+def test_only_a_model_trained_on_synthetic_crops_gets_the_note():
+    from gacrystal.classifier import synthetic_only_note
+    assert "--weights georgia" in synthetic_only_note({"trained_on": "synthetic"})
+    assert synthetic_only_note({"trained_on": "labelled images"}) is None
+    assert synthetic_only_note({"origin": "original project"}) is None
+
+
 def test_batches_give_the_same_numbers_as_single_images(runs, test_images):
     files = test_images[:11]  # batches of 4, 4 and 3: the last is padded to 4 for Keras
     batched = load_classifier(runs["a"] / "model.keras").label(files, batch_size=4)
@@ -223,6 +258,29 @@ def test_missing_model_or_images_say_what_to_do(tmp_path, split_dir):
     bad.write_text("not a zip")
     with pytest.raises(UserError, match="could not load"):
         load_classifier(bad)
+    import h5py
+    whole = tmp_path / "whole.h5"
+    with h5py.File(whole, "w") as f:
+        f.create_dataset("weights", data=np.zeros(100_000))
+    cut = tmp_path / "cut.h5"
+    cut.write_bytes(whole.read_bytes()[:400_000])  # an interrupted download
+    with pytest.raises(UserError, match=r"cut short \(400,000 of its [\d,]+ bytes\).*copy it again"):
+        load_classifier(cut)
+
+
+def test_one_image_file_is_labelled_and_another_file_is_refused(runs, split_dir, tmp_path,
+                                                                capsys):
+    image = sorted((split_dir / "test" / "PG").glob("*.png"))[0]
+    out = tmp_path / "one.csv"
+    assert GAinfer.main(["--weights", str(runs["a"] / "model.keras"), "--images", str(image),
+                         "--out", str(out)]) == 0
+    assert "trained on synthetic crops only" in capsys.readouterr().out  # and what to use instead
+    with open(out, newline="") as f:
+        assert [r["file"] for r in csv.DictReader(f)] == [str(image)]
+    notes = tmp_path / "notes.txt"
+    notes.write_text("x")
+    with pytest.raises(UserError, match="is not a PNG, JPEG, BMP or TIFF image"):
+        GAinfer.main(["--images", str(notes)])
 
 
 def test_jpeg_bmp_tiff_and_subfolders_with_recursive(runs, split_dir, tmp_path):

@@ -74,6 +74,26 @@ def test_a_threshold_chosen_for_a_false_alarm_interval_gives_that_interval():
     assert typed.figures.frame_interval_s is None and typed.figures.hours(10) is None
 
 
+def test_frame_times_a_moment_apart_are_not_taken_for_the_probes_interval():
+    counts = [0, 1, 0, 2, 1, 0, 0, 3, 1, 0]
+    copied = CusumRule(baseline_frames=10, threshold=None, false_alarm_every_s=24 * 3600)
+    assert copied.learning() == "0 of 10 good frames"
+    for i, pg in enumerate(counts):
+        copied.update(summary(pg), elapsed_s=0.068 * i)  # file times of frames copied together
+        assert copied.learning() == ("" if i == 9 else f"{i + 1} of 10 good frames")
+    figures = copied.figures
+    assert figures.frame_interval_s is None and figures.hours(100) is None  # said in frames
+    assert "0.068 s apart" in figures.interval_warning
+    assert "--interval" in figures.interval_warning
+    probe = CusumRule(baseline_frames=10, threshold=None, false_alarm_every_s=24 * 3600)
+    for i, pg in enumerate(counts):
+        probe.update(summary(pg), elapsed_s=10.0 * i)
+    assert probe.figures.interval_warning == "" and probe.figures.frame_interval_s == 10.0
+    # the threshold then assumes the --interval default, 10 s, not a frame every 0.068 s
+    assert figures.threshold == probe.figures.threshold
+    assert figures.arl0_frames < 2 * 24 * 3600 / 10
+
+
 class EveryPgFrame:
     """Another rule, to show what a rule must provide: fires on the second frame with any PG."""
 
@@ -82,6 +102,9 @@ class EveryPgFrame:
         self.seen = 0
 
     figures = None  # it promises nothing
+
+    def learning(self) -> str:
+        return ""  # and learns nothing first
 
     def update(self, summary: FrameSummary, elapsed_s=None) -> AlarmState:
         index, self.seen = self.seen, self.seen + 1

@@ -10,6 +10,7 @@ from gacrystal.errors import UserError
 from gacrystal.images import list_images
 from gacrystal.monitoring import CusumRule, FrameClock, Monitor
 from gacrystal.monitoring.opcua import NODES, OpcUaServer
+from gacrystal.monitoring.opcua_users import add_user, password_matches, read_users
 from probe import BrightnessClassifier, disc_frames
 
 pytest.importorskip("asyncua")
@@ -107,13 +108,21 @@ def test_a_port_in_use_gives_one_clear_line():
 def test_with_users_only_they_may_connect(tmp_path):
     from asyncua.sync import Client
     users = tmp_path / "users.txt"
-    users.write_text("# operators\nchemist:s3cret\n")
+    users.write_text("# operators\n")
+    add_user(users, "chemist", ask=lambda prompt: "s3cret")
+    assert "s3cret" not in users.read_text() and "chemist:scrypt$" in users.read_text()
     server = OpcUaServer(url_of(free_port()), run="run1", users=str(users))
     server.start()
     try:
         with pytest.raises(Exception):
             with Client(server.url) as anonymous:
                 variables(anonymous, "run1")["State"].read_value()
+        wrong = Client(server.url)
+        wrong.set_user("chemist")
+        wrong.set_password("s3cret!")
+        with pytest.raises(Exception):
+            with wrong:
+                variables(wrong, "run1")["State"].read_value()
         client = Client(server.url)
         client.set_user("chemist")
         client.set_password("s3cret")
@@ -121,3 +130,56 @@ def test_with_users_only_they_may_connect(tmp_path):
             assert variables(client, "run1")["State"].read_value() == "running"
     finally:
         server.stop()
+
+
+def test_the_users_file_holds_hashes_and_a_password_in_clear_is_refused(tmp_path):
+    users = tmp_path / "users.txt"
+    answers = iter(["first", "first", "second", "second", "a", "b"])
+    assert add_user(users, "chemist", ask=lambda prompt: next(answers)).startswith("added")
+    assert add_user(users, "chemist", ask=lambda prompt: next(answers)).startswith("replaced")
+    stored = read_users(users)
+    assert list(stored) == ["chemist"] and password_matches(stored["chemist"], "second")
+    assert not password_matches(stored["chemist"], "first")
+    with pytest.raises(UserError, match="differ; nothing was written"):
+        add_user(users, "engineer", ask=lambda prompt: next(answers))
+    assert list(read_users(users)) == ["chemist"]
+    clear = tmp_path / "old.txt"
+    clear.write_text("chemist:s3cret\n")
+    with pytest.raises(UserError, match="stored in clear.*--add_opcua_user chemist"):
+        read_users(clear)
+
+
+def test_user_names_on_an_unencrypted_endpoint_must_stay_on_this_machine(tmp_path):
+    users = tmp_path / "users.txt"
+    add_user(users, "chemist", ask=lambda prompt: "s3cret")
+    with pytest.raises(UserError, match="passwords in clear over the network"):
+        OpcUaServer("opc.tcp://0.0.0.0:4840/gacrystal/", run="run1", users=str(users))
+    with pytest.raises(UserError, match="passwords in clear over the network"):
+        OpcUaServer("opc.tcp://plant-pc.local:4840/", run="run1", users=str(users))
+    OpcUaServer("opc.tcp://localhost:4840/", run="run1", users=str(users))  # loopback: allowed
+    OpcUaServer("opc.tcp://0.0.0.0:4840/", run="run1")  # no users: nothing to leak
+
+
+def test_a_value_that_was_not_measured_is_bad_no_data_never_nan_and_good(served):
+    from asyncua.sync import Client
+    server, run, frames = served
+    server.write({"CountPG": 3, "PgFraction": None, "PgD50Px": None})  # a frame without particles
+    server.write({"CountCEX": 0}, no_data={"CountCEX"})  # a frame that was not good
+    with Client(server.url) as client:
+        nodes = variables(client, "run1")
+        assert nodes["CountPG"].read_data_value().StatusCode.is_good()
+        for name in ("PgFraction", "PgD50Px", "CountCEX"):
+            value = nodes[name].read_data_value(raise_on_bad_status=False)
+            assert value.StatusCode.name == "BadNoData", name
+
+
+def test_gamonitor_adds_a_user_without_the_password_on_the_command_line(tmp_path, monkeypatch,
+                                                                         capsys):
+    import GAmonitor
+    users = tmp_path / "users.txt"
+    monkeypatch.setattr("getpass.getpass", lambda prompt: "s3cret")
+    with pytest.raises(UserError, match="--opcua_users FILE too"):
+        GAmonitor.main(["--add_opcua_user", "chemist"])
+    assert GAmonitor.main(["--opcua_users", str(users), "--add_opcua_user", "chemist"]) == 0
+    assert f"added user chemist in {users}" in capsys.readouterr().out
+    assert password_matches(read_users(users)["chemist"], "s3cret")

@@ -2,6 +2,7 @@
 import csv
 import hashlib
 import os
+import shutil
 import stat
 
 import pytest
@@ -52,6 +53,9 @@ def test_class_folders_are_found_from_kaggle_root_or_below(synthetic_root):
     expected = find_class_folders(synthetic_root)
     assert expected["CEX"].name == "cex" and expected["PG"].name == "pg"
     assert find_class_folders(synthetic_root / KAGGLE_SUBPATH) == expected
+    # The zip extracted without its top archive/ folder, or from one level down:
+    assert find_class_folders(synthetic_root / "archive") == expected
+    assert find_class_folders(synthetic_root / "archive" / "cropped") == expected
     assert find_class_folders(synthetic_root / "nothing-here") is None
 
 
@@ -78,6 +82,16 @@ def test_split_copies_files_and_manifest_hashes_match(synthetic_root, tmp_path):
                       ("train", "PG"): 28, ("val", "PG"): 10, ("test", "PG"): 2}
     assert [p.name for p in list_images(dest / "train" / "CEX")][:3] == [
         "CEX (1).png", "CEX (2).png", "CEX (3).png"]
+
+
+def test_a_split_of_synthetic_images_says_so_and_one_of_other_images_does_not(synthetic_root,
+                                                                                tmp_path):
+    main(["--source", str(synthetic_root), "--dest", str(tmp_path / "synthetic")])
+    assert (tmp_path / "synthetic" / "generator.json").is_file()  # what GAmain.py reads
+    labelled = tmp_path / "labelled"
+    shutil.copytree(synthetic_root / "archive", labelled / "archive")  # the images, not the stamp
+    main(["--source", str(labelled), "--dest", str(tmp_path / "labelled_split")])
+    assert not (tmp_path / "labelled_split" / "generator.json").exists()
 
 
 def test_read_only_source_is_left_untouched(synthetic_root, tmp_path):
@@ -140,3 +154,18 @@ def test_a_dest_inside_the_source_or_the_source_inside_the_dest_is_refused(synth
     assert not inside.exists()
     with pytest.raises(UserError, match="overlap"):
         main(["--source", str(synthetic_root / KAGGLE_SUBPATH), "--dest", str(synthetic_root)])
+
+
+def test_a_split_without_one_class_in_val_or_test_says_so(synthetic_root, tmp_path, capsys):
+    few = tmp_path / "few"
+    folders = find_class_folders(synthetic_root)
+    for name, count in (("cex", 20), ("pg", 2)):
+        (few / name).mkdir(parents=True)
+        for path in list_images(folders[name.upper()])[:count]:
+            shutil.copy(path, few / name)
+    main(["--source", str(few), "--dest", str(tmp_path / "split"), "--no-group"])
+    out = capsys.readouterr().out
+    assert "WARNING: val/ holds no PG images" in out and "--val_fraction" in out  # 2 PG: 1/0/1
+    assert "WARNING: train/" not in out
+    main(["--source", str(synthetic_root), "--dest", str(tmp_path / "whole")])
+    assert "WARNING" not in capsys.readouterr().out

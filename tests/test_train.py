@@ -61,6 +61,7 @@ def test_config_records_settings_versions_counts_and_time(runs, split_dir):
     in_folder = {name: len(list((split_dir / "train" / name).glob("*.png"))) for name in ("CEX", "PG")}
     assert config["model"]["class_names"] == ["CEX", "PG"]
     assert config["model"]["image_size"] == 32 and config["model"]["backbone"] == "ResNet50"
+    assert config["model"]["trained_on"] == "synthetic"  # a split of GAsynth.py's images
     assert config["settings"]["lr"] == 0.01 and config["settings"]["weights"] is None
     assert config["dataset"]["train"] == in_folder and in_folder["CEX"] == 28
     assert config["training"]["epochs_run"] == 2 and config["training"]["elapsed_seconds"] > 0

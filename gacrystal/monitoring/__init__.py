@@ -2,8 +2,12 @@
 
 - clock: where each frame's time comes from (the one rule that picks the source, FrameClock);
 - alarm: the onset alarm behind a small interface (AlarmRule -> AlarmState; the CUSUM rule);
+- arl: what the alarm promises (its false-alarm interval and detection delays);
+- quality: whether a frame is good (dark, saturated, out of focus, ...);
+- sizes: the particles' size distributions over a window of frames;
 - records: the typed per-frame and per-particle records and the tables' columns;
 - counting: what is counted in a frame, its PG fraction and Wilson interval;
+- outputs: the name of every file the output folder holds, spelled once;
 - tables: frames.csv, particles.csv, unreadable.csv: appended, read back, their columns checked;
 - perframe: the work that needs one frame alone (reading it, its quality measures, classifying);
 - monitor: the Monitor, which classifies frames into an output folder and resumes a run;
@@ -11,6 +15,8 @@
 - watch: listing a folder's new frames (or experiment folders) and watching one a probe writes
   into;
 - overlay, trend, page: a frame's boxes, trend.png, monitor.html;
+- corrections: the reviewer's verdicts and the crops exported for training;
+- opcua, opcua_users: the run's state on OPC UA, and its users file of password hashes;
 - state: monitor.json and clearing an output folder;
 - session: a run as GAmonitor.py runs it, from opening its folder to the report (here or on Dask).
 

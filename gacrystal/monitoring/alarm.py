@@ -1,5 +1,6 @@
 """The onset alarm, "PG has appeared": a rule that takes each frame's summary and says where it
-stands (`AlarmState`), and the rule in use, a one-sided CUSUM on the PG count (`CusumRule`), whose
+stands (`AlarmState`, kept in gacrystal.monitoring.records with the frame record that holds it),
+and the rule in use, a one-sided CUSUM on the PG count (`CusumRule`), whose
 false-alarm interval and detection delays gacrystal.monitoring.arl computes.
 
 Everything else reads the state, never a rule's insides: frames.csv writes its statistic (the
@@ -9,52 +10,53 @@ class with `state` and `update` here, and nothing elsewhere changes.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from gacrystal.monitoring.records import AlarmState, FrameSummary
+
 if TYPE_CHECKING:
     from gacrystal.monitoring.arl import AlarmFigures
-    from gacrystal.monitoring.records import FrameSummary
 
 ALARM_EXIT_STATUS = 3  # GAmonitor.py's exit status when the alarm has fired
 ONE_FRAME_SHARE = 0.6  # of the threshold, the most one frame adds: one cannot fire it, two can
-
-
-@dataclass(frozen=True, slots=True)
-class AlarmState:
-    """Where an alarm rule stands after a frame.
-
-    Attributes:
-        statistic: what the rule sums or tests (frames.csv's cusum column).
-        threshold: the alarm fires when the statistic passes it.
-        name, label: the statistic's short name (the trend's axis) and what it is (its legend).
-        fired_at: the index of the frame where the alarm fired; None: it has not (yet).
-        fired_now: it fired on this frame (frames.csv's event column).
-    """
-    statistic: float
-    threshold: float
-    name: str
-    label: str
-    fired_at: int | None = None
-    fired_now: bool = False
-
-    @property
-    def fired(self) -> bool:
-        return self.fired_at is not None
 
 
 class AlarmRule(Protocol):
     """What the monitor needs of an alarm rule: its state (before any frame: not fired), the
     state after one more frame's summary (the frames given in order, with their seconds since
     the first frame), and, once it has learnt what a frame without PG looks like, what it
-    promises (`figures`, gacrystal.monitoring.arl.AlarmFigures; None before)."""
+    promises (`figures`, gacrystal.monitoring.arl.AlarmFigures; None before), and while it is
+    still learning that, how far it has got (`learning`: "" when it is not learning)."""
 
     state: AlarmState
     figures: AlarmFigures | None
 
     def update(self, summary: FrameSummary, elapsed_s: float | None = None) -> AlarmState: ...
+
+    def learning(self) -> str: ...
+
+
+# A probe writes at most about a frame a second; times closer than this are not capture times
+# (frames copied together and read by their file times), and no figure is computed from them.
+MIN_FRAME_INTERVAL_S = 1.0
+ASSUMED_INTERVAL_S = 10.0  # the --interval default, assumed (and said) when the times are unusable
+
+
+def checked_interval(times: list[float]) -> tuple[float | None, str]:
+    """(the frame interval the baseline's times give, or None; a warning when they give an
+    implausible one). The median step; None without two times."""
+    if len(times) < 2:
+        return None, ""
+    step = float(np.median(np.diff(times)))
+    if step >= MIN_FRAME_INTERVAL_S:
+        return step, ""
+    return None, (f"warning: the baseline's frames are {step:.3g} s apart by their times, less "
+                  f"than a probe's {MIN_FRAME_INTERVAL_S:g} s (files copied together keep "
+                  "file times a moment apart). The alarm assumes a frame every "
+                  f"{ASSUMED_INTERVAL_S:g} s and states its figures in frames; pass --interval "
+                  "SECONDS (the probe's) or --times TABLE.")
 
 
 class CusumRule:
@@ -108,12 +110,10 @@ class CusumRule:
         self.mean = float(np.mean(self.baseline))
         self.spread = max(float(np.std(self.baseline)), 1.0)
         counts = arl.CountModel.fit(self.baseline)
-        steps = np.diff(self.baseline_times) if len(self.baseline_times) > 1 else []
-        interval = float(np.median(steps)) if len(steps) and np.median(steps) > 0 else None
+        interval, warning = checked_interval(self.baseline_times)
         chosen_from = f"alarm_threshold {self.threshold:g}" if self.threshold is not None else ""
         if self.threshold is None:
-            # without frame times, a frame every 10 s (the --interval default)
-            frames = self.false_alarm_every_s / (interval or 10.0)
+            frames = self.false_alarm_every_s / (interval or ASSUMED_INTERVAL_S)
             self.threshold = arl.threshold_for(self.step_for, counts, frames)
             chosen_from = f"a false alarm every {arl.duration(self.false_alarm_every_s / 3600)}"
         step = self.step_for(self.threshold)
@@ -121,7 +121,12 @@ class CusumRule:
             counts.describe(), self.threshold, chosen_from,
             arl.run_length(step, self.threshold, counts),
             {rise: arl.run_length(step, self.threshold, counts, rise) for rise in arl.RISES},
-            interval)
+            interval, warning)
+
+    def learning(self) -> str:
+        if len(self.baseline) >= self.baseline_frames:
+            return ""
+        return f"{len(self.baseline)} of {self.baseline_frames} good frames"
 
     def update(self, summary: FrameSummary, elapsed_s: float | None = None) -> AlarmState:
         index, self.frames_seen = self.frames_seen, self.frames_seen + 1

@@ -138,6 +138,7 @@ class AlarmFigures:
     arl0_frames: float
     delays_frames: dict[int, float]  # rise (PG regions per frame) -> frames to the alarm
     frame_interval_s: float | None
+    interval_warning: str = ""  # why the frames' own times were not used, if they were not
 
     def hours(self, frames: float) -> float | None:
         return None if self.frame_interval_s is None else frames * self.frame_interval_s / 3600
@@ -147,6 +148,7 @@ class AlarmFigures:
                 "threshold_from": self.threshold_from, "arl0_frames": self.arl0_frames,
                 "arl0_hours": self.hours(self.arl0_frames),
                 "frame_interval_s": self.frame_interval_s,
+                "frame_interval_warning": self.interval_warning,
                 "detection_delay_frames": {str(k): v for k, v in self.delays_frames.items()},
                 "detection_delay_hours": {str(k): self.hours(v)
                                           for k, v in self.delays_frames.items()}}

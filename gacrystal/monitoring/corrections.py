@@ -23,8 +23,8 @@ from pathlib import Path
 from gacrystal.errors import UserError
 from gacrystal.files import CSV_TEXT, append_csv, write_csv
 from gacrystal.images import CLASS_NAMES, UNKNOWN, ImageError, read_rgb
+from gacrystal.monitoring.outputs import CORRECTIONS  # noqa: F401
 
-CORRECTIONS = "corrections.csv"
 VERDICTS = ("right", "wrong", "neither")
 CORRECTION_COLUMNS = ["frame", "particle", "x", "y", "w", "h", "predicted", "p_pg", "verdict"]
 CROPS_CSV = "crops.csv"

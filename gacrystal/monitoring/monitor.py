@@ -44,8 +44,8 @@ from gacrystal.monitoring.records import (FRAME_COLUMNS, PARTICLE_COLUMNS, Frame
                                           FrameSummary, ParticleRecord)
 from gacrystal.monitoring.tables import (FRAMES_CSV, PARTICLES_CSV, SIZES_CSV,
                                          UNREADABLE_COLUMNS, UNREADABLE_CSV, append_unreadable,
-                                         check_columns, iter_rows, keep_rows, read_unreadable)
-from gacrystal.monitoring.watch import file_signature
+                                         check_columns, file_signature, iter_rows, keep_rows,
+                                         read_unreadable)
 
 
 class Monitor:

@@ -18,12 +18,15 @@ are ADI's where it has one (the analyser's "state", "Running") and plain otherwi
   a DER or PEM X.509 certificate, e.g. made with `openssl req -x509 -newkey rsa:2048 -nodes
   -keyout key.pem -out cert.pem -days 365 -subj /CN=gacrystal`) the server offers only
   Basic256Sha256 with signing and encryption; without them, no security (fine on localhost).
-- User authentication: with `opcua_users` (a file of `name:password` lines) anonymous clients
-  are refused and only those users may connect.
+- User authentication: with `opcua_users` (a file of user names and salted password hashes,
+  gacrystal.monitoring.opcua_users) anonymous clients are refused and only those users may
+  connect; refused on an unencrypted endpoint that is not bound to loopback (the passwords would
+  cross the network in clear).
 - A client that disconnects, or never reads, changes nothing for the monitor: values are
   written into the server's address space and clients read or subscribe to them.
 A frame that is not good (gacrystal.monitoring.quality) has no counts: its count, fraction and
-size variables are written with the status Bad_NoData, so a historian stores the gap.
+size variables are written with the status Bad_NoData, so a historian stores the gap; so is any
+value a good frame does not give (the PG fraction of a frame without particles, a D50 without PG).
 """
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from gacrystal.errors import UserError
+from gacrystal.monitoring.opcua_users import PasswordUsers, read_users
 
 NAMESPACE = "urn:gacrystal:monitor"
 DEVICE = "GAmonitor"
@@ -77,15 +81,23 @@ def check_url(url: str) -> str:
     return url
 
 
-def read_users(path: str | Path) -> dict[str, str]:
-    users = {}
-    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
-        if line.strip() and not line.startswith("#"):
-            name, colon, password = line.partition(":")
-            if not colon or not name.strip():
-                raise UserError(f"{path}, line {number}: write name:password")
-            users[name.strip()] = password.strip()
-    return users
+def is_loopback(host: str) -> bool:
+    import ipaddress
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to the network
+
+
+def check_users_are_safe(url: str, users: str, certificate: str):
+    """User names and passwords cross an unencrypted endpoint in clear: refused unless the server
+    is bound to this machine only."""
+    if users and not certificate and not is_loopback(urlparse(url).hostname):
+        raise UserError(f"opcua_users on an unencrypted endpoint would send the passwords in "
+                        f"clear over the network ({url}); give opcua_certificate and "
+                        "opcua_private_key to encrypt it, or serve on 127.0.0.1")
 
 
 class OpcUaServer:
@@ -95,9 +107,10 @@ class OpcUaServer:
                  users: str = ""):
         self.url, self.run = check_url(url), run
         self.certificate, self.private_key = certificate, private_key
-        self.users = read_users(users) if users else None
         if bool(certificate) != bool(private_key):
             raise UserError("opcua encryption needs both opcua_certificate and opcua_private_key")
+        check_users_are_safe(url, users, certificate)
+        self.users = read_users(users) if users else None
         try:
             import asyncua  # noqa: F401
         except ImportError:
@@ -152,7 +165,10 @@ class OpcUaServer:
                 value = value.astimezone(dt.timezone.utc)  # a frame's time is local; OPC UA's UTC
             variant = ua.Variant(empty(kind) if value is None else value,
                                  getattr(ua.VariantType, kind))
-            status = ua.StatusCode(ua.StatusCodes.BadNoData if name in no_data
+            # Not measured (a frame that was not good; no fraction without particles, no D50
+            # without PG): Bad_NoData, so that a historian stores a gap, never NaN as Good.
+            unmeasured = name in no_data or (value is None and kind == "Double")
+            status = ua.StatusCode(ua.StatusCodes.BadNoData if unmeasured
                                    else ua.StatusCodes.Good)
             variable.write_value(ua.DataValue(Value=variant, StatusCode=status))
 
@@ -188,16 +204,3 @@ def empty(kind: str):
     return {"Double": math.nan, "Int32": 0, "UInt32": 0, "String": "", "Boolean": False,
             "DateTime": dt.datetime(1601, 1, 1)}[kind]  # 1601: OPC UA's "no time"
 
-
-class PasswordUsers:
-    """asyncua's user manager for opcua_users: a listed name with its password is a user."""
-
-    def __init__(self, users: dict[str, str]):
-        self.users = users
-
-    def get_user(self, iserver, username=None, password=None, certificate=None):
-        import hmac
-        from asyncua.crypto.permission_rules import User, UserRole
-        if username in self.users and hmac.compare_digest(self.users[username], password or ""):
-            return User(role=UserRole.User, name=username)
-        return None

@@ -6,10 +6,9 @@ from pathlib import Path
 import numpy as np
 
 from gacrystal.images import UNKNOWN
+from gacrystal.monitoring.outputs import LATEST, OVERLAYS  # noqa: F401
 from gacrystal.monitoring.records import FrameRecord, ParticleRecord, time_text
 
-OVERLAYS = "overlays"  # the folder in the output folder
-LATEST = "latest.png"  # the last frame's overlay, redrawn as frames come (--watch)
 COLOURS = {"PG": (230, 40, 40), "CEX": (40, 200, 90), UNKNOWN: (255, 170, 0)}
 NOT_COUNTED = (150, 150, 150)
 

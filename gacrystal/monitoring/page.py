@@ -10,12 +10,11 @@ from html import escape
 from pathlib import Path
 
 from gacrystal.files import csv_cells
-from gacrystal.monitoring.corrections import CORRECTIONS, VERDICTS
+from gacrystal.monitoring.corrections import VERDICTS
+from gacrystal.monitoring.outputs import CORRECTIONS, LATEST, PAGE, TREND  # noqa: F401
 from gacrystal.monitoring.records import FRAME_COLUMNS, FrameRecord, ParticleRecord
-from gacrystal.monitoring.trend import TREND
 from gacrystal.report import REPORT_STYLE, data_uri, html_table
 
-PAGE = "monitor.html"
 REVIEW_COUNT = 8  # PG detections shown per kind (highest P(PG); most uncertain)
 THUMBNAIL_WIDTH = 360
 PAGE_OVERLAYS = 24  # the latest overlays the page shows (the alarm's as well); all stay on disk
@@ -128,7 +127,6 @@ def write_page(out: Path, frames: list[FrameRecord], settings: dict, alarm_text:
     Every picture embedded, so the page can be mailed, and their number bounded, so a long watch
     keeps it small; with refresh_s the page reloads itself that often (a watch's live page)."""
     from PIL import Image
-    from gacrystal.monitoring.overlay import LATEST
     highest, uncertain = picks.rows()
     shots = sorted((p for p in overlays.glob("*.png") if p.name != LATEST),
                    key=lambda p: p.stat().st_mtime) if overlays.is_dir() else []

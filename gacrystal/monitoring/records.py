@@ -8,7 +8,6 @@ import datetime as dt
 from dataclasses import asdict, dataclass, fields
 
 from gacrystal.candidates import equivalent_diameter
-from gacrystal.monitoring.alarm import AlarmState
 from gacrystal.monitoring.quality import GOOD
 
 PARTICLE_COLUMNS = ["frame", "time", "elapsed_s", "particle", "found_by", "x", "y", "w", "h",
@@ -18,6 +17,29 @@ FRAME_COLUMNS = ["frame", "time", "elapsed_s", "time_source", "quality", "qualit
                  "candidates", "cex", "pg", "unknown", "pg_fraction", "pg_fraction_low",
                  "pg_fraction_high", "pg_area_fraction", "pg_d50_px", "pg_d50_um", "cusum",
                  "alarm", "blind", "event"]
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmState:
+    """Where an alarm rule stands after a frame.
+
+    Attributes:
+        statistic: what the rule sums or tests (frames.csv's cusum column).
+        threshold: the alarm fires when the statistic passes it.
+        name, label: the statistic's short name (the trend's axis) and what it is (its legend).
+        fired_at: the index of the frame where the alarm fired; None: it has not (yet).
+        fired_now: it fired on this frame (frames.csv's event column).
+    """
+    statistic: float
+    threshold: float
+    name: str
+    label: str
+    fired_at: int | None = None
+    fired_now: bool = False
+
+    @property
+    def fired(self) -> bool:
+        return self.fired_at is not None
 
 
 def time_text(when: dt.datetime | None) -> str:

@@ -16,6 +16,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from gacrystal import ood
+from gacrystal.classifier import synthetic_only_note
+from gacrystal.crops_or_frames import crop_warning
 from gacrystal.cli import progress_bar
 
 PAGE_REFRESH_S = 10  # a watch's monitor.html reloads itself this often (it is redrawn as often)
@@ -94,7 +97,7 @@ def open_run(options: RunOptions, classifier, card: dict, server=None):
                   um_per_px=options.um_per_px, batch_size=options.batch_size,
                   threshold=options.threshold, reject=options.reject,
                   overlay_every=options.overlay_every, on_alarm=announce,
-                  on_figures=lambda figures: print(f"baseline learnt: {figures.describe()}"),
+                  on_figures=tell_baseline,
                   window_frames=options.window_frames, latest_overlay=options.watch)
     if server is not None:
         run.on_frame = lambda frame: server.publish(frame, run)
@@ -102,6 +105,12 @@ def open_run(options: RunOptions, classifier, card: dict, server=None):
     if run.frames:
         print(f"going on with the run in {out}: {len(run.frames)} frames already done")
     return run
+
+
+def tell_baseline(figures):
+    print(f"baseline learnt: {figures.describe()}")
+    if figures.interval_warning:
+        print(figures.interval_warning)
 
 
 def when(frame) -> str:
@@ -117,6 +126,9 @@ def announce(frame):
 
 
 def alarm_text(run) -> str:
+    if learning := run.alarm.learning():
+        return (f"No alarm: the baseline is not learnt yet ({learning}); the alarm watches the "
+                "frames after it.")
     if not run.alarm_state.fired:
         return (f"No alarm in {len(run.frames)} frames: the PG count has not risen above its "
                 f"baseline by enough to raise it (the alarm's figures say how fast a rise is seen).")
@@ -196,9 +208,13 @@ def start_run(options: RunOptions, identity: dict, classifier, card: dict, can_r
     run = open_run(options, classifier, card, server)
     print(f"frames: {options.frames}; candidates: blobs of at least {options.min_area} px and "
           f"{run.tile_size} px tiles; model: {options.weights}")
+    if note := synthetic_only_note(card):
+        print(note)
+    if warning := crop_warning(options.frames, card):
+        print(warning)
     if options.reject and not can_reject:
         print("note: this model has no out-of-distribution statistics (ood.npz) beside it: "
-              "bubbles and debris get CEX or PG, never UNKNOWN")
+              f"bubbles and debris get CEX or PG, never UNKNOWN. {ood.HOW_TO_ADD}")
     save = functools.partial(save_run_state, run, identity, options.settings)
     save()  # before the first row: a crash in the first frames still leaves the run's identity
     return run, save, len(run.frames), server

@@ -1,17 +1,11 @@
 """The output folder as a whole: monitor.json (what identifies a run and its clock, for going on
-with it), alarm.json's name, and clearing what a run wrote (--overwrite)."""
+with it), and clearing what a run wrote (--overwrite). The names: gacrystal.monitoring.outputs."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from gacrystal.monitoring.overlay import OVERLAYS
-from gacrystal.monitoring.page import PAGE
-from gacrystal.monitoring.tables import FRAMES_CSV, PARTICLES_CSV, SIZES_CSV, UNREADABLE_CSV
-from gacrystal.monitoring.trend import TREND
-
-STATE_FILE = "monitor.json"
-ALARM_JSON = "alarm.json"  # what the alarm promises (gacrystal.monitoring.arl.AlarmFigures)
+from gacrystal.monitoring.outputs import ALARM_JSON, RUN_FILES, RUN_FOLDERS, STATE_FILE  # noqa: F401
 
 
 def save_state(out: Path, state: dict):
@@ -27,7 +21,7 @@ def load_state(out: Path) -> dict | None:
 def clear_outputs(out: Path):
     """Removes what an earlier run wrote into out (and nothing else)."""
     import shutil
-    for name in (FRAMES_CSV, PARTICLES_CSV, SIZES_CSV, UNREADABLE_CSV, STATE_FILE, ALARM_JSON,
-                 TREND, PAGE):
+    for name in RUN_FILES:
         (out / name).unlink(missing_ok=True)
-    shutil.rmtree(out / OVERLAYS, ignore_errors=True)
+    for name in RUN_FOLDERS:
+        shutil.rmtree(out / name, ignore_errors=True)

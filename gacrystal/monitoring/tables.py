@@ -13,8 +13,8 @@ from pathlib import Path
 from gacrystal.errors import UserError
 from gacrystal.files import CSV_TEXT, append_csv, csv_header, write_csv
 
-FRAMES_CSV, PARTICLES_CSV, UNREADABLE_CSV = "frames.csv", "particles.csv", "unreadable.csv"
-SIZES_CSV = "sizes.csv"  # the size distributions (gacrystal.monitoring.sizes)
+from gacrystal.monitoring.outputs import (FRAMES_CSV, PARTICLES_CSV, SIZES_CSV,  # noqa: F401
+                                          UNREADABLE_CSV)
 UNREADABLE_COLUMNS = ["frame", "reason", "size", "mtime_ns"]
 
 
@@ -59,6 +59,16 @@ def iter_rows(path: Path):
 def keep_rows(path: Path, keep, columns: list[str]):
     """Rewrites a table with only the rows for which keep(row) is true, atomically."""
     write_csv((row for row in iter_rows(path) if keep(row)), path, columns, line_end="\n")
+
+
+def file_signature(path: Path) -> tuple[int, int] | None:
+    """(size, modification time in ns) of a file, or None when it is gone: unreadable.csv's key,
+    so that a frame given up on is tried again once its file has changed."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
 
 
 def read_unreadable(path: Path) -> dict[str, tuple[str, tuple[int, int]]]:

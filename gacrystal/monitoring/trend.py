@@ -7,10 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from gacrystal.images import UNKNOWN
+from gacrystal.monitoring.outputs import TREND  # noqa: F401
 from gacrystal.monitoring.records import FrameRecord
 from gacrystal.report import pyplot
-
-TREND = "trend.png"
 
 
 def _number(value) -> float:

@@ -6,6 +6,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gacrystal.monitoring.tables import file_signature
+
 if TYPE_CHECKING:
     from gacrystal.monitoring.monitor import Monitor
 
@@ -13,15 +15,6 @@ if TYPE_CHECKING:
 def in_groups(items: list, size: int):
     for start in range(0, len(items), size):
         yield items[start:start + size]
-
-
-def file_signature(path: Path) -> tuple[int, int] | None:
-    """(size, modification time in ns) of a file, or None when it is gone."""
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return stat.st_size, stat.st_mtime_ns
 
 
 def experiment_folders(folder: Path) -> list[Path]:
