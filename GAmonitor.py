@@ -205,7 +205,8 @@ def export_for_training(s: dict):
                                 Path(s["corrections"]) if s["corrections"] else None)
     dest = s["export_crops"]
     print(f"exported to {dest}/cex and {dest}/pg: {counts['written']} crops written, "
-          f"{counts['already there']} already there, {counts['left out']} left out (UNKNOWN or "
+          f"{counts['already there']} already there, {counts['relabelled']} moved to the other "
+          f"class (their verdict changed), {counts['left out']} left out (UNKNOWN or "
           f"marked neither), {counts['frames missing']} from frames no longer readable; "
           f"{marked} regions corrected by {s['corrections'] or 'no corrections file'}")
     print(f"next: python GAsplit.py --source {dest} --dest {dest}-split, then python GAmain.py "

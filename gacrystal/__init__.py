@@ -19,7 +19,7 @@ classifier (loading and labelling), crops_or_frames (which input each script tak
 (ImageNet weights where Keras's download fails), labelling (a folder's table and embedding map), explain
 (Grad-CAM), report (plots, report.html), onnx_io (ONNX sessions and export), quantize (int8),
 named_weights (published weights by name), calibration (temperature scaling), review (the review
-page and corrections), distribution (tf.distribute, mixed precision, XLA), cluster (labelling on
+page and corrections), placement (corrected images into cex/ and pg/, for both scripts), distribution (tf.distribute, mixed precision, XLA), cluster (labelling on
 Dask); candidates (where to look in a whole frame) and the subpackage monitoring (watching a
 crystallization, GAmonitor.py).
 """

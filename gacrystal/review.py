@@ -5,14 +5,13 @@ corrections.csv to edit, and copying the corrected files into a Kaggle-style cex
 from __future__ import annotations
 
 import csv
-import hashlib
-import shutil
 from html import escape
 from pathlib import Path
 
 from gacrystal.errors import UserError
 from gacrystal.files import CSV_TEXT, write_csv, write_text_atomic
 from gacrystal.images import CLASS_NAMES, UNKNOWN
+from gacrystal.placement import place
 
 CORRECTIONS = "corrections.csv"
 CORRECTION_COLUMNS = ["file", "predicted", "p_pg", "corrected"]
@@ -91,7 +90,16 @@ def read_corrections(path: Path) -> list[tuple[Path, str]]:
                         "`python GAinfer.py --images FOLDER --review DIR`")
     chosen = []
     with open(path, **CSV_TEXT) as f:  # as write_csv wrote it: odd file names stay as they are
-        for line, row in enumerate(csv.DictReader(f), start=2):
+        reader = csv.DictReader(f)
+        columns = set(reader.fieldnames or ())
+        if "verdict" in columns and "corrected" not in columns:
+            raise UserError(f"{path} is a monitor's corrections.csv (verdicts on regions of "
+                            "frames): export its crops with python GAmonitor.py --out OUT "
+                            f"--export_crops DIR --corrections {path}")
+        if not {"file", "corrected"} <= columns:
+            raise UserError(f"{path} needs the columns file and corrected (as GAinfer.py --review "
+                            f"writes it). Received: {', '.join(sorted(columns)) or 'nothing'}")
+        for line, row in enumerate(reader, start=2):
             corrected = (row.get("corrected") or "").strip().upper()
             if not corrected:
                 continue
@@ -102,48 +110,19 @@ def read_corrections(path: Path) -> list[tuple[Path, str]]:
     return chosen
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def hashed_name(source: Path, digest: str) -> str:
-    """The name a copy gets where another file already has source's name."""
-    return f"{source.stem}_{digest[:8]}{source.suffix}"
-
-
-def copies_in(folder: Path, source: Path, digest: str) -> list[Path]:
-    """The copies of source that copy_corrected may have put into folder, under either name."""
-    names = (source.name, hashed_name(source, digest))
-    return [folder / name for name in names
-            if (folder / name).is_file() and sha256(folder / name) == digest]
-
-
 def copy_corrected(chosen: list[tuple[Path, str]], dest: Path) -> dict[str, int]:
-    """Copies each file into dest/cex/ or dest/pg/ (the Kaggle layout GAsplit.py reads); never
-    moves a source, never overwrites: a different file of the same name gets its hash in its name,
-    the same file is not copied twice. A file whose correction changed since an earlier run (its
-    copy is in the other class's folder) leaves that folder: one image never trains under both
-    labels. Returns counts: copied, already there, relabelled, missing."""
+    """Copies each file into dest/cex/ or dest/pg/ by gacrystal.placement's rule (never moves a
+    source, never overwrites, never leaves an image in both classes). Returns counts: copied,
+    already there, relabelled, missing."""
     counts = {"copied": 0, "already there": 0, "relabelled": 0, "missing": 0}
     for source, class_name in chosen:
         if not source.is_file():
             counts["missing"] += 1
             print(f"missing: {source}")
             continue
-        digest = sha256(source)
-        for other in set(CLASS_NAMES) - {class_name}:
-            for stale in copies_in(dest / other.lower(), source, digest):
-                stale.unlink()
-                counts["relabelled"] += 1
-                print(f"relabelled {class_name}: {source} (its copy left {stale.parent})")
-        folder = dest / class_name.lower()
-        folder.mkdir(parents=True, exist_ok=True)
-        if copies_in(folder, source, digest):
-            counts["already there"] += 1
-            continue
-        target = folder / source.name
-        if target.exists():
-            target = folder / hashed_name(source, digest)
-        shutil.copyfile(source, target)
-        counts["copied"] += 1
+        placed = place(source.read_bytes(), source.name, class_name, dest)
+        for stale in placed.relabelled:
+            counts["relabelled"] += 1
+            print(f"relabelled {class_name}: {source} (its copy left {stale.parent})")
+        counts["copied" if placed.written else "already there"] += 1
     return counts

@@ -5,11 +5,13 @@ export -> fine-tune (GAmain.py --init_weights) -> the corrected region changes l
 import csv
 import shutil
 
+import numpy as np
 import pytest
+from PIL import Image
 
 import GAmonitor
 from gacrystal.errors import UserError
-from gacrystal.monitoring.corrections import (CORRECTION_COLUMNS, CROPS_CSV, place,
+from gacrystal.monitoring.corrections import (CORRECTION_COLUMNS, CROPS_CSV, export_crops,
                                               read_corrections, training_class, write_template)
 from probe import disc_frames
 
@@ -40,12 +42,34 @@ def test_a_verdict_file_is_checked_and_the_template_never_covers_marks(tmp_path)
         read_corrections(tmp_path / "missing.csv")
 
 
-def test_place_never_overwrites(tmp_path):
-    first, written = place(tmp_path, "a.png", b"one")
-    assert written and first.read_bytes() == b"one"
-    assert place(tmp_path, "a.png", b"one") == (first, False)  # the same: not again
-    other, written = place(tmp_path, "a.png", b"two")
-    assert written and other != first and first.read_bytes() == b"one"
+def test_an_export_after_a_changed_verdict_leaves_each_crop_in_one_class(tmp_path):
+    frames, dest = tmp_path / "frames", tmp_path / "crops"
+    frames.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8)).save(
+        frames / "frame (1).png")
+    rows = [{"frame": "frame (1).png", "particle": "1", "counted": "1", "label": "PG",
+             "p_pg": "0.9", "x": "8", "y": "8", "w": "20", "h": "20"}]
+    assert export_crops(rows, frames, dest, {})["written"] == 1  # as predicted: PG
+    counts = export_crops(rows, frames, dest, {("frame (1).png", 1): "wrong"})  # it is CEX
+    assert counts["written"] == 1 and counts["relabelled"] == 1
+    assert [p.name for p in (dest / "cex").iterdir()] == ["frame (1) #1.png"]
+    assert list((dest / "pg").iterdir()) == []
+    listed = list(csv.DictReader(open(dest / CROPS_CSV)))
+    assert [(r["file"], r["class"]) for r in listed] == [("cex/frame (1) #1.png", "CEX")]
+    assert export_crops(rows, frames, dest, {("frame (1).png", 1): "wrong"})["already there"] == 1
+
+
+def test_corrections_of_the_other_script_are_refused_with_the_right_command(tmp_path):
+    import GAinfer
+    monitor_csv = tmp_path / "monitor_corrections.csv"
+    monitor_csv.write_text(",".join(CORRECTION_COLUMNS) + "\nframe (1).png,1,0,0,9,9,PG,0.9,wrong\n")
+    with pytest.raises(UserError, match="a monitor's corrections.csv.*--export_crops"):
+        GAinfer.main(["--apply_corrections", str(monitor_csv), "--corrected_dest",
+                      str(tmp_path / "d")])
+    review_csv = tmp_path / "review_corrections.csv"
+    review_csv.write_text("file,predicted,p_pg,corrected\na.png,CEX,0.1,PG\n")
+    with pytest.raises(UserError, match="GAinfer.py's corrections.csv.*--apply_corrections"):
+        read_corrections(review_csv)
 
 
 @pytest.mark.training

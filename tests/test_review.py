@@ -90,7 +90,8 @@ def test_a_bad_corrected_label_names_the_line(tmp_path):
 
 
 def test_a_label_changed_since_the_last_copy_leaves_the_other_class(tmp_path, capsys):
-    from gacrystal.review import copy_corrected, sha256
+    from gacrystal.placement import sha256
+    from gacrystal.review import copy_corrected
     source = tmp_path / "images" / "a.png"
     source.parent.mkdir()
     Image.new("L", (8, 8), 100).save(source)
@@ -102,6 +103,6 @@ def test_a_label_changed_since_the_last_copy_leaves_the_other_class(tmp_path, ca
     assert counts["relabelled"] == 1 and counts["copied"] == 1
     assert not list((dest / "cex").iterdir())
     assert sorted(p.name for p in (dest / "pg").iterdir()) == sorted(
-        ["a.png", f"a_{sha256(source)[:8]}.png"])  # the other image of that name stays
+        ["a.png", f"a_{sha256(source.read_bytes())[:8]}.png"])  # the other image of that name stays
     assert copy_corrected([(source, "PG")], dest) == {
         "copied": 0, "already there": 1, "relabelled": 0, "missing": 0}

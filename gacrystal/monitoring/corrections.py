@@ -10,9 +10,10 @@ marked wrong takes the class its P(PG) points to.
 The export writes each counted region's crop (CEX tiles and PG blobs; UNKNOWN ones only where a
 verdict gives them a class) as DIR/cex/NAME.png or DIR/pg/NAME.png, with the class its verdict
 gives, and one row per crop in DIR/crops.csv (file, class, frame, particle, box, predicted,
-p_pg, verdict): back from every crop to its frame and box. Nothing is overwritten: a crop already
-there with the same pixels is not written again, a different one of the same name gets its hash
-in its name.
+p_pg, verdict): back from every crop to its frame and box. The crops are placed by
+gacrystal.placement's rule, as GAinfer.py places its corrected files: nothing is overwritten, the
+same crop is not written twice, and a crop whose verdict changed since an earlier export leaves
+the other class's folder.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from gacrystal.errors import UserError
 from gacrystal.files import CSV_TEXT, append_csv, write_csv
 from gacrystal.images import CLASS_NAMES, UNKNOWN, ImageError, read_rgb
 from gacrystal.monitoring.outputs import CORRECTIONS  # noqa: F401
+from gacrystal.placement import place
 
 VERDICTS = ("right", "wrong", "neither")
 CORRECTION_COLUMNS = ["frame", "particle", "x", "y", "w", "h", "predicted", "p_pg", "verdict"]
@@ -53,7 +55,12 @@ def read_corrections(path: Path) -> dict[tuple[str, int], str]:
                         "monitor.html and save them, or edit the corrections.csv beside it")
     verdicts = {}
     with open(path, **CSV_TEXT) as f:
-        for line, row in enumerate(csv.DictReader(f), start=2):
+        reader = csv.DictReader(f)
+        if "corrected" in (reader.fieldnames or ()) and "verdict" not in reader.fieldnames:
+            raise UserError(f"{path} is GAinfer.py's corrections.csv (a corrected label per "
+                            f"file): copy its files with python GAinfer.py --apply_corrections "
+                            f"{path}")
+        for line, row in enumerate(reader, start=2):
             verdict = (row.get("verdict") or "").strip().lower()
             if verdict and verdict not in VERDICTS:
                 raise UserError(f"{path}, line {line}: verdict must be right, wrong, neither or "
@@ -84,28 +91,19 @@ def png_bytes(rgb) -> bytes:
     return buffer.getvalue()
 
 
-def place(folder: Path, name: str, data: bytes) -> tuple[Path, bool]:
-    """Writes data as folder/name unless that file holds it already; a different file of that
-    name stays, and the data goes beside it with its hash in the name. (path, written)."""
-    import hashlib
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / name
-    if target.exists():
-        if target.read_bytes() == data:
-            return target, False
-        target = folder / f"{Path(name).stem}_{hashlib.sha256(data).hexdigest()[:8]}.png"
-        if target.exists():
-            return target, False
-    target.write_bytes(data)
-    return target, True
+def forget_crops(dest: Path, files: set[str]):
+    """crops.csv without the rows of these crop files (they left their class's folder)."""
+    from gacrystal.monitoring.tables import keep_rows
+    keep_rows(dest / CROPS_CSV, lambda row: row["file"] not in files, CROP_COLUMNS)
 
 
 def export_crops(particle_rows, frames_dir: Path, dest: Path,
                  verdicts: dict[tuple[str, int], str]) -> dict[str, int]:
     """Writes the counted regions' crops into dest/cex/ and dest/pg/ (see the module's
     docstring). particle_rows: particles.csv's rows. Returns counts: written, already there,
-    left out, frames missing."""
-    counts = {"written": 0, "already there": 0, "left out": 0, "frames missing": 0}
+    relabelled, left out, frames missing."""
+    counts = {"written": 0, "already there": 0, "relabelled": 0, "left out": 0,
+              "frames missing": 0}
     frame_name, rgb = None, None
     for row in particle_rows:
         if row["counted"] != "1":
@@ -127,11 +125,14 @@ def export_crops(particle_rows, frames_dir: Path, dest: Path,
             continue
         x, y, w, h = (int(row[k]) for k in ("x", "y", "w", "h"))
         name = f"{Path(frame_name).stem} #{row['particle']}.png"
-        path, written = place(dest / class_name.lower(), name, png_bytes(rgb[y:y + h, x:x + w]))
-        counts["written" if written else "already there"] += 1
-        if written:
+        placed = place(png_bytes(rgb[y:y + h, x:x + w]), name, class_name, dest)
+        counts["written" if placed.written else "already there"] += 1
+        counts["relabelled"] += len(placed.relabelled)
+        if placed.relabelled:  # their rows would name files that are gone
+            forget_crops(dest, {str(p.relative_to(dest)) for p in placed.relabelled})
+        if placed.written:
             append_csv(dest / CROPS_CSV, [{
-                "file": str(path.relative_to(dest)), "class": class_name, "frame": frame_name,
+                "file": str(placed.path.relative_to(dest)), "class": class_name, "frame": frame_name,
                 "particle": row["particle"], "x": x, "y": y, "w": w, "h": h,
                 "predicted": row["label"], "p_pg": p_pg, "verdict": verdict}], CROP_COLUMNS)
     return counts
