@@ -6,9 +6,8 @@
     python GAmain.py --data images/split --epochs 30 --batch_size 32
     python GAmain.py --resume runs/RUN        # continue an interrupted run
 
-Each run writes a new folder under RUNS: model.keras, model.h5 (legacy, as the original shipped),
-model.onnx, ood.npz, history.csv, training_curves.png, confusion_matrix.png, test_report.txt,
-report.html and config.json. The steps live in gacrystal.training and gacrystal.runs.
+Each run writes a new folder under RUNS (docs/training.md lists its files). The steps live in
+gacrystal.training, gacrystal.deliverables and gacrystal.runs.
 """
 from __future__ import annotations
 
@@ -19,12 +18,14 @@ from pathlib import Path
 
 from gacrystal import runs as run_folder
 from gacrystal.cli import COMMAND_LINE, exit_script, layer_recipes, parse_settings, run_main
-from gacrystal.distribution import (DISTRIBUTE, JIT_COMPILE, PRECISIONS, float32_copy,
-                                    make_strategy, replicas, scope, set_precision,
-                                    synchronize_batchnorm, writes_run_folder)
+from gacrystal.distribution import (DISTRIBUTE, JIT_COMPILE, PRECISIONS, make_strategy,
+                                    replicas, scope, set_precision, synchronize_batchnorm,
+                                    writes_run_folder)
 from gacrystal.errors import UserError
+from gacrystal.demo import make_demo_split
 from gacrystal.files import exclusive_lock
 from gacrystal.images import SYNTHETIC_STAMP
+from gacrystal.split_folder import check_split
 
 # --- settings (edit here, or override on the command line with the same names) ---
 # data
@@ -84,12 +85,6 @@ DEMO = {"data": "images/split-synthetic", "backbone": "ResNet50", "weights": "im
 DEMO_FROM_SCRATCH = {"weights": None, "image_size": 96, "trainable_fraction": 1.0,
                      "bn_momentum": 0.9, "batch_size": 16, "lr": 0.01, "lr_schedule": "cosine"}
 LR_SCHEDULES = ("constant", "cosine")
-DEMO_SOURCE = "images/synthetic"
-DEMO_IMAGES_PER_CLASS = 400
-# The real PG files hold about six copies of each crop; the demo's 400 would then be only about
-# 70 distinct crops for five looks. Two copies on average keep the leak-free split meaningful and
-# give the classifier three times as many distinct PG crops to learn from.
-DEMO_PG_GROUP_SIZES = (1, 2, 3)
 WEIGHTS_DIR = Path("weights")
 
 
@@ -150,28 +145,6 @@ def check_settings(s: dict):
         raise UserError(f"worker_timeout must be positive. Received: worker_timeout={s['worker_timeout']}")
 
 
-def make_demo_data(split_dir: str):
-    """--demo: synthetic images and their split, unless they are already there."""
-    from gacrystal.images import find_class_folders
-    from gacrystal.splitting import describe, split_dataset
-    from gacrystal.synthetic import drawn_by_older_generator, generate_dataset
-    if Path(split_dir, "manifest.csv").exists():
-        print(f"demo: using the existing split in {split_dir}")
-        if Path(DEMO_SOURCE).is_dir() and drawn_by_older_generator(DEMO_SOURCE):
-            print(f"note: the images in {DEMO_SOURCE} were drawn by an older version of the "
-                  f"synthetic generator; delete {DEMO_SOURCE} and {split_dir} to draw new ones")
-        return
-    if Path(split_dir).is_dir() and any(Path(split_dir).iterdir()):
-        raise UserError(f"data={split_dir} holds files but no split (no manifest.csv); the demo "
-                        "writes its split only into an empty or new folder")
-    with exclusive_lock(split_dir, "another split"):
-        if find_class_folders(DEMO_SOURCE) is None:
-            print(f"demo: writing synthetic images to {DEMO_SOURCE}")
-            generate_dataset(DEMO_SOURCE, DEMO_IMAGES_PER_CLASS, DEMO_IMAGES_PER_CLASS,
-                             pg_group_sizes=DEMO_PG_GROUP_SIZES)
-        print(describe(split_dataset(DEMO_SOURCE, split_dir)))
-
-
 def starting_weights(s: dict, source: dict):
     """The backbone's starting weights, fetched if need be (gacrystal.imagenet). The demo falls
     back to its from-scratch recipe when no ImageNet weights can be had, unless --weights was
@@ -214,16 +187,14 @@ def main(argv=None):
         if not chief:  # the chief reports; the other workers train with it and say nothing
             held.enter_context(contextlib.redirect_stdout(held.enter_context(open(os.devnull, "w"))))
         if s["demo"] and not s["resume"] and chief:
-            make_demo_data(s["data"])
-        from gacrystal.data import SPLIT_NAMES, check_split_folder, list_split
-        check_split_folder(s["data"])  # data errors before the weights' fetch
-        for name in SPLIT_NAMES:
-            list_split(Path(s["data"], name))
+            make_demo_split(s["data"])
+        check_split(s["data"])  # data errors before the weights' fetch
         s, source, backbone_weights = starting_weights(s, source)
         import keras
         from gacrystal import training
         from gacrystal.data import steps_per_epoch
-        from gacrystal.model import build_classifier, model_card, scoring_model
+        from gacrystal.deliverables import write_deliverables
+        from gacrystal.model import build_classifier, model_card
         started = time.time()
         set_precision(s["precision"])
         keras.utils.set_random_seed(s["seed"])
@@ -273,37 +244,15 @@ def main(argv=None):
             strategy=strategy, chief=chief)
         if not chief:
             return  # the chief writes the deliverables
-        # Everything after training runs on one device, in float32: what labelling will see.
-        model = float32_copy(model, lambda: build_classifier(weights=None, **architecture),
-                             strategy)
-        scorer, sizes = scoring_model(model)
-        card["feature_sizes"] = sizes  # for fitting OOD statistics to model.onnx later
-        ood_stages, ood, val_p_pg = training.fit_ood_check(scorer, sizes, splits, s["image_size"],
-                                                           s["resize"], s["batch_size"], run_dir)
-        test = training.evaluate(scorer, splits["test"], ood_stages)
-        card["calibration"] = training.calibrate(splits["val"]["labels"], val_p_pg, test,
-                                                 splits["test"]["labels"])
-        files = training.save_models(model, scorer, run_dir, card, s["export_onnx"])
-        ood["test_pass_rate"] = float((test["ood_score"] <= 1).mean())
-        config = run_folder.run_config(
-            s, source, card, counts, test=test["metrics"], files=files + [run_dir / ood["file"]],
-            ood=ood, training={"status": "finished", "epochs_run": len(history["loss"]),
-                               "stopped_by": stopped_by, "resumed": bool(s["resume"]),
-                               "elapsed_seconds": round(time.time() - started, 1),
-                               "final": {k: v[-1] for k, v in history.items()}})
         leak = Path(s["data"], "leak_report.txt")
-        config["report_seconds"] = training.write_results(
-            model, run_dir, history, test, splits["test"], config, s["image_size"], s["resize"],
-            leak.read_text() if leak.exists() else None)
-        run_folder.write_config(run_dir, config)
-        run_folder.drop_backup(run_dir)
+        test = write_deliverables(
+            model, lambda: build_classifier(weights=None, **architecture), strategy, run_dir,
+            splits, card, settings=s, sources=source, counts=counts, history=history,
+            stopped_by=stopped_by, started=started,
+            leak_report=leak.read_text() if leak.exists() else None)
     if s["demo"]:
         run_folder.publish_model(run_dir, WEIGHTS_DIR)
-    print(f"\nstopped by: {stopped_by}\ntest set:\n{test['report']}")
-    print(f"done in {time.time() - started:.0f} s. Everything is in {run_dir}/:")
-    for path in sorted(run_dir.iterdir()):
-        print(f"  {path.name}")
-    print(f"next: python GAinfer.py --weights {run_dir / 'model.keras'} --images FOLDER")
+    run_folder.print_finished(run_dir, stopped_by, test["report"], time.time() - started)
 
 
 if __name__ == "__main__":

@@ -10,18 +10,23 @@ model's single output is P(PG). Importing this package does not import TensorFlo
 TF_CPP_MIN_LOG_LEVEL=2 and TF_ENABLE_ONEDNN_OPTS=1 for when TensorFlow is imported, unless they
 are set already.
 
-Modules, by what they are about: cli (settings blocks and flags), errors, files (atomic writes,
-locks), images (class names, reading, preprocessing), data (tf.data pipeline), copies (finding
-copies of one crop), splitting, synthetic (with drawing, frames, mosaic and realism), model,
-multiworker, callbacks, keras_state (the Keras internals that
-exact resume needs), training, runs (the run folder's books), ood (rejecting foreign images),
-classifier (loading and labelling), crops_or_frames (which input each script takes), imagenet
-(ImageNet weights where Keras's download fails), labelling (a folder's table and embedding map), explain
-(Grad-CAM), report (plots, report.html), onnx_io (ONNX sessions and export), quantize (int8),
-named_weights (published weights by name), calibration (temperature scaling), review (the review
-page and corrections), placement (corrected images into cex/ and pg/, for both scripts), distribution (tf.distribute, mixed precision, XLA), cluster (labelling on
-Dask); candidates (where to look in a whole frame) and the subpackage monitoring (watching a
-crystallization, GAmonitor.py).
+Modules, by what they are about:
+- shared: cli (settings blocks and flags), errors, files (atomic writes, locks), images (class
+  names, reading, preprocessing), model, classifier (loading and labelling), ood (rejecting
+  foreign images), calibration (temperature scaling), onnx_io (ONNX sessions and export),
+  quantize (int8), named_weights (published weights by name), imagenet (ImageNet weights where
+  Keras's download fails), explain (Grad-CAM), report (plots, report.html), crops_or_frames
+  (which input each script takes);
+- synthetic data: synthetic (crops), with drawing, frames (whole probe frames), mosaic, realism;
+- the dataset: copies (finding copies of one crop), splitting, split_folder (reading a split),
+  demo (the demo's data);
+- training: data (tf.data pipeline), training, callbacks, keras_state (the Keras internals that
+  exact resume needs), deliverables (what a finished run writes), runs (the run folder's books),
+  distribution (tf.distribute, mixed precision, XLA), multiworker;
+- labelling: labelling (a folder's table and embedding map), review (the review page),
+  placement (corrected images into cex/ and pg/, for both scripts), cluster (labelling on Dask);
+- monitoring: candidates (where to look in a whole frame) and the subpackage monitoring
+  (watching a crystallization, GAmonitor.py).
 """
 import os
 

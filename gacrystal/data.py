@@ -14,40 +14,11 @@ import tensorflow as tf
 import keras
 from keras import layers
 
+from gacrystal.images import ImageError, read_rgb, why_unreadable
 from gacrystal.keras_state import seed_states
-
-from gacrystal.errors import UserError
-from gacrystal.images import (CLASS_NAMES, ImageError, class_subfolders, list_images, read_rgb,
-                      why_unreadable)
+from gacrystal.split_folder import SPLIT_NAMES, check_split_folder, list_split  # noqa: F401
 
 CACHE_SHARE_OF_MEMORY = 0.4  # cache decoded images only while they take less than this share
-
-
-SPLIT_NAMES = ("train", "val", "test")
-
-
-def check_split_folder(data: str | Path, setting: str = "data"):
-    """The one check that a split folder (GAsplit's output: train/ val/ test/) is there, before
-    any work; list_split then says which class is missing where."""
-    if not any(Path(data, name).is_dir() for name in SPLIT_NAMES):
-        raise UserError(f"no split folder at {setting}={data}; make one with `python GAsplit.py` "
-                        "(or run `python GAmain.py --demo`, which makes synthetic data)")
-
-
-def list_split(split_dir: str | Path) -> tuple[list[str], np.ndarray]:
-    """Paths and labels (CEX = 0, PG = 1) of one split folder's part (train/, val/ or test/)."""
-    split_dir = Path(split_dir)
-    paths, labels = [], []
-    folders = class_subfolders(split_dir)
-    for label, name in enumerate(CLASS_NAMES):
-        folder = folders.get(name)
-        files = list_images(folder) if folder else []
-        if not files:
-            raise UserError(f"{split_dir} has no {name} images (expected {split_dir}/{name}/*.png); "
-                            "both classes are needed to train and evaluate a CEX/PG classifier")
-        paths += [str(p) for p in files]
-        labels += [label] * len(files)
-    return paths, np.array(labels, np.float32)
 
 
 def drop_unreadable(paths, labels, image_size: int, resize: str = "bilinear"):

@@ -156,6 +156,16 @@ def drop_backup(run_dir: Path):
     shutil.rmtree(run_dir / BACKUP, ignore_errors=True)
 
 
+def print_finished(run_dir: Path, stopped_by: str, test_report: str, seconds: float):
+    """What a finished run tells the user: why it stopped, the test report, its files, and what
+    to do next."""
+    print(f"\nstopped by: {stopped_by}\ntest set:\n{test_report}")
+    print(f"done in {seconds:.0f} s. Everything is in {run_dir}/:")
+    for path in sorted(run_dir.iterdir()):
+        print(f"  {path.name}")
+    print(f"next: python GAinfer.py --weights {run_dir / 'model.keras'} --images FOLDER")
+
+
 def publish_model(run_dir: Path, weights_dir: Path):
     """Copies a demo run's model into weights_dir for GAinfer.py, unless a model that is not a
     demo model is there already (it is never replaced)."""

@@ -26,8 +26,9 @@ from gacrystal.files import write_csv, write_text_atomic
 from gacrystal.images import (CLASS_NAMES, KAGGLE_SUBPATH, SYNTHETIC_STAMP, ImageError,
                               class_subfolders, find_class_folders, list_images, read_rgb,
                               why_unreadable)
+from gacrystal.split_folder import SPLIT_NAMES
 
-SPLITS = ("train", "val", "test")
+SPLITS = SPLIT_NAMES
 # all a split writes
 OUTPUTS = SPLITS + ("manifest.csv", "skipped.csv", "leak_report.txt", SYNTHETIC_STAMP)
 

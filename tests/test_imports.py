@@ -90,3 +90,45 @@ def test_each_package_index_names_every_module_in_its_folder():
         missing = [p.stem for p in package.glob("*.py")
                    if p.stem != "__init__" and not re.search(rf"\b{p.stem}\b", index)]
         assert missing == [], f"{package.name}/__init__.py does not name {missing}"
+
+
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every module start imports, directly or through the package's modules."""
+    seen, todo = set(), [start]
+    while todo:
+        for name in graph.get(todo.pop(), ()):
+            if name not in seen:
+                seen.add(name)
+                todo.append(name)
+    return seen
+
+
+DATA_MODULES = ["synthetic", "drawing", "frames", "mosaic", "realism", "copies", "splitting",
+                "split_folder", "demo"]
+TRAINING_MODULES = {"gacrystal.training", "gacrystal.deliverables", "gacrystal.callbacks",
+                    "gacrystal.data", "gacrystal.keras_state", "gacrystal.multiworker"}
+
+
+def test_the_data_tools_never_import_tensorflow_or_training():
+    """GAsynth.py and GAsplit.py start at once and need no TensorFlow: importing their modules
+    loads neither it nor training (checked in a fresh interpreter); none of them reaches training
+    even lazily (the source's imports). Scoring real crops with a model (realism.label_real)
+    loads one where it is asked for, and only there."""
+    import subprocess
+    import sys
+    modules = ", ".join(f"gacrystal.{name}" for name in DATA_MODULES)
+    code = (f"import sys, {modules}; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras') "
+            "or m in " + repr(sorted(TRAINING_MODULES)) + "))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                            text=True, check=True)
+    assert result.stdout.strip() == "[]"
+    graph = import_graph()
+    for module in DATA_MODULES:
+        assert not reachable(graph, f"gacrystal.{module}") & TRAINING_MODULES, module
+
+
+def test_monitoring_never_imports_training():
+    graph = import_graph()
+    for module in (name for name in graph if name.startswith("gacrystal.monitoring")):
+        assert not reachable(graph, module) & TRAINING_MODULES, module
