@@ -18,8 +18,8 @@ from pathlib import Path
 
 from gacrystal import ood
 from gacrystal.classifier import synthetic_only_note
-from gacrystal.crops_or_frames import crop_warning
 from gacrystal.cli import progress_bar
+from gacrystal.crops_or_frames import crop_warning
 
 PAGE_REFRESH_S = 10  # a watch's monitor.html reloads itself this often (it is redrawn as often)
 
