@@ -30,15 +30,15 @@ from pathlib import Path
 
 from gacrystal import ood
 from gacrystal.classifier import (Classifier, check_weights, load_classifier,  # noqa: F401
-                                   model_file, synthetic_only_note)
+                                  model_file, synthetic_only_note)
 from gacrystal.cli import parse_settings, run_main
 from gacrystal.crops_or_frames import frame_warning
 from gacrystal.errors import UserError
 from gacrystal.files import exclusive_lock, write_csv
 from gacrystal.images import IMAGE_SUFFIXES, UNKNOWN, list_images  # noqa: F401
-from gacrystal.review import CORRECTIONS, copy_corrected, read_corrections, write_review
-from gacrystal.labelling import (COLUMNS, Labelled, draw_embedding_map, format_table,
-                                 label_files, summary)
+from gacrystal.labelling.folder import (COLUMNS, Labelled, draw_embedding_map, format_table,
+                                        label_files, summary)
+from gacrystal.labelling.review import CORRECTIONS, copy_corrected, read_corrections, write_review
 
 # --- settings (edit here, or override on the command line with the same names) ---
 weights = "weights/model.keras"  # model file (.keras, .h5, .onnx), or georgia / georgia-onnx: the original's, downloaded once
@@ -130,11 +130,11 @@ def print_model_notes(classifier: Classifier, reject: bool):
 
 
 def copy_corrected_files(corrections: Path, dest: Path) -> int:
-    """Copies the files whose corrected label is CEX or PG into dest/cex/ and dest/pg/."""
+    """Copies the files whose verdict gives them a class into dest/cex/ and dest/pg/."""
     chosen = read_corrections(corrections)
     with exclusive_lock(dest, "another copy of corrections"):
         counts = copy_corrected(chosen, dest)
-    print(f"{len(chosen)} corrected labels in {corrections}: "
+    print(f"{len(chosen)} files with a class by {corrections}: "
           + ", ".join(f"{v} {k}" for k, v in counts.items()) + f" (into {dest}/cex and /pg)")
     print(f"next: python GAsplit.py --source {dest} --dest images/split-corrected "
           "(or copy them into your dataset's cex/ and pg/ and split that)")

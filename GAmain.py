@@ -7,7 +7,7 @@
     python GAmain.py --resume runs/RUN        # continue an interrupted run
 
 Each run writes a new folder under RUNS (docs/training.md lists its files). The steps live in
-gacrystal.training, gacrystal.deliverables and gacrystal.runs.
+gacrystal.training.fit, gacrystal.training.deliverables and gacrystal.training.runs.
 """
 from __future__ import annotations
 
@@ -16,16 +16,16 @@ import os
 import time
 from pathlib import Path
 
-from gacrystal import runs as run_folder
 from gacrystal.cli import COMMAND_LINE, exit_script, layer_recipes, parse_settings, run_main
-from gacrystal.distribution import (DISTRIBUTE, JIT_COMPILE, PRECISIONS, make_strategy,
-                                    replicas, scope, set_precision, synchronize_batchnorm,
-                                    writes_run_folder)
+from gacrystal.dataset.demo import make_demo_split
+from gacrystal.dataset.split_folder import check_split
 from gacrystal.errors import UserError
-from gacrystal.demo import make_demo_split
 from gacrystal.files import exclusive_lock
 from gacrystal.images import SYNTHETIC_STAMP
-from gacrystal.split_folder import check_split
+from gacrystal.training import runs as run_folder
+from gacrystal.training.distribution import (DISTRIBUTE, JIT_COMPILE, PRECISIONS, make_strategy,
+                                             replicas, scope, set_precision, synchronize_batchnorm,
+                                             writes_run_folder)
 
 # --- settings (edit here, or override on the command line with the same names) ---
 # data
@@ -112,7 +112,7 @@ def resolve_settings(argv=None, script=__file__) -> tuple[dict, dict]:
 def check_settings(s: dict):
     """Checks every value before anything is built; each error names the setting and the value."""
     from gacrystal.images import RESIZE_METHODS
-    from gacrystal.model import BACKBONES
+    from gacrystal.model import check_backbone
     for name in ("image_size", "epochs", "batch_size"):
         if s[name] < 1:
             raise UserError(f"{name} must be at least 1. Received: {name}={s[name]}")
@@ -127,9 +127,7 @@ def check_settings(s: dict):
     if s["resize"] not in RESIZE_METHODS:
         raise UserError(f"resize must be one of {', '.join(RESIZE_METHODS)}. "
                         f"Received: resize={s['resize']}")
-    if s["backbone"] not in BACKBONES:
-        raise UserError(f"unknown backbone. Expected one of {', '.join(BACKBONES)}. "
-                        f"Received: backbone={s['backbone']}")
+    check_backbone(s["backbone"])
     if s["init_weights"]:
         from gacrystal.classifier import check_weights
         check_weights(s["init_weights"])  # a model file, or published weights by name
@@ -191,10 +189,10 @@ def main(argv=None):
         check_split(s["data"])  # data errors before the weights' fetch
         s, source, backbone_weights = starting_weights(s, source)
         import keras
-        from gacrystal import training
-        from gacrystal.data import steps_per_epoch
-        from gacrystal.deliverables import write_deliverables
         from gacrystal.model import build_classifier, model_card
+        from gacrystal.training import fit as training
+        from gacrystal.training.data import steps_per_epoch
+        from gacrystal.training.deliverables import write_deliverables
         started = time.time()
         set_precision(s["precision"])
         keras.utils.set_random_seed(s["seed"])

@@ -14,9 +14,8 @@ from __future__ import annotations
 import sys
 
 from gacrystal.cli import parse_settings, run_main
-from gacrystal.model import (BACKBONES, build_classifier, model_card,  # noqa: F401
-                             preprocessing_layer, scoring_model)
-from gacrystal.errors import UserError
+from gacrystal.model import (BACKBONES, build_classifier, check_backbone,  # noqa: F401
+                             model_card, preprocessing_layer, scoring_model)
 
 # --- settings (edit here, or override on the command line with the same names) ---
 backbone = "ResNet101"  # ResNet50, ResNet101, ResNet152, ResNet50V2/101V2/152V2, ResNet18 (keras-hub)
@@ -27,9 +26,7 @@ trainable_fraction = 0.1  # share of backbone layers, counted from the end, that
 
 def main(argv=None):
     s, _ = parse_settings(__file__, "Print the classifier's layers and parameter counts.", argv)
-    if s["backbone"] not in BACKBONES:
-        raise UserError(f"unknown backbone. Expected one of {', '.join(BACKBONES)}. "
-                        f"Received: backbone={s['backbone']}")
+    check_backbone(s["backbone"])
     # No weights: the layout is the same, and nothing is downloaded.
     model = build_classifier(s["backbone"], None, s["image_size"], s["trainable_fraction"])
     model.summary(expand_nested=False)

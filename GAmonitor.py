@@ -17,8 +17,8 @@ experiment folders (sub-folders of frames, no frames of its own) is monitored on
 another (with --cluster, all at once), each into OUT/<its name>/ as if run on its own. The exit
 status is 3 when the alarm has fired (in any experiment; 0 with --demo), else 1 when a frame could
 not be read, else 0.
-How candidates are found and counted: gacrystal/candidates.py and gacrystal/monitoring/; how a
-run is opened, taken up, run here or on Dask and reported: gacrystal/monitoring/session.py.
+How candidates are found and counted: gacrystal/monitoring/candidates.py and gacrystal/monitoring/;
+how a run is opened, taken up, run here or on Dask and reported: gacrystal/monitoring/session.py.
 """
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ opcua_users = ""  # a file of users and password hashes: only they may connect (
 add_opcua_user = ""  # instead of monitoring: add this user to the opcua_users file (asks for the password)
 # corrections back into training (reads OUT, monitors nothing)
 export_crops = ""  # write OUT's counted regions as crops into this folder (cex/, pg/), then stop
-corrections = ""  # with export_crops: a corrections.csv of verdicts (right, wrong, neither)
+corrections = ""  # with export_crops: a corrections.csv of verdicts (right, wrong, CEX, PG, ...)
 # output and speed
 overlay_every = 10  # an overlay PNG of every N-th frame (and of the alarm's frame); 0: none
 batch_size = 32  # crops per forward pass
@@ -159,7 +159,7 @@ def experiment_settings(s: dict) -> list[dict]:
 def make_demo_inputs(weights: str, frames_dir: str):
     """--demo: the demo model (trained as GAmain.py --demo does, if weights/ has none) and a
     synthetic spiking run of frames (written once)."""
-    from gacrystal.frames import TRUTH_FILE, generate_frames
+    from gacrystal.synthetic.frames import TRUTH_FILE, generate_frames
     if not Path(weights).is_file():
         print(f"demo: no model at {weights}; training the demo model first (GAmain.py --demo)")
         status = subprocess.call([sys.executable, str(Path(__file__).with_name("GAmain.py")),

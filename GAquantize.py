@@ -37,7 +37,7 @@ GOOD_AGREEMENT = 0.99  # below this share of labels agreeing with fp32, the int8
 
 def check_settings(s: dict) -> tuple[Path, Path]:
     """Checks the settings; returns the fp32 model and the int8 file to write."""
-    from gacrystal.split_folder import check_split_folder
+    from gacrystal.dataset.split_folder import check_split_folder
     fp32 = Path(s["weights"])
     if not fp32.is_file():
         raise UserError(f"no model file at weights={fp32}; train one with `python GAmain.py` "
@@ -77,7 +77,7 @@ def what_next(labels_agree: float, fp32: Path, out: Path) -> str:
 def main(argv=None):
     s, _ = parse_settings(__file__, "Write an int8 ONNX model beside an fp32 one.", argv)
     fp32, out = check_settings(s)
-    from gacrystal.split_folder import list_split
+    from gacrystal.dataset.split_folder import list_split
     data = Path(s["data"])
     reference = load_classifier(fp32)
     if not reference.card["preprocessing_inside"]:

@@ -11,9 +11,10 @@ manifest.csv (split, class, source, dest, size, sha256, group) and leak_report.t
 copied, never moved, renamed or deleted. Files that are not readable images are left out and listed
 in skipped.csv.
 
-Copies of one crop (rotated, mirrored, re-encoded; see gacrystal/copies.py) go to one split
+Copies of one crop (rotated, mirrored, re-encoded; see gacrystal/dataset/copies.py) go to one split
 together, so no validation or test image has a copy in training. --no-group splits file by file,
-as the original did (and reports the leak that leaves). The steps live in gacrystal.splitting.
+as the original did (and reports the leak that leaves). The steps live in
+gacrystal.dataset.splitting.
 """
 from __future__ import annotations
 
@@ -21,10 +22,10 @@ import sys
 from pathlib import Path
 
 from gacrystal.cli import parse_settings, run_main
+from gacrystal.dataset.splitting import check_existing_split, describe, overlaps, split_dataset
 from gacrystal.errors import UserError
 from gacrystal.files import exclusive_lock
 from gacrystal.images import find_class_folders, list_images
-from gacrystal.splitting import check_existing_split, describe, overlaps, split_dataset
 
 # --- settings (edit here, or override on the command line with the same names) ---
 source = "images/kaggle"  # the extracted Kaggle download, or any folder holding cex/ and pg/

@@ -9,14 +9,15 @@ Output: OUT/archive/cropped/cropped/cex/CEX (n).png and OUT/archive/cropped/crop
 8-bit grey images stored as RGB, as in the real download (see docs/data.md).
 
 How each trait of the real images is imitated, and what the real ones look like, is written in
-gacrystal/synthetic.py (the drawing) and ../shared/reference/DATASET.md. The same seed gives the
-same files whatever the counts.
+gacrystal/synthetic/crops.py (the drawing) and ../shared/reference/DATASET.md. The same seed gives
+the same files whatever the counts.
 
 With --frames N it writes N whole probe frames instead (default size 1280 x 960): a spiking run,
 pure CEX until spike_frame, then PG agglomerates added step by step, plus bubbles, out-of-focus
-blobs and CEX starbursts, with truth.csv (gacrystal/frames.py), into images/frames-synthetic unless
---out is given. With --from_crops DIR the frames are made of real crops instead: a mosaic of DIR's
-CEX crops with its PG crops pasted from the spike on (gacrystal/mosaic.py), e.g.
+blobs and CEX starbursts, with truth.csv (gacrystal/synthetic/frames.py), into
+images/frames-synthetic unless --out is given. With --from_crops DIR the frames are made of real
+crops instead: a mosaic of DIR's CEX crops with its PG crops pasted from the spike on
+(gacrystal/synthetic/mosaic.py), e.g.
 
     python GAsynth.py --frames 40 --spike_frame 11 --pg_first 1 --pg_per_step 1 --step_every 3 \
         --from_crops ../shared/reference/real --out images/frames-real
@@ -30,7 +31,7 @@ from pathlib import Path
 from gacrystal.cli import parse_settings, run_main
 from gacrystal.errors import UserError
 from gacrystal.images import KAGGLE_SUBPATH
-from gacrystal.synthetic import generate_dataset, remove_previous
+from gacrystal.synthetic.crops import generate_dataset, remove_previous
 
 # --- settings (edit here, or override on the command line with the same names) ---
 out = "images/synthetic"  # folder to write; images go to OUT/archive/cropped/cropped/{cex,pg}
@@ -77,9 +78,9 @@ def check_settings(s):
 
 
 def compare_with_real(folder, count, seed, sheet, weights, cex_size, pg_size_range):
-    """--compare: the realism figures (gacrystal.realism), a side-by-side sheet, and how a
+    """--compare: the realism figures (gacrystal.synthetic.realism), a side-by-side sheet, and how a
     model trained on synthetic crops labels the real ones."""
-    from gacrystal import realism
+    from gacrystal.synthetic import realism
     if count < 1:
         raise UserError(f"compare_count must be at least 1. Received: compare_count={count}")
     real = realism.real_crops(folder)
@@ -92,7 +93,7 @@ def compare_with_real(folder, count, seed, sheet, weights, cex_size, pg_size_ran
               "synthetic-trained model labels the real crops")
         return
     print(f"\nthe real crops under {weights}:")
-    from gacrystal.labelling import format_table
+    from gacrystal.labelling.folder import format_table
     records = realism.label_real(weights, real)
     print(format_table(records))
     right = sum(r["label"] == r["true"] for r in records)
@@ -103,8 +104,8 @@ def compare_with_real(folder, count, seed, sheet, weights, cex_size, pg_size_ran
 def write_frames(s: dict, out: str):
     """--frames N: a spiking run of whole frames (synthetic, or mosaics of real crops) and its
     truth.csv."""
-    from gacrystal.frames import generate_frames
     from gacrystal.images import list_images
+    from gacrystal.synthetic.frames import generate_frames
     if s["frames"] < 1 or s["spike_frame"] < 0 or s["step_every"] < 1 or s["frame_interval"] <= 0:
         raise UserError("need frames >= 1, spike_frame >= 0, step_every >= 1, frame_interval > 0. "
                         f"Received: frames={s['frames']}, spike_frame={s['spike_frame']}, "
@@ -117,7 +118,7 @@ def write_frames(s: dict, out: str):
                         f"{s['frame_width']}, frame_height={s['frame_height']}")
     draw = None
     if s["from_crops"]:
-        from gacrystal.mosaic import MosaicDrawer
+        from gacrystal.synthetic.mosaic import MosaicDrawer
         draw = MosaicDrawer.from_folder(s["from_crops"])
     existing = list_images(out) if Path(out).is_dir() else []
     if existing and not s["overwrite"]:

@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT))
 
 def synthetic_split(dest: Path, n_train: int, n_val: int, n_test: int = 8, seed: int = 0) -> Path:
     """A split folder with n_train/n_val/n_test images, half CEX and half PG, at real sizes."""
-    from gacrystal.synthetic import generate_dataset
+    from gacrystal.synthetic.crops import generate_dataset
     if (dest / "done").exists():
         return dest
     shutil.rmtree(dest, ignore_errors=True)

@@ -24,7 +24,7 @@ from common import ROOT, machine
 CHILD = """
 import hashlib, json, sys, time
 from pathlib import Path
-from gacrystal.frames import generate_frames
+from gacrystal.synthetic.frames import generate_frames
 out, count, workers = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 started = time.perf_counter()
 generate_frames(out, count, 2, seed=42, progress=False, workers=workers)

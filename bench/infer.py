@@ -30,7 +30,7 @@ from common import machine, peak_rss_mb, run_child
 
 def image_folder(dest: Path, n: int) -> Path:
     """n synthetic images (half CEX, half PG, at the real sizes) in one flat folder."""
-    from gacrystal.synthetic import generate_dataset
+    from gacrystal.synthetic.crops import generate_dataset
     if (dest / "done").exists():
         return dest
     shutil.rmtree(dest, ignore_errors=True)

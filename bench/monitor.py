@@ -49,8 +49,8 @@ WORK = ROOT / "bench" / "_monitor"
 # the alarm's allowance on the first four; the "_c" runs were held out of both choices.
 RUNS = {"spiking": (60, 31, 42), "spiking_b": (60, 21, 45), "pure_cex_a": (100, 0, 43),
         "pure_cex_b": (100, 0, 44), "spiking_c": (60, 26, 47), "pure_cex_c": (100, 0, 46)}
-# Frames made of real crops (GAsynth.py --from_crops, gacrystal.mosaic), with --real DIR: 1 PG
-# particle at the spike, one more every 3 frames; and a pure-CEX mosaic run for false alarms.
+# Frames made of real crops (GAsynth.py --from_crops, gacrystal.synthetic.mosaic), with --real DIR:
+# 1 PG particle at the spike, one more every 3 frames; and a pure-CEX mosaic run for false alarms.
 # name: (frames, spike frame, seed)
 MOSAIC_RUNS = {"mosaic_a": (40, 11, 52), "mosaic_b": (35, 16, 53), "mosaic_c": (34, 13, 54),
                "mosaic_pure_cex": (60, 0, 55)}
@@ -59,11 +59,11 @@ MOSAIC_SCHEDULE = {"pg_first": 1, "pg_per_step": 1, "step_every": 3}
 
 def frames_of(name: str, crops: Path | None = None) -> Path:
     """The run's frames, written once (mosaics of the crops in `crops` for MOSAIC_RUNS)."""
-    from gacrystal.frames import TRUTH_FILE, generate_frames
+    from gacrystal.synthetic.frames import TRUTH_FILE, generate_frames
     folder = WORK / name
     if not (folder / TRUTH_FILE).is_file():
         if name in MOSAIC_RUNS:
-            from gacrystal.mosaic import MosaicDrawer
+            from gacrystal.synthetic.mosaic import MosaicDrawer
             count, spike, seed = MOSAIC_RUNS[name]
             extra = dict(MOSAIC_SCHEDULE, draw=MosaicDrawer.from_folder(crops))
         else:
@@ -174,7 +174,7 @@ def detection(out: Path, truth: dict) -> dict:
 def quality(classifier, label: str, runs: dict, crops: Path | None = None, opcua: str = ""):
     """Every run monitored with GAmonitor.py's defaults: detection against truth, the alarm and
     what it promised, sizes against truth, speed, memory; returns the runs' frames."""
-    from gacrystal.frames import read_truth
+    from gacrystal.synthetic.frames import read_truth
     print(f"\n== {label}")
     done = {}
     for name, (_, spike, _) in runs.items():
@@ -256,7 +256,7 @@ def resnet101_speed(frames: int):
     from gacrystal.model import build_classifier, model_card, scoring_model
     from gacrystal.onnx_io import export_onnx
     from gacrystal.quantize import quantize
-    from gacrystal.synthetic import generate_dataset
+    from gacrystal.synthetic.crops import generate_dataset
     work = Path(tempfile.mkdtemp())
     try:
         model = build_classifier("ResNet101", None, 224)

@@ -31,9 +31,9 @@ def rejected(records) -> float:
 
 
 def main():
-    from gacrystal import realism
     from gacrystal.classifier import load_classifier
     from gacrystal.images import dihedral, read_rgb
+    from gacrystal.synthetic import realism
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", default=str(ROOT / "weights" / "model.keras"))
     parser.add_argument("--real", default=str(ROOT.parent / "shared/reference/real"))

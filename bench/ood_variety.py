@@ -21,10 +21,12 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from foreign import KINDS, foreign_images  # noqa: E402
 
-from gacrystal import ood, realism  # noqa: E402
+from gacrystal import ood  # noqa: E402
+
 from gacrystal.classifier import load_classifier  # noqa: E402
-from gacrystal.data import list_split  # noqa: E402
 from gacrystal.images import read_stack  # noqa: E402
+from gacrystal.synthetic import realism  # noqa: E402
+from gacrystal.training.data import list_split  # noqa: E402
 
 
 def main():

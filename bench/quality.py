@@ -4,7 +4,7 @@ and how often a good frame is flagged.
     python bench/quality.py                 # 2 runs of 60 frames, 1280 x 960
     python bench/quality.py --frames 60 --runs 4 --first_run 4   # runs the thresholds never saw
 
-Each run is a synthetic slurry (gacrystal.frames, pure CEX, seeded) judged in order by
+Each run is a synthetic slurry (gacrystal.synthetic.frames, pure CEX, seeded) judged in order by
 gacrystal.monitoring.quality.QualityJudge. Every 4th frame is replaced by an impaired copy, the
 kinds taking turns: dark (x0.06: lamp off), saturated (x4 + 60, clipped), out of focus (Gaussian
 blur, sigma 3 or 6 px), duplicate (the frame before, again). A fouled window is a separate pass
@@ -55,9 +55,9 @@ def judge_all(greys) -> list:
 
 
 def main():
-    from gacrystal.frames import generate_frames
     from gacrystal.images import grey_levels, list_images, read_rgb
     from gacrystal.monitoring.quality import FOUL_WINDOW
+    from gacrystal.synthetic.frames import generate_frames
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--runs", type=int, default=2)

@@ -3,7 +3,8 @@
     python bench/realism.py                       # the current generator
     python bench/realism.py --before 7b7b618      # also the generator of that commit
 
-Prints the figures of gacrystal.realism for ../shared/reference/real and a synthetic sample.
+Prints the figures of gacrystal.synthetic.realism for ../shared/reference/real and a synthetic
+sample.
 """
 from __future__ import annotations
 
@@ -17,12 +18,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gacrystal import realism  # noqa: E402
+from gacrystal.synthetic import realism  # noqa: E402
 
 
 def generator_at(commit: str):
-    """The gacrystal.synthetic module as it was at `commit`."""
-    source = subprocess.run(["git", "show", f"{commit}:gacrystal/synthetic.py"], cwd=ROOT,
+    """The gacrystal.synthetic.crops module as it was at `commit`."""
+    source = subprocess.run(["git", "show", f"{commit}:gacrystal/synthetic/crops.py"], cwd=ROOT,
                             check=True, capture_output=True, text=True).stdout
     path = Path(tempfile.mkdtemp()) / "synthetic_before.py"
     path.write_text(source)

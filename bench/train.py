@@ -39,8 +39,8 @@ from common import ROOT, machine, median, peak_rss_mb, run_child, synthetic_spli
 def ceiling(args) -> dict:
     import numpy as np
     import keras
-    from gacrystal.training import build_and_compile
-    from gacrystal.distribution import JIT_COMPILE, set_precision
+    from gacrystal.training.distribution import JIT_COMPILE, set_precision
+    from gacrystal.training.fit import build_and_compile
     s = bench_settings(args)
     keras.utils.set_random_seed(0)
     set_precision(args.precision)
@@ -64,7 +64,7 @@ def ceiling(args) -> dict:
 
 def real(args) -> dict:
     import GAmain
-    from gacrystal.callbacks import BackupEachEpoch
+    from gacrystal.training.callbacks import BackupEachEpoch
     runs = Path(args.work, "runs")
     # epoch_seconds ends at the validation pass; the backup of each epoch comes after it, so it
     # is timed here and added (it is part of a real epoch's cost).
@@ -181,7 +181,7 @@ def scaling(args):
 def train_on_workers(n: int, argv: list[str], run_name: str, work: str) -> Path:
     """GAmain.py ARGV --run_name RUN_NAME as n workers of one TF_CONFIG on loopback ports, worker
     i on core i only; their output goes to WORK/logs. Returns the run folder."""
-    from gacrystal.multiworker import loopback_tf_configs
+    from gacrystal.training.multiworker import loopback_tf_configs
     logs = Path(work, "logs")
     logs.mkdir(exist_ok=True)
     configs = loopback_tf_configs(n)

@@ -10,23 +10,21 @@ model's single output is P(PG). Importing this package does not import TensorFlo
 TF_CPP_MIN_LOG_LEVEL=2 and TF_ENABLE_ONEDNN_OPTS=1 for when TensorFlow is imported, unless they
 are set already.
 
-Modules, by what they are about:
-- shared: cli (settings blocks and flags), errors, files (atomic writes, locks), images (class
-  names, reading, preprocessing), model, classifier (loading and labelling), ood (rejecting
-  foreign images), calibration (temperature scaling), onnx_io (ONNX sessions and export),
-  quantize (int8), named_weights (published weights by name), imagenet (ImageNet weights where
-  Keras's download fails), explain (Grad-CAM), report (plots, report.html), crops_or_frames
-  (which input each script takes);
-- synthetic data: synthetic (crops), with drawing, frames (whole probe frames), mosaic, realism;
-- the dataset: copies (finding copies of one crop), splitting, split_folder (reading a split),
-  demo (the demo's data);
-- training: data (tf.data pipeline), training, callbacks, keras_state (the Keras internals that
-  exact resume needs), deliverables (what a finished run writes), runs (the run folder's books),
-  distribution (tf.distribute, mixed precision, XLA), multiworker;
-- labelling: labelling (a folder's table and embedding map), review (the review page),
-  placement (corrected images into cex/ and pg/, for both scripts), cluster (labelling on Dask);
-- monitoring: candidates (where to look in a whole frame) and the subpackage monitoring
-  (watching a crystallization, GAmonitor.py).
+The package by subject: a folder each for synthetic data (synthetic/), the dataset (dataset/),
+training (training/), labelling (labelling/) and monitoring (monitoring/), each named in its
+__init__.py; and the shared core, flat here, that every subject uses:
+- cli (settings blocks and flags), errors, files (atomic writes, locks), images (class names,
+  reading, preprocessing);
+- model, classifier (loading and labelling), named_weights (published weights by name), imagenet
+  (ImageNet weights where Keras's download fails);
+- ood (rejecting foreign images), calibration (temperature scaling), onnx_io (ONNX sessions and
+  export), quantize (int8), explain (Grad-CAM), report (plots, report.html);
+- crops_or_frames (which input each script takes), corrections (the verdicts and placing
+  corrected images into cex/ and pg/, for labelling and monitoring), cluster (a Dask cluster
+  for labelling and monitoring).
+
+The folders' rules (tests/test_imports.py): the core never imports a subject; synthetic/ and
+dataset/ never import TensorFlow or training/; monitoring/ and labelling/ never import training/.
 """
 import os
 

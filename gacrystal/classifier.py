@@ -109,9 +109,23 @@ class Classifier:
         """P(PG) and (where the model has its OOD statistics and `score` is on) the ood_score of
         a batch of RGB 0-255 images of shape (n, image_size, image_size, 3)."""
         p_pg, features = self.predict_with_features(pixels)
-        if not score or not self.can_reject or features is None:
-            return p_pg, None
-        return p_pg, ood.scores(self.ood_stages, features)
+        return p_pg, self.ood_scores(features) if score else None
+
+    def ood_scores(self, features: np.ndarray | None) -> np.ndarray | None:
+        """The ood_score of each image's OOD features; None where the model cannot reject."""
+        if not self.can_reject or features is None:
+            return None
+        return ood.scores(self.ood_stages, features)
+
+    def pooled_features(self, features: np.ndarray | None) -> np.ndarray | None:
+        """The backbone's globally pooled features (what the head reads; the embedding map's
+        input), taken from the OOD features: their last part is the last stage's channel means,
+        then standard deviations. None where the features or their layout are unknown."""
+        if features is None or not self.feature_sizes:
+            return None
+        last = self.feature_sizes[-1]
+        start = sum(self.feature_sizes[:-1])
+        return features[:, start:start + last // 2]
 
     def predict_with_features(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """The raw P(PG) and the out-of-distribution features (None when the model has no
@@ -161,9 +175,10 @@ class Classifier:
         """Labels file paths, PIL images, or a NumPy batch (n, h, w, 3) / one image (h, w, 3).
 
         Args:
-            on_batch: called as on_batch(indices, pixels) with each batch's readable inputs at
-                the model's size, so that other work on the same images (Grad-CAM, features)
-                needs no second decode.
+            on_batch: called as on_batch(indices, pixels, features) with each batch's readable
+                inputs at the model's size and their OOD features (None where the model gives
+                none), so that other work on the same images (Grad-CAM, the embedding map)
+                needs no second decode or pass.
 
         Returns:
             One record per input: {"file", "label", "p_pg", "confidence", "ood_score", "error"};
@@ -181,13 +196,14 @@ class Classifier:
                                                     self.resize, progress):
             readable = [i for i, p in zip(indices, pixels) if p is not None]
             good = np.stack([p for p in pixels if p is not None]) if readable else None
-            p_pg, scores = self.predict_and_score(good) if readable else ([], None)
+            p_pg, features = self.predict_with_features(good) if readable else ([], None)
+            scores = self.ood_scores(features)
             results = iter(zip(p_pg, scores if scores is not None else [None] * len(readable)))
             for i, p, error in zip(indices, pixels, errors):
                 p_one, score = (None, None) if p is None else next(results)
                 records.append(self.record(names[i], p_one, error, threshold, score, reject))
             if on_batch is not None and readable:
-                on_batch(readable, good)
+                on_batch(readable, good, features)
         return records
 
 

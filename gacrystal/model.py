@@ -62,11 +62,16 @@ def imagenet_help(backbone: str) -> str:
             f"or --weights none to start from scratch")
 
 
-def build_backbone(backbone: str, weights: str | None, image_size: int) -> keras.Model:
-    """The ResNet feature extractor without its top: ImageNet weights, a local file, or scratch."""
+def check_backbone(backbone: str):
+    """The one check of a backbone's name (every script that takes --backbone)."""
     if backbone not in BACKBONES:
         raise UserError(f"unknown backbone. Expected one of {', '.join(BACKBONES)}. "
                         f"Received: backbone={backbone}")
+
+
+def build_backbone(backbone: str, weights: str | None, image_size: int) -> keras.Model:
+    """The ResNet feature extractor without its top: ImageNet weights, a local file, or scratch."""
+    check_backbone(backbone)
     constructor, _ = BACKBONES[backbone]
     if backbone == "ResNet18":
         return build_keras_hub_backbone(constructor, weights, image_size)

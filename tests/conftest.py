@@ -14,7 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # user keeps in ~/.keras changes what the tests see.
 os.environ["KERAS_HOME"] = tempfile.mkdtemp(prefix="gacrystal-tests-keras-")
 
-from gacrystal.synthetic import generate_dataset  # noqa: E402
+from gacrystal.synthetic.crops import generate_dataset  # noqa: E402
 
 SMALL = dict(cex_size=48, pg_size_range=(40, 64))  # tiny images keep the tests fast
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from gacrystal import frames as synth_frames
+from gacrystal.synthetic import frames as synth_frames
 
 
 class BrightnessClassifier:
@@ -73,7 +73,7 @@ def spiking_frames(folder: Path, count=4, spike=3, seed=5) -> dict:
 
 def draw_bright_discs(rng, width, height, pg_count):
     """A needle field with `pg_count` bright granular discs: what the stand-in classifiers call
-    PG, whatever the synthetic generator draws (gacrystal.frames.write_frame's `draw`)."""
+    PG, whatever the synthetic generator draws (gacrystal.synthetic.frames.write_frame's `draw`)."""
     frame = textured_frame(height, width, seed=int(rng.integers(1000)))
     objects = []
     for i in range(pg_count):

@@ -84,51 +84,63 @@ def test_shared_code_never_imports_a_script():
 
 
 def test_each_package_index_names_every_module_in_its_folder():
-    """The module lists in the packages' docstrings are kept by hand; this keeps them true."""
-    for package in (PACKAGE, PACKAGE / "monitoring"):
+    """A folder's __init__.py says what each of its modules is about; this keeps it complete."""
+    for package in sorted(init.parent for init in PACKAGE.rglob("__init__.py")):
         index = ast.get_docstring(ast.parse((package / "__init__.py").read_text()))
-        missing = [p.stem for p in package.glob("*.py")
-                   if p.stem != "__init__" and not re.search(rf"\b{p.stem}\b", index)]
+        names = [p.stem for p in package.glob("*.py") if p.stem != "__init__"]
+        names += [p.parent.name for p in package.glob("*/__init__.py")]
+        missing = [name for name in names if not re.search(rf"\b{name}\b", index)]
         assert missing == [], f"{package.name}/__init__.py does not name {missing}"
 
 
-def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
-    """Every module start imports, directly or through the package's modules."""
-    seen, todo = set(), [start]
-    while todo:
-        for name in graph.get(todo.pop(), ()):
-            if name not in seen:
-                seen.add(name)
-                todo.append(name)
-    return seen
+# The package by subject: a folder a subject, and the shared core flat in gacrystal/. Data flows
+# one way: the core uses no subject, and a subject uses only the core and the subjects named here.
+SUBJECTS = {
+    "synthetic": set(),
+    "dataset": {"synthetic"},  # the demo's data is drawn, then split
+    "training": {"dataset"},  # it reads a split folder
+    "labelling": set(),
+    "monitoring": set(),
+}
 
 
-DATA_MODULES = ["synthetic", "drawing", "frames", "mosaic", "realism", "copies", "splitting",
-                "split_folder", "demo"]
-TRAINING_MODULES = {"gacrystal.training", "gacrystal.deliverables", "gacrystal.callbacks",
-                    "gacrystal.data", "gacrystal.keras_state", "gacrystal.multiworker"}
+def subject_of(module: str) -> str:
+    """The subject folder a module lives in, or "core"."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in SUBJECTS else "core"
 
 
-def test_the_data_tools_never_import_tensorflow_or_training():
-    """GAsynth.py and GAsplit.py start at once and need no TensorFlow: importing their modules
-    loads neither it nor training (checked in a fresh interpreter); none of them reaches training
-    even lazily (the source's imports). Scoring real crops with a model (realism.label_real)
-    loads one where it is asked for, and only there."""
+def subject_imports(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """{subject: the other subjects its modules import}; the core's entry is what it uses."""
+    used = {name: set() for name in [*SUBJECTS, "core"]}
+    for module, imported in graph.items():
+        here = subject_of(module)
+        used[here] |= {subject_of(name) for name in imported if name.startswith("gacrystal.")}
+    return {name: others - {name, "core"} for name, others in used.items()}
+
+
+def test_each_subject_imports_only_the_core_and_its_named_subjects():
+    assert set(SUBJECTS) == {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
+    assert subject_imports(import_graph()) == {**SUBJECTS, "core": set()}
+
+
+def test_the_subject_rule_sees_a_forbidden_import():
+    graph = {"gacrystal.images": {"gacrystal.training.data"},
+             "gacrystal.monitoring.page": {"gacrystal.labelling.folder", "gacrystal.report"}}
+    used = subject_imports(graph)
+    assert used["core"] == {"training"} and used["monitoring"] == {"labelling"}
+
+
+def test_synthetic_data_and_the_dataset_never_import_tensorflow():
+    """GAsynth.py and GAsplit.py start at once and need no TensorFlow: importing every module of
+    synthetic/ and dataset/ loads neither it nor Keras (in a fresh interpreter). Scoring real
+    crops with a model (realism.label_real) loads one where it is asked for, and only there."""
     import subprocess
     import sys
-    modules = ", ".join(f"gacrystal.{name}" for name in DATA_MODULES)
+    modules = ", ".join(module_name(p) for folder in ("synthetic", "dataset")
+                        for p in sorted((PACKAGE / folder).glob("*.py")))
     code = (f"import sys, {modules}; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras') "
-            "or m in " + repr(sorted(TRAINING_MODULES)) + "))")
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                             text=True, check=True)
     assert result.stdout.strip() == "[]"
-    graph = import_graph()
-    for module in DATA_MODULES:
-        assert not reachable(graph, f"gacrystal.{module}") & TRAINING_MODULES, module
-
-
-def test_monitoring_never_imports_training():
-    graph = import_graph()
-    for module in (name for name in graph if name.startswith("gacrystal.monitoring")):
-        assert not reachable(graph, module) & TRAINING_MODULES, module

@@ -1,5 +1,6 @@
 """Labelling: batching, label/confidence semantics, CSV, bad files, ONNX, the original's files, map."""
 import csv
+import json
 import subprocess
 import sys
 
@@ -55,7 +56,7 @@ def test_label_and_confidence_follow_p_pg(tmp_path):
 
 
 def test_unknown_has_no_confidence_and_the_summary_says_what_it_means(tmp_path):
-    from gacrystal.labelling import format_table, summary
+    from gacrystal.labelling.folder import format_table, summary
     classifier = load_classifier(brightness_model(tmp_path))
     foreign = classifier.record("text.png", 0.9999, ood_score=4.2)
     crystal = classifier.record("crop.png", 0.9999, ood_score=0.3)
@@ -146,10 +147,23 @@ def test_script_writes_csv_table_and_summary(runs, split_dir, tmp_path, capsys):
     assert list(rows[0]) == ["file", "label", "p_pg", "confidence", "p_pg_raw", "ood_score",
                             "error"]  # p_pg calibrated, p_pg_raw the network's output
     assert [r["file"] for r in rows] == [str(p) for p in list_images(folder)]
-    for r in rows:
-        p = float(r["p_pg"])
-        assert r["label"] == ("PG" if p >= 0.5 else "CEX")
-        assert float(r["confidence"]) == pytest.approx(max(p, 1 - p), abs=1e-6)
+    # Each row against the network itself, run here on the file of that row: the raw output, the
+    # card's temperature on it, and the label and confidence that follow from them.
+    import keras
+    from gacrystal.calibration import apply_temperature
+    from gacrystal.images import read_rgb
+    model = keras.saving.load_model(runs["a"] / "model.keras")
+    card = json.loads((runs["a"] / "config.json").read_text())["model"]
+    pixels = np.stack([read_rgb(r["file"], 32, card["resize"]) for r in rows])
+    raw = model.predict(pixels.astype(np.float32), verbose=0)[:, 0]
+    for r, p_raw in zip(rows, raw):
+        p = float(apply_temperature(p_raw, card["calibration"]["temperature"]))
+        assert float(r["p_pg_raw"]) == pytest.approx(float(p_raw), abs=1e-4)
+        assert float(r["p_pg"]) == pytest.approx(p, abs=1e-4)
+        if r["label"] != "UNKNOWN":  # rejected by the OOD check: no class, no confidence
+            assert r["label"] == ("PG" if p >= 0.5 else "CEX")
+            assert float(r["confidence"]) == pytest.approx(max(p, 1 - p), abs=1e-4)
+    assert any(r["label"] != "UNKNOWN" for r in rows)
     printed = capsys.readouterr().out
     assert "P(PG)" in printed and f"{len(rows)} images:" in printed
     with pytest.raises(UserError, match="already exist"):
@@ -240,6 +254,22 @@ def test_embedding_map_writes_plot_and_csv(runs, split_dir, tmp_path):
     assert len(rows) == len(list_images(folder))
     assert {int(r["cluster"]) for r in rows} == {0, 1, 2}
     assert all(r["label"] in ("CEX", "PG", "UNKNOWN") for r in rows)
+
+
+def test_the_map_takes_its_features_from_the_labelling_pass_for_keras_and_onnx(runs, split_dir):
+    """No pass of its own: the pooled features come out of the pass that labels (the last part of
+    the OOD features), equal to the pooling layer's output, and model.onnx gives them too."""
+    from gacrystal.labelling.folder import label_files, pooled_feature_model
+    files = list_images(split_dir / "val" / "CEX")[:4]
+    keras_classifier = load_classifier(runs["a"] / "model.keras")
+    pixels = np.stack([read_rgb(f, 32, keras_classifier.resize) for f in files])
+    direct = pooled_feature_model(keras_classifier).predict(
+        keras_classifier.model_input(pixels), verbose=0)
+    for model in ("model.keras", "model.onnx"):
+        labelled = label_files(load_classifier(runs["a"] / model), files, features=True,
+                               progress=False)
+        assert labelled.features.shape == direct.shape == (4, 2048)
+        np.testing.assert_allclose(labelled.features, direct, rtol=1e-3, atol=1e-4)
 
 
 def test_missing_model_or_images_say_what_to_do(tmp_path, split_dir):

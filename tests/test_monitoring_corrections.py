@@ -12,16 +12,8 @@ from PIL import Image
 import GAmonitor
 from gacrystal.errors import UserError
 from gacrystal.monitoring.corrections import (CORRECTION_COLUMNS, CROPS_CSV, export_crops,
-                                              read_corrections, training_class, write_template)
+                                              read_corrections, write_template)
 from probe import disc_frames
-
-
-def test_verdicts_give_the_class_a_region_trains_with():
-    assert training_class("PG", 0.9, "right") == "PG" and training_class("PG", 0.9, "") == "PG"
-    assert training_class("PG", 0.9, "wrong") == "CEX" and training_class("CEX", 0.1, "wrong") == "PG"
-    assert training_class("PG", 0.9, "neither") is None
-    assert training_class("UNKNOWN", 0.7, "") is None  # no class unless a verdict gives one
-    assert training_class("UNKNOWN", 0.7, "wrong") == "PG"
 
 
 def test_a_verdict_file_is_checked_and_the_template_never_covers_marks(tmp_path):
@@ -62,13 +54,16 @@ def test_an_export_after_a_changed_verdict_leaves_each_crop_in_one_class(tmp_pat
 def test_corrections_of_the_other_script_are_refused_with_the_right_command(tmp_path):
     import GAinfer
     monitor_csv = tmp_path / "monitor_corrections.csv"
-    monitor_csv.write_text(",".join(CORRECTION_COLUMNS) + "\nframe (1).png,1,0,0,9,9,PG,0.9,wrong\n")
-    with pytest.raises(UserError, match="a monitor's corrections.csv.*--export_crops"):
+    monitor_csv.write_text(",".join(CORRECTION_COLUMNS)
+                           + "\nframe (1).png,1,0,0,9,9,PG,0.9,wrong\n")
+    with pytest.raises(UserError, match="lists monitored regions, not labelled files: read it "
+                                        "with python GAmonitor.py .*--export_crops"):
         GAinfer.main(["--apply_corrections", str(monitor_csv), "--corrected_dest",
                       str(tmp_path / "d")])
     review_csv = tmp_path / "review_corrections.csv"
     review_csv.write_text("file,predicted,p_pg,corrected\na.png,CEX,0.1,PG\n")
-    with pytest.raises(UserError, match="GAinfer.py's corrections.csv.*--apply_corrections"):
+    with pytest.raises(UserError, match="lists labelled files, not monitored regions: read it "
+                                        "with python GAinfer.py --apply_corrections"):
         read_corrections(review_csv)
 
 

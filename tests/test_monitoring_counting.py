@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from gacrystal import candidates as cand
+from gacrystal.monitoring import candidates as cand
 from gacrystal.monitoring.counting import (count_regions, frame_summary, particle_records,
                                            wilson_interval)
 

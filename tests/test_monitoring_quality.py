@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from gacrystal import frames as synth_frames
 from gacrystal.images import grey_levels, list_images, read_rgb
 from gacrystal.monitoring import CusumRule, FrameClock, Monitor
 from gacrystal.monitoring.quality import BLIND_AFTER, FOUL_WINDOW, QualityJudge, measure
+from gacrystal.synthetic import frames as synth_frames
 from probe import BrightnessClassifier, save_grey
 
 

@@ -2,9 +2,9 @@
 a row written and read back gives the same record."""
 import datetime as dt
 
-from gacrystal.candidates import equivalent_diameter
 from gacrystal.files import append_csv
 from gacrystal.monitoring import AlarmState, FrameRecord, FrameSummary, ParticleRecord
+from gacrystal.monitoring.candidates import equivalent_diameter
 from gacrystal.monitoring.records import FRAME_COLUMNS, PARTICLE_COLUMNS
 from gacrystal.monitoring.tables import iter_rows
 

@@ -105,7 +105,7 @@ def test_split_reports_hostile_files_by_name_and_copies_the_rest(corpus, synthet
 
 
 def test_the_training_pipeline_skips_unreadable_files_by_name(corpus):
-    from gacrystal.data import drop_unreadable, make_dataset
+    from gacrystal.training.data import drop_unreadable, make_dataset
     folder, expected = corpus
     paths = [str(folder / name) for name in expected]
     kept, labels, skipped = drop_unreadable(paths, np.zeros(len(paths)), 32)

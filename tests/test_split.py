@@ -11,7 +11,7 @@ from gacrystal.cli import run_main
 from gacrystal.errors import UserError
 from gacrystal.images import KAGGLE_SUBPATH, find_class_folders, list_images, natural_key
 from GAsplit import main
-from gacrystal.splitting import partition, split_counts
+from gacrystal.dataset.splitting import partition, split_counts
 
 
 def tree_state(root):

@@ -8,7 +8,7 @@ from PIL import Image
 from gacrystal.images import KAGGLE_SUBPATH, list_images
 from GAsynth import main
 from gacrystal.images import dihedral
-from gacrystal.synthetic import generate_dataset
+from gacrystal.synthetic.crops import generate_dataset
 from conftest import SMALL
 
 
@@ -91,7 +91,7 @@ def test_cli_refuses_to_write_over_images(tmp_path, capsys):
 
 
 def test_each_look_is_drawn_with_its_stated_probability():
-    from gacrystal.synthetic import CEX_REGIMES, PG_REGIMES, choose
+    from gacrystal.synthetic.crops import CEX_REGIMES, PG_REGIMES, choose
     rng = np.random.default_rng(0)
     for regimes in (CEX_REGIMES, PG_REGIMES):
         assert abs(sum(regimes.values()) - 1) < 1e-9
@@ -101,7 +101,7 @@ def test_each_look_is_drawn_with_its_stated_probability():
 
 
 def test_the_rod_field_and_an_agglomerate_can_be_drawn_at_any_size():
-    from gacrystal.synthetic import agglomerate, rod_field
+    from gacrystal.synthetic.crops import agglomerate, rod_field
     rng = np.random.default_rng(1)
     field = rod_field((200, 330), rng)
     assert field.shape == (200, 330) and 0 <= field.min() and field.max() <= 1
@@ -122,7 +122,7 @@ def write_crops(folder, crops: dict, prefix_by_class=True):
 def test_realism_figures_are_near_zero_for_the_generator_itself_and_grow_for_blur(tmp_path):
     from scipy.ndimage import gaussian_filter
 
-    from gacrystal import realism
+    from gacrystal.synthetic import realism
     reference = realism.synthetic_sample(8, seed=5)
     write_crops(tmp_path / "same", reference)
     write_crops(tmp_path / "blurred", {k: [gaussian_filter(g, 4) for g in v]
@@ -137,7 +137,7 @@ def test_realism_figures_are_near_zero_for_the_generator_itself_and_grow_for_blu
 
 
 def test_compare_prints_the_figures_and_writes_the_sheet(tmp_path, capsys):
-    from gacrystal import realism
+    from gacrystal.synthetic import realism
     write_crops(tmp_path / "real", realism.synthetic_sample(2, seed=9))
     sheet = tmp_path / "sheet.png"
     main(["--compare", str(tmp_path / "real"), "--compare_count", "3",
@@ -159,7 +159,7 @@ def test_compare_names_what_it_needs(tmp_path):
 
 
 def test_the_images_say_which_generator_drew_them(tmp_path):
-    from gacrystal.synthetic import STAMP_FILE, drawn_by_older_generator
+    from gacrystal.synthetic.crops import STAMP_FILE, drawn_by_older_generator
     generate_dataset(tmp_path, 1, 1, progress=False, **SMALL)
     assert not drawn_by_older_generator(tmp_path)
     (tmp_path / STAMP_FILE).unlink()  # as images drawn before the stamp existed
@@ -168,7 +168,7 @@ def test_the_images_say_which_generator_drew_them(tmp_path):
 
 def drawn_in(regime: str, draw, regimes, monkeypatch, seed=0):
     """A crop drawn in one look (the generator's choice of look is fixed to `regime`)."""
-    from gacrystal import synthetic
+    from gacrystal.synthetic import crops as synthetic
     original = synthetic.choose
     monkeypatch.setattr(synthetic, "choose", lambda rng, options: regime if options is regimes
                         else original(rng, options))
@@ -176,7 +176,7 @@ def drawn_in(regime: str, draw, regimes, monkeypatch, seed=0):
 
 
 def test_every_look_is_drawn_in_its_grey_range(monkeypatch):
-    from gacrystal import synthetic as s
+    from gacrystal.synthetic import crops as s
     for regime in s.CEX_REGIMES:
         crop = drawn_in(regime, lambda rng: s.draw_cex(rng, 151), s.CEX_REGIMES, monkeypatch)
         grey = s.SPARSE_GREY if regime == "sparse" else s.CEX_GREY
@@ -190,7 +190,7 @@ def test_every_look_is_drawn_in_its_grey_range(monkeypatch):
 
 
 def test_the_thin_slurry_is_flat_and_its_needles_dark(monkeypatch):
-    from gacrystal import synthetic as s
+    from gacrystal.synthetic import crops as s
     crop = drawn_in("sparse", lambda rng: s.draw_cex(rng, 151), s.CEX_REGIMES, monkeypatch,
                     seed=3).astype(float)
     median = np.median(crop)
@@ -199,7 +199,7 @@ def test_the_thin_slurry_is_flat_and_its_needles_dark(monkeypatch):
 
 
 def test_a_starburst_is_bright_at_its_nucleus_and_its_rods_radiate_from_it():
-    from gacrystal.drawing import starburst
+    from gacrystal.synthetic.drawing import starburst
     ys, xs = np.mgrid[0:151, 0:151]
     distance = np.hypot(xs - 60, ys - 90)
     for seed in range(3):

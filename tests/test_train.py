@@ -108,7 +108,7 @@ def test_paper_preset_and_demo_fill_only_settings_not_given():
 
 
 def test_rotation_range_reaches_the_augmentation_and_is_checked():
-    from gacrystal.data import augmentation
+    from gacrystal.training.data import augmentation
     assert GAmain.resolve_settings([])[0]["rotation_range"] == 30  # the original's
     assert augmentation(0).layers[0].factor == pytest.approx((-30 / 360, 30 / 360))
     assert augmentation(0, 180).layers[0].factor == pytest.approx((-0.5, 0.5))

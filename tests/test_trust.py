@@ -16,8 +16,8 @@ from foreign import KINDS, foreign_images
 
 import GAinfer
 from gacrystal import UNKNOWN, UserError, load_classifier, ood
-from gacrystal.synthetic import generate_dataset
 from gacrystal.cli import run_main
+from gacrystal.synthetic.crops import generate_dataset
 
 
 @pytest.fixture(scope="session")
@@ -222,6 +222,7 @@ def test_statistics_fitted_after_the_fact_reject_foreign_images(trust_run, tmp_p
     assert run_main(GAcalibrate.main, ["--weights", str(model), "--images", str(train)]) == 2
     assert "--overwrite" in capsys.readouterr().err  # nothing replaced without asking
     shutil.copyfile(trust_run["run"] / "ood.npz", tmp_path / "ood.npz")  # its training's own
-    assert run_main(GAcalibrate.main, ["--weights", str(model), "--images", str(train),
+    val = train.parent / "val"  # a smaller folder: only the message is checked here
+    assert run_main(GAcalibrate.main, ["--weights", str(model), "--images", str(val),
                                        "--overwrite"]) == 0
     assert "has the statistics its training fitted (ood.npz)" in capsys.readouterr().out

@@ -1,5 +1,6 @@
 """Watching a crystallization for PG in whole probe frames (GAmonitor.py), one module a subject:
 
+- candidates: where to look in a whole frame (the blob finder and the tiles of CEX texture);
 - clock: where each frame's time comes from (the one rule that picks the source, FrameClock);
 - alarm: the onset alarm behind a small interface (AlarmRule -> AlarmState; the CUSUM rule);
 - arl: what the alarm promises (its false-alarm interval and detection delays);

@@ -3,36 +3,31 @@ corrections.csv), and the counted regions' crops exported in the Kaggle layout f
 `GAmain.py --init_weights` (GAmonitor.py --export_crops DIR [--corrections FILE]).
 
 corrections.csv: one row per region shown for review (frame, particle, box, predicted, p_pg) and
-a `verdict`: right (the label is right), wrong (it is the other class), neither (not a crystal:
-a bubble, debris; left out of training), or empty (not looked at). A region labelled UNKNOWN
-marked wrong takes the class its P(PG) points to.
+a `verdict` in the vocabulary both scripts share (gacrystal.corrections): right, wrong, CEX, PG,
+neither (not a crystal: a bubble, debris; left out of training), or empty (not looked at).
 
 The export writes each counted region's crop (CEX tiles and PG blobs; UNKNOWN ones only where a
 verdict gives them a class) as DIR/cex/NAME.png or DIR/pg/NAME.png, with the class its verdict
 gives, and one row per crop in DIR/crops.csv (file, class, frame, particle, box, predicted,
 p_pg, verdict): back from every crop to its frame and box. The crops are placed by
-gacrystal.placement's rule, as GAinfer.py places its corrected files: nothing is overwritten, the
-same crop is not written twice, and a crop whose verdict changed since an earlier export leaves
-the other class's folder.
+gacrystal.corrections's rule, as GAinfer.py places its corrected files: nothing is overwritten,
+the same crop is not written twice, and a crop whose verdict changed since an earlier export
+leaves the other class's folder.
 """
 from __future__ import annotations
 
-import csv
 import io
 from pathlib import Path
 
+from gacrystal.corrections import CORRECTIONS, place, read_verdicts, training_class
 from gacrystal.errors import UserError
-from gacrystal.files import CSV_TEXT, append_csv, write_csv
-from gacrystal.images import CLASS_NAMES, UNKNOWN, ImageError, read_rgb
-from gacrystal.monitoring.outputs import CORRECTIONS  # noqa: F401
-from gacrystal.placement import place
+from gacrystal.files import append_csv, write_csv
+from gacrystal.images import ImageError, read_rgb
 
-VERDICTS = ("right", "wrong", "neither")
 CORRECTION_COLUMNS = ["frame", "particle", "x", "y", "w", "h", "predicted", "p_pg", "verdict"]
 CROPS_CSV = "crops.csv"
 CROP_COLUMNS = ["file", "class", "frame", "particle", "x", "y", "w", "h", "predicted", "p_pg",
                 "verdict"]
-PG, CEX = CLASS_NAMES[1], CLASS_NAMES[0]
 
 
 def write_template(out: Path, particles) -> bool:
@@ -49,39 +44,18 @@ def write_template(out: Path, particles) -> bool:
 
 def read_corrections(path: Path) -> dict[tuple[str, int], str]:
     """{(frame, particle): verdict} of a corrections.csv (empty verdicts included); a verdict
-    that is not right, wrong, neither or empty is refused with its line."""
+    outside the shared vocabulary, or GAinfer.py's file, is refused in one line."""
     if not path.is_file():
         raise UserError(f"no corrections file at corrections={path}; mark regions on "
                         "monitor.html and save them, or edit the corrections.csv beside it")
     verdicts = {}
-    with open(path, **CSV_TEXT) as f:
-        reader = csv.DictReader(f)
-        if "corrected" in (reader.fieldnames or ()) and "verdict" not in reader.fieldnames:
-            raise UserError(f"{path} is GAinfer.py's corrections.csv (a corrected label per "
-                            f"file): copy its files with python GAinfer.py --apply_corrections "
-                            f"{path}")
-        for line, row in enumerate(reader, start=2):
-            verdict = (row.get("verdict") or "").strip().lower()
-            if verdict and verdict not in VERDICTS:
-                raise UserError(f"{path}, line {line}: verdict must be right, wrong, neither or "
-                                f"empty. Received: {row.get('verdict')!r}")
-            try:
-                verdicts[(row["frame"], int(row["particle"]))] = verdict
-            except (KeyError, ValueError):
-                raise UserError(f"{path}, line {line}: needs the columns frame and particle of "
-                                "a monitor's corrections.csv") from None
+    for line, (row, verdict) in enumerate(read_verdicts(path, "monitored regions"), start=2):
+        try:
+            verdicts[(row["frame"], int(row["particle"]))] = verdict
+        except ValueError:
+            raise UserError(f"{path}, line {line}: particle must be a whole number. "
+                            f"Received: {row['particle']!r}") from None
     return verdicts
-
-
-def training_class(predicted: str, p_pg: float | None, verdict: str) -> str | None:
-    """The class a region joins training with, or None (left out)."""
-    if verdict == "neither":
-        return None
-    if verdict == "wrong":
-        if predicted == UNKNOWN:
-            return PG if (p_pg or 0) >= 0.5 else CEX
-        return CEX if predicted == PG else PG
-    return predicted if predicted in CLASS_NAMES else None
 
 
 def png_bytes(rgb) -> bytes:

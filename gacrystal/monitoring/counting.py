@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from gacrystal.candidates import Candidate
 from gacrystal.images import CLASS_NAMES, UNKNOWN
+from gacrystal.monitoring.candidates import Candidate
 from gacrystal.monitoring.records import FrameSummary, ParticleRecord
 
 PG, CEX = CLASS_NAMES[1], CLASS_NAMES[0]

@@ -7,8 +7,8 @@ earlier run in the same folder where it stopped.
 
 Each frame: its quality first (gacrystal.monitoring.quality: a frame the probe could not see
 through counts nothing and feeds no alarm; BLIND_AFTER such frames in a row make the probe
-"blind"); then candidates (gacrystal.candidates), each classified by the crop classifier with its
-out-of-distribution check, counted (gacrystal.monitoring.counting) and sized
+"blind"); then candidates (gacrystal.monitoring.candidates), each classified by the crop classifier
+with its out-of-distribution check, counted (gacrystal.monitoring.counting) and sized
 (gacrystal.monitoring.sizes); one row per candidate appended to particles.csv, the size rows to
 sizes.csv, and one row per frame to frames.csv (frames.csv last: a frame is done once its row is
 there).
@@ -28,24 +28,22 @@ import sys
 import time
 from pathlib import Path
 
-from gacrystal.candidates import find_candidates
 from gacrystal.files import append_csv
 from gacrystal.images import grey_levels
 from gacrystal.monitoring.alarm import AlarmRule, AlarmState
+from gacrystal.monitoring.candidates import find_candidates
 from gacrystal.monitoring.clock import FrameClock
 from gacrystal.monitoring.counting import frame_summary, particle_records
 from gacrystal.monitoring.overlay import LATEST, OVERLAYS, draw_overlay
 from gacrystal.monitoring.page import ReviewPicks
-from gacrystal.monitoring.perframe import (SeenFrame, classify_candidates, measures_of,
-                                            read_frame)
+from gacrystal.monitoring.perframe import SeenFrame, classify_candidates, measures_of, read_frame
 from gacrystal.monitoring.quality import BLIND_AFTER, QualityJudge, measure
-from gacrystal.monitoring.sizes import SIZE_COLUMNS, SizeWindow
 from gacrystal.monitoring.records import (FRAME_COLUMNS, PARTICLE_COLUMNS, FrameRecord,
                                           FrameSummary, ParticleRecord)
-from gacrystal.monitoring.tables import (FRAMES_CSV, PARTICLES_CSV, SIZES_CSV,
-                                         UNREADABLE_COLUMNS, UNREADABLE_CSV, append_unreadable,
-                                         check_columns, file_signature, iter_rows, keep_rows,
-                                         read_unreadable)
+from gacrystal.monitoring.sizes import SIZE_COLUMNS, SizeWindow
+from gacrystal.monitoring.tables import (FRAMES_CSV, PARTICLES_CSV, SIZES_CSV, UNREADABLE_COLUMNS,
+                                         UNREADABLE_CSV, append_unreadable, check_columns,
+                                         file_signature, iter_rows, keep_rows, read_unreadable)
 
 
 class Monitor:

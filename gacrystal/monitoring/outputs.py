@@ -1,6 +1,8 @@
 """The monitor's output folder (GAmonitor.py --out): the name of every file and folder a run
 writes there, spelled once. The modules that write them import their names from here, so that
 knowing the folder (state.py clears it, the page links into it) imports none of them."""
+from gacrystal.corrections import CORRECTIONS  # noqa: F401  the reviewer's verdicts; never cleared
+
 FRAMES_CSV = "frames.csv"  # a row per frame (gacrystal.monitoring.tables)
 PARTICLES_CSV = "particles.csv"  # a row per candidate region
 UNREADABLE_CSV = "unreadable.csv"  # frames given up on
@@ -11,7 +13,6 @@ TREND = "trend.png"
 PAGE = "monitor.html"
 OVERLAYS = "overlays"  # a folder of overlay PNGs
 LATEST = "latest.png"  # in OVERLAYS: the last frame's overlay, redrawn as frames come (--watch)
-CORRECTIONS = "corrections.csv"  # the reviewer's verdicts, beside the page; never cleared
 
 # What --overwrite removes: everything a run wrote, but not the reviewer's verdicts.
 RUN_FILES = (FRAMES_CSV, PARTICLES_CSV, SIZES_CSV, UNREADABLE_CSV, STATE_FILE, ALARM_JSON, TREND,

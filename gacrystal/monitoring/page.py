@@ -9,12 +9,13 @@ import heapq
 from html import escape
 from pathlib import Path
 
+from gacrystal.corrections import VERDICTS
 from gacrystal.files import csv_cells
-from gacrystal.monitoring.corrections import VERDICTS
 from gacrystal.monitoring.outputs import CORRECTIONS, LATEST, PAGE, TREND  # noqa: F401
 from gacrystal.monitoring.records import FRAME_COLUMNS, FrameRecord, ParticleRecord
 from gacrystal.report import REPORT_STYLE, data_uri, html_table
 
+MARKS = VERDICTS[:3]  # right, wrong, neither: the page's buttons (a class name is for the CSV)
 REVIEW_COUNT = 8  # PG detections shown per kind (highest P(PG); most uncertain)
 THUMBNAIL_WIDTH = 360
 PAGE_OVERLAYS = 24  # the latest overlays the page shows (the alarm's as well); all stay on disk
@@ -78,7 +79,7 @@ def particle_cards(particles: list[ParticleRecord], frames_dir: Path, marks: boo
             data = escape(",".join(str(v) for v in (p.x, p.y, p.w, p.h, p.label, p.p_pg)))
             choice = "".join(
                 f'<label><input type="radio" name="{key}" value="{verdict}" data-box="{data}">'
-                f"{verdict}</label> " for verdict in VERDICTS)
+                f"{verdict}</label> " for verdict in MARKS)
         cards.append(f'<div class="card">{picture}<br>{escape(p.frame)} #{p.particle}'
                      f'<br>{p.label}, P(PG) {p.p_pg:.3f}, ood_score {_score(p.ood_score)}'
                      f'<br>{choice}</div>')

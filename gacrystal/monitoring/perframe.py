@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gacrystal.candidates import Candidate, cut
 from gacrystal.images import ImageError, grey_levels, read_rgb, why_unreadable
+from gacrystal.monitoring.candidates import Candidate, cut
 from gacrystal.monitoring.counting import OUT_OF_FOCUS
 from gacrystal.monitoring.quality import Measures, Quality, measure
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import asdict, dataclass, fields
 
-from gacrystal.candidates import equivalent_diameter
+from gacrystal.monitoring.candidates import equivalent_diameter
 from gacrystal.monitoring.quality import GOOD
 
 PARTICLE_COLUMNS = ["frame", "time", "elapsed_s", "particle", "found_by", "x", "y", "w", "h",

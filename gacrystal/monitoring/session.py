@@ -81,9 +81,9 @@ def open_run(options: RunOptions, classifier, card: dict, server=None):
     """The Monitor for the output folder: a new run, or the earlier one there taken up where it
     stopped; with an OPC UA server, each frame is published on it. classifier is None on a
     cluster (its workers classify); card is the model's."""
-    from gacrystal.candidates import DEFAULT_TILE_SIZE
     from gacrystal.monitoring import CusumRule, FrameClock, Monitor
     from gacrystal.monitoring.arl import parse_duration
+    from gacrystal.monitoring.candidates import DEFAULT_TILE_SIZE
     from gacrystal.monitoring.state import clear_outputs, load_state
     out = Path(options.out)
     if options.overwrite:

@@ -43,10 +43,10 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
-from gacrystal.candidates import Candidate, find_candidates
 from gacrystal.cli import progress_bar
 from gacrystal.cluster import Shards, cached_classifier
 from gacrystal.images import grey_levels
+from gacrystal.monitoring.candidates import Candidate, find_candidates
 from gacrystal.monitoring.monitor import Monitor
 from gacrystal.monitoring.perframe import SeenFrame, classify_candidates, read_frame
 from gacrystal.monitoring.quality import Measures, measure

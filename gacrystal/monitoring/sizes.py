@@ -7,8 +7,8 @@ last `window_frames` frames, in px and (with the probe's scale) in µm.
     window.d50("PG")                                          # the headline: PG D50 over the window
 
 Which particles: the counted blobs (PG and UNKNOWN), whose regions the particle finder measured
-(gacrystal.candidates: the equivalent diameter of the blob's region, sqrt(4 area / pi)). CEX is
-sampled by tiles over the needle field, which is not cut into particles, so it has no sizes
+(gacrystal.monitoring.candidates: the equivalent diameter of the blob's region, sqrt(4 area / pi)).
+CEX is sampled by tiles over the needle field, which is not cut into particles, so it has no sizes
 here; the CEX rows give the count of counted CEX regions only.
 
 D_x is the diameter below which x% of the distribution lies, read off the cumulative

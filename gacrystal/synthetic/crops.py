@@ -6,7 +6,7 @@ Output: OUT/archive/cropped/cropped/cex/CEX (n).png and OUT/archive/cropped/crop
 8-bit grey images stored as RGB, as in the real download (see docs/data.md).
 
 What the real crops look like (../shared/reference/ and its real/ folder) and how it is drawn
-(the primitives are in gacrystal.drawing):
+(the primitives are in gacrystal.synthetic.drawing):
 - CEX: 151 x 151 crops *covered* by overlapping rods of very different widths, most of them broad
   (15-45 px), blurred and dim, with lengthwise striations, grainy surfaces and bright edges; few
   sharp thin needles; little empty background; a histogram with a long bright tail -> `rod_field`:
@@ -24,8 +24,8 @@ What the real crops look like (../shared/reference/ and its real/ folder) and ho
 - PG files come in groups of consecutive numbers holding one crop rotated by multiples of 90
   degrees and/or mirrored, pixel for pixel.
 
-How close this comes to real crops is measured by gacrystal.realism (GAsynth.py --compare DIR).
-The same primitives draw whole probe frames (gacrystal.frames).
+How close this comes to real crops is measured by gacrystal.synthetic.realism (GAsynth.py --compare
+DIR). The same primitives draw whole probe frames (gacrystal.synthetic.frames).
 
 Each crop is drawn from its own random stream, seeded by (seed, class, crop number): the same seed
 gives the same files whatever the counts.
@@ -40,10 +40,10 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 
 from gacrystal.cli import progress_bar
-from gacrystal.drawing import (BROAD, FIELD_REGIMES, UNIT_SIDE, agglomerate, choose, composite,
-                               needles_in_front, rod_field, rods_in_front, screen, sparse_field,
-                               starburst)
 from gacrystal.images import KAGGLE_SUBPATH, SYNTHETIC_STAMP, dihedral
+from gacrystal.synthetic.drawing import (BROAD, FIELD_REGIMES, UNIT_SIDE, agglomerate, choose,
+                                         composite, needles_in_front, rod_field, rods_in_front,
+                                         screen, sparse_field, starburst)
 
 CEX_GREY = {"mean": (70, 125), "std": (30, 65)}  # ranges measured on the real images
 PG_GREY = {"mean": (100, 140), "std": (35, 77)}

@@ -80,7 +80,7 @@ def test_unknown_system_settings_are_one_line_errors():
 
 
 def test_the_cosine_schedule_ends_the_run_at_a_learning_rate_near_zero():
-    from gacrystal.training import build_and_compile
+    from gacrystal.training.fit import build_and_compile
     model = build_and_compile("ResNet50", None, 32, 1.0, (0.4, 0.3), 0.9, lr=0.01, momentum=0.9,
                               lr_schedule="cosine", total_steps=10)
     optimizer = model.optimizer

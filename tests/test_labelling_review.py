@@ -48,18 +48,21 @@ def test_review_page_and_corrections_round_trip(runs, split_dir, tmp_path, capsy
         assert f'data-shown="{len(sources)}"' in dom
     with open(review / "corrections.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == n_readable + 1 and set(rows[0]) == {"file", "predicted", "p_pg", "corrected"}
+    assert len(rows) == n_readable + 1 and list(rows[0]) == ["file", "predicted", "p_pg", "verdict"]
     broken = next(r for r in rows if r["file"].endswith("broken.png"))
-    assert broken["predicted"] == "ERROR" and broken["corrected"] == ""
+    assert broken["predicted"] == "ERROR"
     in_class = [r for r in rows if r["predicted"] in ("CEX", "PG")]
     confidence = {r["file"]: abs(float(r["p_pg"]) - 0.5) for r in in_class}
-    first_pg = [r["file"] for r in in_class if r["predicted"] == "PG"]
-    assert [confidence[f] for f in first_pg] == sorted(confidence[f] for f in first_pg)
+    for class_name in ("CEX", "PG"):  # least certain first, within each class
+        order = [confidence[r["file"]] for r in in_class if r["predicted"] == class_name]
+        assert order == sorted(order)
+    assert max(sum(r["predicted"] == name for r in in_class) for name in ("CEX", "PG")) >= 2
 
+    assert {r["verdict"] for r in rows} == {""}  # nothing looked at yet
     # The reviewer flips one label and leaves one image out.
     flipped, left_out = in_class[0], in_class[1]
-    flipped["corrected"] = "PG" if flipped["predicted"] == "CEX" else "CEX"
-    left_out["corrected"] = ""
+    flipped["verdict"] = "wrong"
+    left_out["verdict"] = "neither"
     with open(review / "corrections.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -71,7 +74,8 @@ def test_review_page_and_corrections_round_trip(runs, split_dir, tmp_path, capsy
     assert snapshot(images) == before  # copies, never moves
     copied = {p.name: p.parent.name for p in dest.rglob("*.png")}
     assert len(copied) == n_readable - 1 and left_out["file"].rsplit("/", 1)[-1] not in copied
-    assert copied[flipped["file"].rsplit("/", 1)[-1]] == flipped["corrected"].lower()
+    other = {"CEX": "pg", "PG": "cex"}[flipped["predicted"]]
+    assert copied[flipped["file"].rsplit("/", 1)[-1]] == other
     assert GAinfer.main(["--apply_corrections", str(review / "corrections.csv"),
                          "--corrected_dest", str(dest)]) == 0
     assert "0 copied" in capsys.readouterr().out.splitlines()[-2]  # nothing twice
@@ -80,18 +84,18 @@ def test_review_page_and_corrections_round_trip(runs, split_dir, tmp_path, capsy
     assert set(find_class_folders(dest)) == {"CEX", "PG"}
 
 
-def test_a_bad_corrected_label_names_the_line(tmp_path):
+def test_a_bad_verdict_names_the_line(tmp_path):
     import pytest
     from gacrystal import UserError
     path = tmp_path / "corrections.csv"
-    path.write_text("file,predicted,p_pg,corrected\na.png,CEX,0.1,cex\nb.png,PG,0.9,maybe\n")
-    with pytest.raises(UserError, match="line 3: corrected must be CEX, PG or empty"):
+    path.write_text("file,predicted,p_pg,verdict\na.png,CEX,0.1,pg\nb.png,PG,0.9,maybe\n")
+    with pytest.raises(UserError, match="line 3: verdict must be right, wrong, neither, CEX, PG"):
         GAinfer.main(["--apply_corrections", str(path), "--corrected_dest", str(tmp_path / "d")])
 
 
 def test_a_label_changed_since_the_last_copy_leaves_the_other_class(tmp_path, capsys):
-    from gacrystal.placement import sha256
-    from gacrystal.review import copy_corrected
+    from gacrystal.labelling.review import copy_corrected
+    from gacrystal.corrections import sha256
     source = tmp_path / "images" / "a.png"
     source.parent.mkdir()
     Image.new("L", (8, 8), 100).save(source)

@@ -3,7 +3,7 @@
     generate_frames("images/frames-synthetic", count=60, spike_frame=31)
 
 A whole field of view of the in-situ probe, drawn with the primitives the crops use
-(gacrystal.synthetic): the CEX rod field over the whole frame; from `spike_frame` on, PG
+(gacrystal.synthetic.crops): the CEX rod field over the whole frame; from `spike_frame` on, PG
 agglomerates, more of them every `step_every` frames, as when PG is added step by step to a CEX
 slurry (the Kaggle Raw pg/ frames were taken that way); in every frame a few distractors that are
 neither class: gas bubbles (a dark disc in a bright ring) and out-of-focus blobs; and CEX
@@ -33,9 +33,9 @@ from scipy.ndimage import gaussian_filter
 from gacrystal.cli import progress_bar
 from gacrystal.files import write_csv
 from gacrystal.images import EXIF_DATETIME
-from gacrystal.drawing import (agglomerate, composite, needles_in_front, rod_field, rods_in_front,
-                               screen, starburst)
-from gacrystal.synthetic import finish, pg_look
+from gacrystal.synthetic.crops import finish, pg_look
+from gacrystal.synthetic.drawing import (agglomerate, composite, needles_in_front, rod_field,
+                                         rods_in_front, screen, starburst)
 
 FRAME_GREY = {"mean": (85, 105), "std": (40, 50)}  # a whole frame: mostly slurry, a few bright spots
 PG_RADIUS = (40, 85)  # px: real PG crops (130-230 px) are 64-90% filled by one agglomerate
@@ -89,7 +89,7 @@ def patch_box(centre, reach, width, height) -> tuple[int, int, int, int]:
 
 
 def add_agglomerate(canvas, rng, centre, radius) -> tuple[int, int, int, int, int]:
-    """Draws one PG agglomerate (in one of the PG_REGIMES' looks of gacrystal.synthetic) into
+    """Draws one PG agglomerate (in one of the PG_REGIMES' looks of gacrystal.synthetic.crops) into
     canvas; returns its box x, y, w, h (where its outline reaches) and its area in px."""
     height, width = canvas.shape
     x0, y0, x1, y1 = patch_box(centre, 1.6 * radius, width, height)
@@ -194,8 +194,8 @@ def write_frame(out: Path, number: int, spike_frame: int, width: int, height: in
     Args:
         draw: (rng, width, height, pg_count) -> (grey uint8 pixels, objects): `draw_frame`
             (synthetic; the PG count varies by one from frame to frame, as in a stirred
-            suspension) or a gacrystal.mosaic.MosaicDrawer (real crops; the count exactly as
-            scheduled, a controlled check).
+            suspension) or a gacrystal.synthetic.mosaic.MosaicDrawer (real crops; the count exactly
+            as scheduled, a controlled check).
     """
     rng = np.random.default_rng([seed, 2, number])
     jitter = 1 if draw is None else 0

@@ -23,6 +23,7 @@ TRAINED_WEIGHTS = "trained.weights.h5"  # in BACKUP once training has finished
 TRAINED = "trained.json"  # in BACKUP beside them: what stopped the run
 MODEL_FILES = ("model.keras", "model.h5", "model.onnx", "config.json", "ood.npz")
 RESUMED = "resumed run"  # where a resumed run's settings came from
+HISTORY = "history.csv"  # a row per epoch, by gacrystal.files's CSV rule (written and read back)
 
 
 def new_run_dir(runs: str | Path, backbone: str, demo: bool = False, name: str = "") -> Path:
@@ -52,7 +53,7 @@ def read_history(run_dir: Path, before_epoch: int | None = None) -> list[dict]:
     """history.csv's rows as dicts of floats (without the epoch column), optionally only the
     rows of epochs before `before_epoch`."""
     import csv
-    path = run_dir / "history.csv"
+    path = run_dir / HISTORY
     if not path.exists():
         return []
     with open(path, newline="") as f:
@@ -63,11 +64,13 @@ def read_history(run_dir: Path, before_epoch: int | None = None) -> list[dict]:
 
 
 def write_history(run_dir: Path, rows: list[dict]):
+    """history.csv of these rows (a resumed run's, cut back to its backup), as HistoryRows
+    appends them: the same columns, cells and line ends."""
     if rows:
-        write_csv([{"epoch": i, **row} for i, row in enumerate(rows)], run_dir / "history.csv",
-                  ["epoch", *rows[0]])
+        write_csv([{"epoch": i, **row} for i, row in enumerate(rows)], run_dir / HISTORY,
+                  ["epoch", *rows[0]], line_end="\n")
     else:
-        (run_dir / "history.csv").unlink(missing_ok=True)
+        (run_dir / HISTORY).unlink(missing_ok=True)
 
 
 def columns(rows: list[dict]) -> dict[str, list[float]]:

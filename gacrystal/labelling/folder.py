@@ -18,12 +18,14 @@ THUMBNAIL = 128  # pixels a side on the review page
 
 
 def pooled_feature_model(classifier):
-    """The backbone's globally pooled features of an image (the map's input); .keras/.h5 only."""
+    """The backbone's globally pooled features of an image (the map's input), for a .keras or
+    .h5 model whose labelling pass gives no OOD features (one without its statistics)."""
     import keras
     from gacrystal.model import pooling_layer
     if classifier.model is None:
-        raise UserError("the embedding map needs a .keras or .h5 model (an .onnx file holds only "
-                        "the classifier's output); pass --weights with the .keras file")
+        raise UserError("the embedding map needs the backbone's features, which this .onnx file "
+                        "does not give (the original's export); pass --weights with a .keras or "
+                        ".h5 file")
     return keras.Model(classifier.model.inputs, pooling_layer(classifier.model).output)
 
 
@@ -47,17 +49,21 @@ def label_files(classifier, files: list, batch_size: int = 32, threshold=DECISIO
     from PIL import Image
     wants_gradcam = explain_dir is not None or (thumbnails and classifier.model is not None)
     grad_model = gradcam_model(classifier.model) if wants_gradcam else None
-    extractor = pooled_feature_model(classifier) if features else None
     result = Labelled(records=[])
-    pooled = []
+    pooled, extractor = [], None
 
-    def on_batch(indices, pixels):
+    def on_batch(indices, pixels, ood_features):
+        nonlocal extractor
         model_input = classifier.model_input(pixels)
         cams = gradcam(grad_model, model_input) if grad_model is not None else [None] * len(indices)
         if explain_dir is not None:
             result.overlays.extend(write_overlays(cams, [files[i] for i in indices], explain_dir))
-        if extractor is not None:
-            pooled.append(np.asarray(extractor.predict_on_batch(model_input)))
+        if features:  # from the labelling pass itself; a pass of their own only where it has none
+            from_pass = classifier.pooled_features(ood_features)
+            if from_pass is None:
+                extractor = extractor or pooled_feature_model(classifier)
+                from_pass = extractor.predict_on_batch(model_input)
+            pooled.append(np.asarray(from_pass))
         if thumbnails:
             for i, image, cam in zip(indices, pixels.astype(np.uint8), cams):
                 side = image.shape[0]

@@ -9,14 +9,15 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import keras
 from sklearn.metrics import classification_report, precision_recall_fscore_support
 
-from gacrystal.files import write_text_atomic
+from gacrystal.files import append_csv, csv_header, write_text_atomic
 from gacrystal.images import CLASS_NAMES, DECISION_THRESHOLD, predicted_labels
-from gacrystal.keras_state import replay_early_stopping
+from gacrystal.training.keras_state import replay_early_stopping
 
 
 def classification_metrics(labels, p_pg, threshold=DECISION_THRESHOLD, prefix="val_") -> dict[str, float]:
@@ -61,7 +62,7 @@ class ValidationMetrics(keras.callbacks.Callback):
     loss, the accuracy, the class-wise report and the F1 stop rule.
 
     predictor: () -> P(PG) of every validation image, in order, instead of the model's predict()
-    over `dataset` (several workers: gacrystal.multiworker.validation_predictor).
+    over `dataset` (several workers: gacrystal.training.multiworker.validation_predictor).
     """
 
     def __init__(self, dataset, labels, verbose=True, predictor=None):
@@ -111,6 +112,23 @@ class StopOnNaN(keras.callbacks.Callback):
                                           for w in self.model.weights):
             self.where = (epoch, None)
             self.model.stop_training = True
+
+
+class HistoryRows(keras.callbacks.Callback):
+    """history.csv: the epoch's logs appended as a row when it ends (a crash keeps every completed
+    epoch), by the project's one CSV rule (gacrystal.files: floats with 10 significant digits),
+    which write_history also follows when a resumed run cuts the file back: one format, written
+    and read. The columns are the epoch and the logs' names in order, or the file's own."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = Path(path)
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"epoch": epoch, **{name: float(value) for name, value in (logs or {}).items()}}
+        has_rows = self.path.exists() and self.path.stat().st_size > 0
+        columns = csv_header(self.path) if has_rows else ["epoch", *sorted(logs or {})]
+        append_csv(self.path, [{name: row.get(name) for name in columns}], columns)
 
 
 class BackupEachEpoch(keras.callbacks.BackupAndRestore):

@@ -1,6 +1,7 @@
-"""Frames made of real crops (gacrystal.mosaic, GAsynth.py --frames N --from_crops DIR): the PG
-crops sit where truth.csv says, the schedule is exact, a seed gives the same bytes on any number
-of processes, and the script names what it needs. The crops are made here (any crops will do)."""
+"""Frames made of real crops (gacrystal.synthetic.mosaic, GAsynth.py --frames N --from_crops DIR):
+the PG crops sit where truth.csv says, the schedule is exact, a seed gives the same bytes on any
+number of processes, and the script names what it needs. The crops are made here (any crops will
+do)."""
 import csv
 import hashlib
 
@@ -9,9 +10,9 @@ import pytest
 from PIL import Image
 
 import GAsynth
-from gacrystal import mosaic
 from gacrystal.errors import UserError
-from gacrystal.frames import generate_frames
+from gacrystal.synthetic import mosaic
+from gacrystal.synthetic.frames import generate_frames
 
 
 def write_crops(folder, rng):

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gacrystal.frames import place_apart
 from gacrystal.images import dihedral, grey_levels, read_rgb
+from gacrystal.synthetic.frames import place_apart
 
 OVERLAP = 24  # px that neighbouring CEX crops share (blended)
 FADE = 0.18  # the outer share of a PG crop's side over which it fades into the mosaic
@@ -73,13 +73,13 @@ def paste(canvas: np.ndarray, crop: np.ndarray, x: int, y: int):
 
 @dataclass
 class MosaicDrawer:
-    """Draws frames from real crops: the `draw` of gacrystal.frames.write_frame."""
+    """Draws frames from real crops: the `draw` of gacrystal.synthetic.frames.write_frame."""
     cex: list[np.ndarray]
     pg: list[np.ndarray]
 
     @classmethod
     def from_folder(cls, folder: str | Path, setting: str = "from_crops") -> "MosaicDrawer":
-        from gacrystal.realism import real_crops
+        from gacrystal.synthetic.realism import real_crops
         crops = real_crops(folder, setting)
         return cls([grey_levels(read_rgb(p)) for p in crops["CEX"]],
                    [grey_levels(read_rgb(p)) for p in crops["PG"]])

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from gacrystal.callbacks import EarlyStopOnValLoss, StopWhenF1Reached, classification_metrics, report_text
+from gacrystal.training.callbacks import (EarlyStopOnValLoss, StopWhenF1Reached,
+                                          classification_metrics, report_text)
 
 
 class FakeModel:

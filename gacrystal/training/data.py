@@ -1,8 +1,8 @@
 """The tf.data input pipeline: split folders -> batches of (RGB 0-255 images, labels).
 
-Decoding goes through gacrystal.images.read_rgb, the same function inference uses, so training, evaluation
-and labelling see identical pixels. Decoded images are cached in memory when they fit; training
-batches are augmented as the original did (rotation, shift, zoom, flips, nearest fill).
+Decoding goes through gacrystal.images.read_rgb, the same function inference uses, so training,
+evaluation and labelling see identical pixels. Decoded images are cached in memory when they fit;
+training batches are augmented as the original did (rotation, shift, zoom, flips, nearest fill).
 """
 from __future__ import annotations
 
@@ -14,21 +14,27 @@ import tensorflow as tf
 import keras
 from keras import layers
 
+from gacrystal.dataset.split_folder import SPLIT_NAMES, check_split_folder, list_split  # noqa: F401
 from gacrystal.images import ImageError, read_rgb, why_unreadable
-from gacrystal.keras_state import seed_states
-from gacrystal.split_folder import SPLIT_NAMES, check_split_folder, list_split  # noqa: F401
+from gacrystal.training.keras_state import seed_states
 
 CACHE_SHARE_OF_MEMORY = 0.4  # cache decoded images only while they take less than this share
 
 
-def drop_unreadable(paths, labels, image_size: int, resize: str = "bilinear"):
+def drop_unreadable(paths, labels, image_size: int, resize: str = "bilinear",
+                    decoded: dict | None = None):
     """Decodes every file once; returns the readable paths and labels, and (path, reason) pairs
-    for the others. A file that cannot be decoded would otherwise stop training mid-epoch."""
+    for the others. A file that cannot be decoded would otherwise stop training mid-epoch.
+
+    decoded: a dict that receives {path: pixels} of the readable files, which make_dataset's
+    first pass takes instead of decoding them again."""
     from concurrent.futures import ThreadPoolExecutor
 
     def reason(path):
         try:
-            read_rgb(path, image_size, resize)
+            pixels = read_rgb(path, image_size, resize)
+            if decoded is not None:
+                decoded[os.fspath(path)] = pixels
             return ""
         except (ImageError, OSError) as error:
             return why_unreadable(error)
@@ -62,10 +68,13 @@ def fits_in_memory(n_images: int, image_size: int) -> bool:
     return n_images * image_size * image_size * 3 < CACHE_SHARE_OF_MEMORY * total
 
 
-def decode(image_size: int, resize: str):
-    """A tf.data map function: path -> uint8 image of shape (size, size, 3), via read_rgb."""
+def decode(image_size: int, resize: str, decoded: dict | None = None):
+    """A tf.data map function: path -> uint8 image of shape (size, size, 3), via read_rgb, or
+    taken (once) from `decoded` where drop_unreadable already decoded the file."""
     def read(path):
-        return read_rgb(os.fsdecode(path), image_size, resize)
+        path = os.fsdecode(path)
+        pixels = decoded.pop(path, None) if decoded else None
+        return read_rgb(path, image_size, resize) if pixels is None else pixels
 
     def load(path, label):
         image = tf.numpy_function(read, [path], tf.uint8, stateful=False)
@@ -75,7 +84,8 @@ def decode(image_size: int, resize: str):
 
 
 def make_dataset(paths, labels, image_size, batch_size, shuffle=False, augment=None, seed=42,
-                 resize="bilinear", first_epoch=0, shard=(0, 1, 1)) -> tf.data.Dataset:
+                 resize="bilinear", first_epoch=0, shard=(0, 1, 1),
+                 decoded: dict | None = None) -> tf.data.Dataset:
     """Batches of (float32 RGB 0-255 images, float32 labels).
 
     Args:
@@ -90,13 +100,15 @@ def make_dataset(paths, labels, image_size, batch_size, shuffle=False, augment=N
             (one per local replica). Each piece is augmented with random numbers of its own.
             A batch smaller than `pieces` (the last of an epoch, at most pieces - 1 images) is
             left out: a replica cannot compute on no image.
+        decoded: {path: pixels} that drop_unreadable decoded; each is taken once, by the first
+            pass (later passes read the cache, or the file where the images do not fit in it).
     """
     autotune = tf.data.AUTOTUNE
     # Paths as the file system's bytes: a name that is not valid UTF-8 cannot be a tf.string
     # made from Python text, but its bytes can.
     ds = tf.data.Dataset.from_tensor_slices(([os.fsencode(p) for p in paths],
                                              np.asarray(labels, np.float32)))
-    ds = ds.map(decode(image_size, resize), num_parallel_calls=autotune)
+    ds = ds.map(decode(image_size, resize, decoded), num_parallel_calls=autotune)
     if fits_in_memory(len(paths), image_size):
         ds = ds.cache()
     if shuffle:

@@ -4,9 +4,9 @@
     assignment, groups = plan_split(records)             # whole groups of copies per split
     rows, report, leaked = write_split(assignment, groups, skipped=[], dest=Path("images/split"))
 
-Copies of one crop (rotated, mirrored, re-encoded; see gacrystal.copies) go to one split together,
-so no validation or test image has a copy in training. Files are copied, never moved, renamed or
-deleted.
+Copies of one crop (rotated, mirrored, re-encoded; see gacrystal.dataset.copies) go to one split
+together, so no validation or test image has a copy in training. Files are copied, never moved,
+renamed or deleted.
 """
 from __future__ import annotations
 
@@ -20,13 +20,13 @@ from fractions import Fraction
 from pathlib import Path
 
 from gacrystal.cli import progress_bar
-from gacrystal.copies import Signature, find_groups, leak_summary, signature
+from gacrystal.dataset.copies import Signature, find_groups, leak_summary, signature
+from gacrystal.dataset.split_folder import SPLIT_NAMES
 from gacrystal.errors import UserError
 from gacrystal.files import write_csv, write_text_atomic
 from gacrystal.images import (CLASS_NAMES, KAGGLE_SUBPATH, SYNTHETIC_STAMP, ImageError,
                               class_subfolders, find_class_folders, list_images, read_rgb,
                               why_unreadable)
-from gacrystal.split_folder import SPLIT_NAMES
 
 SPLITS = SPLIT_NAMES
 # all a split writes
@@ -41,7 +41,7 @@ class Scanned:
     size: int = 0
     sha256: str = ""
     error: str = ""
-    signature: Signature | None = None  # thumbnails for finding copies (gacrystal.copies)
+    signature: Signature | None = None  # thumbnails for finding copies (gacrystal.dataset.copies)
 
 
 def split_counts(n: int, train_fraction=0.70, val_fraction=0.25) -> tuple[int, int, int]:

@@ -1,10 +1,10 @@
-"""The Keras internals that exact resume relies on (gacrystal/keras_state.py). If a Keras upgrade
-renames them, these tests fail here, by name, instead of resumed runs silently diverging."""
+"""The Keras internals that exact resume relies on (gacrystal/training/keras_state.py). If a Keras
+upgrade renames them, these tests fail here, by name, instead of resumed runs silently diverging."""
 import keras
 import numpy as np
 
-from gacrystal.keras_state import (random_state, replay_early_stopping, restore_random_state,
-                                   seed_states)
+from gacrystal.training.keras_state import (random_state, replay_early_stopping,
+                                            restore_random_state, seed_states)
 
 
 def dropout_model():
@@ -41,7 +41,7 @@ def test_early_stopping_replays_best_value_epoch_and_wait():
 
 
 def test_backup_and_restore_leaves_the_epoch_to_start_at_where_initial_epoch_reads_it(tmp_path):
-    from gacrystal.keras_state import initial_epoch
+    from gacrystal.training.keras_state import initial_epoch
     model = dropout_model()
     model.compile(optimizer="sgd", loss="mse")
     assert initial_epoch(model) == 0

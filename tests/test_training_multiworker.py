@@ -14,7 +14,7 @@ import pytest
 import GAmain
 from conftest import ROOT, TINY
 from gacrystal import UserError
-from gacrystal.multiworker import is_chief, loopback_tf_configs, read_tf_config
+from gacrystal.training.multiworker import is_chief, loopback_tf_configs, read_tf_config
 
 # Dropout and augmentation off: what is left between two workers and one process at the same
 # global batch is the order of floating-point sums (and BatchNorm's synchronised statistics).
@@ -205,8 +205,8 @@ def test_the_chief_is_tensorflow_s():
 
 def test_pieces_of_each_batch_make_the_batch_and_a_batch_too_small_to_share_sits_out(
         synthetic_root):
-    """gacrystal.data's shard: three replicas, each its piece of every batch of 4."""
-    from gacrystal.data import make_dataset, steps_per_epoch
+    """gacrystal.training.data's shard: three replicas, each its piece of every batch of 4."""
+    from gacrystal.training.data import make_dataset, steps_per_epoch
     paths = sorted(str(p) for p in synthetic_root.rglob("*.png"))[:9]
     rows = np.arange(9, dtype=np.float32)  # the labels say which image is where
     whole = [labels.numpy().tolist() for _, labels in make_dataset(paths, rows, 32, 4)]

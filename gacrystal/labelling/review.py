@@ -1,20 +1,18 @@
 """Reviewing and correcting labels: a self-contained review.html of a labelled folder, a
-corrections.csv to edit, and copying the corrected files into a Kaggle-style cex/ pg/ folder
-(copies, never moves) so that they can join the next split.
+corrections.csv to edit (gacrystal.corrections: its verdicts), and copying the corrected files
+into a Kaggle-style cex/ pg/ folder (copies, never moves) so that they can join the next split.
 """
 from __future__ import annotations
 
-import csv
 from html import escape
 from pathlib import Path
 
+from gacrystal.corrections import CORRECTIONS, place, read_verdicts, training_class
 from gacrystal.errors import UserError
-from gacrystal.files import CSV_TEXT, write_csv, write_text_atomic
+from gacrystal.files import write_csv, write_text_atomic
 from gacrystal.images import CLASS_NAMES, UNKNOWN
-from gacrystal.placement import place
 
-CORRECTIONS = "corrections.csv"
-CORRECTION_COLUMNS = ["file", "predicted", "p_pg", "corrected"]
+CORRECTION_COLUMNS = ["file", "predicted", "p_pg", "verdict"]
 GROUPS = (*CLASS_NAMES, UNKNOWN, "ERROR")
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
 h1{font-size:1.6em}h2{font-size:1.25em;border-bottom:1px solid #ccc;margin-top:1.6em}
@@ -54,9 +52,9 @@ def card_html(record: dict, thumbnail: tuple | None) -> str:
 def write_review(records: list[dict], thumbnails: dict, out_dir: Path, classifier) -> Path:
     """review.html (every image embedded: it opens offline) and the corrections.csv template.
 
-    corrections.csv has a row per image: `corrected` starts as the predicted label for CEX and
-    PG and empty for UNKNOWN and ERROR; change it where the label is wrong, empty it for images
-    that should not be used. Then `GAinfer.py --apply_corrections DIR/corrections.csv`.
+    corrections.csv has a row per image and an empty `verdict`: write right, wrong, CEX, PG or
+    neither where you looked (gacrystal.corrections); an empty verdict leaves the label as it is.
+    Then `GAinfer.py --apply_corrections DIR/corrections.csv`.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     groups = review_order(records)
@@ -71,47 +69,35 @@ def write_review(records: list[dict], thumbnails: dict, out_dir: Path, classifie
                if classifier.model is not None else "")
     head = (f"<p>{len(records)} images labelled by {escape(classifier.path.name)}; P(PG) is "
             f"{calibrated}. Within each group the least certain come first. {gradcam} Correct "
-            f"the labels in <code>{CORRECTIONS}</code> beside this page.</p>")
+            f"the labels in the verdict column of <code>{CORRECTIONS}</code> beside this page: "
+            "right, wrong, CEX, PG, or neither (not a crystal; left out of training).</p>")
     page = out_dir / "review.html"
     write_text_atomic(page, '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
                             f"<title>Review</title><style>{STYLE}</style></head><body>"
                             f"<h1>Review of labels</h1>{head}{''.join(sections)}</body></html>")
-    rows = [{"file": r["file"], "predicted": r["label"], "p_pg": r["p_pg"],
-             "corrected": r["label"] if r["label"] in CLASS_NAMES else ""}
+    rows = [{"file": r["file"], "predicted": r["label"], "p_pg": r["p_pg"], "verdict": ""}
             for i in sum(groups.values(), []) for r in [records[i]]]
     write_csv(rows, out_dir / CORRECTIONS, CORRECTION_COLUMNS)
     return page
 
 
 def read_corrections(path: Path) -> list[tuple[Path, str]]:
-    """(file, class) for every row whose `corrected` names a class; refuses anything else."""
+    """(file, class) for every row whose verdict gives it a class (an empty verdict: the
+    predicted one); refuses a file it cannot read in one line."""
     if not path.is_file():
         raise UserError(f"no corrections file at apply_corrections={path}; write one with "
                         "`python GAinfer.py --images FOLDER --review DIR`")
     chosen = []
-    with open(path, **CSV_TEXT) as f:  # as write_csv wrote it: odd file names stay as they are
-        reader = csv.DictReader(f)
-        columns = set(reader.fieldnames or ())
-        if "verdict" in columns and "corrected" not in columns:
-            raise UserError(f"{path} is a monitor's corrections.csv (verdicts on regions of "
-                            "frames): export its crops with python GAmonitor.py --out OUT "
-                            f"--export_crops DIR --corrections {path}")
-        if not {"file", "corrected"} <= columns:
-            raise UserError(f"{path} needs the columns file and corrected (as GAinfer.py --review "
-                            f"writes it). Received: {', '.join(sorted(columns)) or 'nothing'}")
-        for line, row in enumerate(reader, start=2):
-            corrected = (row.get("corrected") or "").strip().upper()
-            if not corrected:
-                continue
-            if corrected not in CLASS_NAMES:
-                raise UserError(f"{path}, line {line}: corrected must be CEX, PG or empty. "
-                                f"Received: {row.get('corrected')!r}")
-            chosen.append((Path(row["file"]), corrected))
+    for row, verdict in read_verdicts(path, "labelled files"):
+        p_pg = float(row["p_pg"]) if row.get("p_pg") else None
+        class_name = training_class(row.get("predicted", ""), p_pg, verdict)
+        if class_name is not None:
+            chosen.append((Path(row["file"]), class_name))
     return chosen
 
 
 def copy_corrected(chosen: list[tuple[Path, str]], dest: Path) -> dict[str, int]:
-    """Copies each file into dest/cex/ or dest/pg/ by gacrystal.placement's rule (never moves a
+    """Copies each file into dest/cex/ or dest/pg/ by gacrystal.corrections's rule (never moves a
     source, never overwrites, never leaves an image in both classes). Returns counts: copied,
     already there, relabelled, missing."""
     counts = {"copied": 0, "already there": 0, "relabelled": 0, "missing": 0}

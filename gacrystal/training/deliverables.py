@@ -10,8 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from gacrystal import ood, runs
+from gacrystal import ood
+
 from gacrystal.images import DECISION_THRESHOLD, predicted_labels
+from gacrystal.training import runs
 
 
 def write_deliverables(model, rebuild, strategy, run_dir: Path, splits: dict, card: dict,
@@ -21,8 +23,8 @@ def write_deliverables(model, rebuild, strategy, run_dir: Path, splits: dict, ca
     the test split's evaluation. rebuild() builds the same network without weights (the float32
     copy's skeleton); settings and sources are recorded in config.json, and image_size, resize,
     batch_size, export_onnx and resume are read from them."""
-    from gacrystal.distribution import float32_copy
     from gacrystal.model import scoring_model
+    from gacrystal.training.distribution import float32_copy
     image_size, resize = settings["image_size"], settings["resize"]
     model = float32_copy(model, rebuild, strategy)
     scorer, sizes = scoring_model(model)
@@ -58,7 +60,7 @@ def fit_ood_check(scorer, sizes: list[int], splits: dict, image_size: int, resiz
         the same pass, which the calibration is fitted on).
     """
     import tensorflow as tf
-    from gacrystal.data import make_dataset
+    from gacrystal.training.data import make_dataset
     started = time.time()
     p_pg = []  # per pass; fit_statistics reads the training images first, the validation last
 
@@ -102,7 +104,7 @@ def calibrate(val_labels, val_p_pg, test: dict, test_labels) -> dict:
 def evaluate(scorer, split: dict, ood_stages: list[dict]) -> dict:
     """P(PG) and ood_score for every image of a split (one pass), and the metrics and report."""
     from sklearn.metrics import confusion_matrix
-    from gacrystal.callbacks import classification_metrics, report_text
+    from gacrystal.training.callbacks import classification_metrics, report_text
     p_pg, features = scorer.predict(split["dataset"], verbose=0)
     p_pg = p_pg[:, 0]
     labels = split["labels"]

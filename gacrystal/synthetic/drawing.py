@@ -1,11 +1,11 @@
-"""Drawing primitives of the probe's scene, for synthetic crops (gacrystal.synthetic) and whole
-frames (gacrystal.frames): rods, the CEX rod field, a thin (sparse) field, starbursts of rods, and
-PG agglomerates in four looks.
+"""Drawing primitives of the probe's scene, for synthetic crops (gacrystal.synthetic.crops) and
+whole frames (gacrystal.synthetic.frames): rods, the CEX rod field, a thin (sparse) field,
+starbursts of rods, and PG agglomerates in four looks.
 
 Sizes are in pixels of the real images (a CEX crop is UNIT_SIDE px); drawing a smaller crop
 scales them by `unit`, as a lower-resolution picture of the same scene would. Values are floats in
-[0, 1] until gacrystal.synthetic maps them to a class's grey levels. Every function draws from the
-random generator it is given, so a seed gives the same picture.
+[0, 1] until gacrystal.synthetic.crops maps them to a class's grey levels. Every function draws from
+the random generator it is given, so a seed gives the same picture.
 
 Speed: a whole frame holds about 54 crops' worth of rods. Broad noise is drawn on a coarse grid
 and interpolated, and the far, strongly blurred rods at half resolution: their blur would remove
@@ -24,9 +24,9 @@ FIELD_REGIMES = {
     "mixed": 0.3,    # broad blurred rods with sharp thin needles in front
     "bundles": 0.2,  # parallel bundles of striated rods over a blurred field
 }
-# A rarer look of the field, drawn for CEX crops only (gacrystal.synthetic.CEX_REGIMES): broad,
-# bright, striated rods with grainy surfaces, which a model that has not seen them takes for the
-# granules of an agglomerate.
+# A rarer look of the field, drawn for CEX crops only (gacrystal.synthetic.crops.CEX_REGIMES):
+# broad, bright, striated rods with grainy surfaces, which a model that has not seen them takes for
+# the granules of an agglomerate.
 BROAD = "broad"
 
 

@@ -9,8 +9,8 @@ Keras's own backups (BackupAndRestore) save weights, optimizer state and the epo
 - the epoch a restored backup starts at: BackupAndRestore leaves it in the model's
   `_initial_epoch` (private), which fit() reads and the multi-worker loop reads too.
 
-None is public API. tests/test_keras_state.py checks each against the installed Keras, so an
-upgrade that renames them fails there, loudly, instead of silently breaking exact resume.
+None is public API. tests/test_training_keras_state.py checks each against the installed Keras, so
+an upgrade that renames them fails there, loudly, instead of silently breaking exact resume.
 """
 from __future__ import annotations
 

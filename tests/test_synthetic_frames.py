@@ -1,14 +1,14 @@
-"""Synthetic whole frames with truth (gacrystal/frames.py, GAsynth.py --frames): deterministic,
-timed, and never written over other images."""
+"""Synthetic whole frames with truth (gacrystal/synthetic/frames.py, GAsynth.py --frames):
+deterministic, timed, and never written over other images."""
 import datetime as dt
 
 import numpy as np
 import pytest
 
-from gacrystal import frames as synth_frames
 from gacrystal.errors import UserError
 from gacrystal.images import list_images
 from gacrystal.monitoring.clock import exif_time
+from gacrystal.synthetic import frames as synth_frames
 from probe import save_grey
 
 

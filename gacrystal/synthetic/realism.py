@@ -64,7 +64,7 @@ def synthetic_sample(count: int, seed: int, cex_size=151, pg_size_range=(130, 23
                      draw_cex=None, draw_pg=None) -> dict[str, list[np.ndarray]]:
     """`count` synthetic crops per class, grey, drawn in memory (draw_cex/draw_pg: another
     generator's functions, e.g. an older version's, for a before/after comparison)."""
-    from gacrystal import synthetic
+    from gacrystal.synthetic import crops as synthetic
     draw_cex = draw_cex or (lambda rng: synthetic.draw_cex(rng, cex_size))
     draw_pg = draw_pg or (lambda rng: synthetic.draw_pg(rng, pg_size_range,
                                                         cex_size / synthetic.UNIT_SIDE))

@@ -7,10 +7,10 @@ import pytest
 from PIL import Image
 
 import GAsplit
-from gacrystal.copies import find_groups, leak_summary, signature
+from gacrystal.dataset.copies import find_groups, leak_summary, signature
+from gacrystal.dataset.splitting import partition_groups, split_counts
 from gacrystal.images import dihedral
-from gacrystal.splitting import partition_groups, split_counts
-from gacrystal.synthetic import class_rng, draw_cex, draw_pg
+from gacrystal.synthetic.crops import class_rng, draw_cex, draw_pg
 
 
 def rgb(grey):

@@ -17,9 +17,9 @@ DEMO_PG_GROUP_SIZES = (1, 2, 3)
 
 def make_demo_split(split_dir: str):
     """--demo: synthetic images and their split, unless they are already there."""
+    from gacrystal.dataset.splitting import describe, split_dataset
     from gacrystal.images import find_class_folders
-    from gacrystal.splitting import describe, split_dataset
-    from gacrystal.synthetic import drawn_by_older_generator, generate_dataset
+    from gacrystal.synthetic.crops import drawn_by_older_generator, generate_dataset
     if Path(split_dir, "manifest.csv").exists():
         print(f"demo: using the existing split in {split_dir}")
         if Path(DEMO_SOURCE).is_dir() and drawn_by_older_generator(DEMO_SOURCE):

@@ -1,5 +1,5 @@
 """Training steps: the data, the compiled model, and fit() with its callbacks. GAmain.py calls
-them in order; what is made of the trained model is gacrystal.deliverables.
+them in order; what is made of the trained model is gacrystal.training.deliverables.
 """
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from gacrystal import runs
 from gacrystal.errors import UserError
 from gacrystal.images import CLASS_NAMES
+from gacrystal.training import runs
 
 
 def load_splits(data: str | Path, image_size: int, resize: str, batch_size: int, augment: bool,
@@ -21,13 +21,16 @@ def load_splits(data: str | Path, image_size: int, resize: str, batch_size: int,
     at first_epoch's shuffle order: a resumed run's). Each split's "pipeline" is make_dataset
     with the split's arguments, for variants of its "dataset" (several workers: their shards)."""
     import functools
-    from gacrystal.data import (augmentation, check_split_folder, drop_unreadable, list_split,
-                                make_dataset)
+    from gacrystal.training.data import (augmentation, check_split_folder, drop_unreadable,
+                                         fits_in_memory, list_split, make_dataset)
     check_split_folder(data)
     splits = {}
     for split in ("train", "val", "test"):
         paths, labels = list_split(Path(data, split))
-        paths, labels, skipped = drop_unreadable(paths, labels, image_size, resize)
+        # The check decodes every file; where they fit in memory, the pipeline's first pass
+        # takes those pixels rather than decoding each file a second time.
+        decoded = {} if fits_in_memory(len(paths), image_size) else None
+        paths, labels, skipped = drop_unreadable(paths, labels, image_size, resize, decoded)
         for path, reason in skipped:
             print(f"skipped {path}: {reason}")
         if len(set(labels.tolist())) < 2:
@@ -36,7 +39,8 @@ def load_splits(data: str | Path, image_size: int, resize: str, batch_size: int,
         pipeline = functools.partial(make_dataset, paths=paths, labels=labels,
                                      image_size=image_size, batch_size=batch_size,
                                      shuffle=split == "train", augment=augmenter, seed=seed,
-                                     resize=resize, first_epoch=first_epoch)
+                                     resize=resize, first_epoch=first_epoch,
+                                     decoded=decoded)
         splits[split] = {"paths": paths, "labels": labels, "dataset": pipeline(),
                          "pipeline": pipeline}
     return splits
@@ -105,7 +109,7 @@ def train(model, splits: dict, run_dir: Path, epochs: int, batch_size: int, f1_s
           f1_patience: int, loss_patience: int, loss_min_delta: float, from_scratch: bool,
           strategy=None, chief: bool = True):
     """fit() with the validation, stop-rule, NaN, backup and CSV-log callbacks; on several workers
-    (MultiWorkerMirroredStrategy), gacrystal.multiworker.fit with the same callbacks.
+    (MultiWorkerMirroredStrategy), gacrystal.training.multiworker.fit with the same callbacks.
 
     A resumed run continues from the backup's epoch; history.csv is first cut back to the epochs
     the backup holds (a crash can fall between writing a row and the backup).
@@ -118,11 +122,11 @@ def train(model, splits: dict, run_dir: Path, epochs: int, batch_size: int, f1_s
         (the history of every epoch, from history.csv; what stopped the run).
     """
     import keras
-    from gacrystal import multiworker
-    from gacrystal.callbacks import (BackupEachEpoch, EarlyStopOnValLoss, StopOnNaN,
-                                     StopWhenF1Reached, ValidationMetrics)
-    from gacrystal.data import steps_per_epoch
-    from gacrystal.keras_state import random_state, restore_random_state
+    from gacrystal.training import multiworker
+    from gacrystal.training.callbacks import (BackupEachEpoch, EarlyStopOnValLoss, HistoryRows,
+                                              StopOnNaN, StopWhenF1Reached, ValidationMetrics)
+    from gacrystal.training.data import steps_per_epoch
+    from gacrystal.training.keras_state import random_state, restore_random_state
     earlier = runs.read_history(run_dir, before_epoch=runs.backed_up_epochs(run_dir))
     if chief:
         runs.write_history(run_dir, earlier)
@@ -144,8 +148,8 @@ def train(model, splits: dict, run_dir: Path, epochs: int, batch_size: int, f1_s
                           if several else None),
         f1_rule,
         loss_rule,
-        *([keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True)] if chief else []),
-        BackupEachEpoch(backup_dir, nan_guard,  # after the CSV row: see its docstring
+        *([HistoryRows(run_dir / runs.HISTORY)] if chief else []),
+        BackupEachEpoch(backup_dir, nan_guard,  # after the history row: a saved epoch has one
                         extra_state=lambda: {runs.RANDOM_STATE: random_state([model])}),
     ]
     verbose = 2 if not sys.stdout.isatty() else 1

@@ -1,9 +1,9 @@
-"""Where the monitor looks in a whole frame (gacrystal/candidates.py): blobs, not needles, not
-cut or blurred ones; tiles over the needle field, not over flat areas."""
+"""Where the monitor looks in a whole frame (gacrystal/monitoring/candidates.py): blobs, not
+needles, not cut or blurred ones; tiles over the needle field, not over flat areas."""
 import numpy as np
 import pytest
 
-from gacrystal import candidates as cand
+from gacrystal.monitoring import candidates as cand
 from probe import add_disc, textured_frame
 
 

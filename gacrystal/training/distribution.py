@@ -3,8 +3,8 @@
 - `distribute`: "none" (one device), "mirrored" (tf.distribute.MirroredStrategy: every local GPU,
   or the devices listed), "auto" (mirrored when more than one GPU is visible, else none),
   "multiworker" (several machines: tf.distribute.MultiWorkerMirroredStrategy from TF_CONFIG,
-  trained by gacrystal.multiworker's loop, since Keras 3's fit() does not run under it). The
-  batch size is the global batch: each of N replicas computes batch_size / N images per step and
+  trained by gacrystal.training.multiworker's loop, since Keras 3's fit() does not run under it).
+  The batch size is the global batch: each of N replicas computes batch_size / N images per step and
   the gradients are summed across replicas by TensorFlow, so the learning rate needs no change
   with N.
 - `precision`: Keras's mixed-precision policies. The output layer (P(PG)) and the loss stay
@@ -27,7 +27,7 @@ def make_strategy(distribute: str, devices: str = "", worker_timeout: float = 30
     work. multiworker: once every worker of TF_CONFIG has come up (at most worker_timeout s)."""
     import tensorflow as tf
     if distribute == "multiworker":
-        from gacrystal import multiworker
+        from gacrystal.training import multiworker
         return multiworker.make_strategy(worker_timeout)
     if distribute == "auto":
         distribute = "mirrored" if len(tf.config.list_physical_devices("GPU")) > 1 else "none"
@@ -41,7 +41,7 @@ def writes_run_folder(distribute: str) -> bool:
     """False only on a worker of several that is not the chief (TF_CONFIG says which is)."""
     if distribute != "multiworker":
         return True
-    from gacrystal import multiworker
+    from gacrystal.training import multiworker
     return multiworker.is_chief(multiworker.read_tf_config(os.environ.get("TF_CONFIG")))
 
 
@@ -77,7 +77,7 @@ def float32_copy(model, build, strategy=None):
     saving and labelling; the model itself when it already computes in float32, unless it was
     trained on several workers (its predict() and save() would wait for the others)."""
     import keras
-    from gacrystal import multiworker
+    from gacrystal.training import multiworker
     if keras.mixed_precision.global_policy().name == "float32" and not multiworker.in_use(strategy):
         return model
     keras.mixed_precision.set_global_policy("float32")

@@ -4,9 +4,11 @@ Keras 3's fit() does not run under this strategy (keras-team/keras#20585: it red
 data batch across workers, then its scalar metrics along axis 0), but TensorFlow's engine does.
 So `fit` here is a loop of TensorFlow's steps that drives the very callbacks fit() is given,
 through the same hooks with the same logs: the per-epoch validation report, the F1 and val-loss
-stop rules, the NaN guard, history.csv and the backup exist once, in gacrystal/callbacks.py.
+stop rules, the NaN guard, history.csv and the backup exist once, in
+gacrystal/training/callbacks.py.
 
-- Each step: every replica computes its piece of the global batch (gacrystal.data's `shard`), the
+- Each step: every replica computes its piece of the global batch (gacrystal.training.data's
+`shard`), the
   loss is averaged over the global batch (`tf.nn.compute_average_loss`), the optimizer sums the
   gradients across replicas (an all-reduce), BatchNorm normalises with the global batch's
   statistics (synchronised).
@@ -112,7 +114,7 @@ def make_strategy(timeout: float):
     TensorFlow's coordination service (which MultiWorkerMirroredStrategy configures itself, with
     no limit) is configured here first, the same way, with a registration barrier of `timeout`.
     The barrier's switch has no argument in configure_coordination_service, so it is set on the
-    configuration the context holds (tests/test_multiworker.py checks that it still works).
+    configuration the context holds (tests/test_training_multiworker.py checks that it still works).
     """
     config = read_tf_config(os.environ.get("TF_CONFIG"))
     import tensorflow as tf
@@ -138,7 +140,7 @@ def in_use(strategy) -> bool:
 
 
 def shard_of(context) -> tuple[int, int, int]:
-    """gacrystal.data's shard for one worker's input pipeline: its replicas' pieces."""
+    """gacrystal.training.data's shard for one worker's input pipeline: its replicas' pieces."""
     local = context.num_replicas_in_sync // context.num_input_pipelines
     return context.input_pipeline_id * local, local, context.num_replicas_in_sync
 
@@ -221,8 +223,8 @@ def fit(model, strategy, pipeline, n_images: int, batch_size: int, epochs: int, 
     """
     import keras
     import tensorflow as tf
-    from gacrystal.data import steps_per_epoch
-    from gacrystal.keras_state import initial_epoch
+    from gacrystal.training.data import steps_per_epoch
+    from gacrystal.training.keras_state import initial_epoch
     steps = steps_per_epoch(n_images, batch_size, strategy.num_replicas_in_sync)
     batches = iter(strategy.distribute_datasets_from_function(
         lambda context: pipeline(shard=shard_of(context))))
