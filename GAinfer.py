@@ -38,7 +38,8 @@ from gacrystal.files import exclusive_lock, write_csv
 from gacrystal.images import IMAGE_SUFFIXES, UNKNOWN, list_images  # noqa: F401
 from gacrystal.labelling.folder import (COLUMNS, Labelled, draw_embedding_map, format_table,
                                         label_files, summary)
-from gacrystal.labelling.review import CORRECTIONS, copy_corrected, read_corrections, write_review
+from gacrystal.labelling.review import (CORRECTIONS, REVIEW_PAGE, copy_corrected,
+                                       read_corrections, write_review)
 
 # --- settings (edit here, or override on the command line with the same names) ---
 weights = "weights/model.keras"  # model file (.keras, .h5, .onnx), or georgia / georgia-onnx: the original's, downloaded once
@@ -85,7 +86,7 @@ def check_settings(s: dict) -> list[Path]:
     if s["embedding_map"]:
         targets += [Path(s["embedding_map"], f"embedding_map.{suffix}") for suffix in ("png", "csv")]
     if s["review"]:
-        targets += [Path(s["review"], name) for name in ("review.html", CORRECTIONS)]
+        targets += [Path(s["review"], name) for name in (REVIEW_PAGE, CORRECTIONS)]
     existing = [str(t) for t in targets if t.exists()]
     if existing and not s["overwrite"]:
         verb = "exists" if len(existing) == 1 else "exist"
@@ -182,9 +183,10 @@ def main(argv=None):
             print(f"embedding map written to {Path(s['embedding_map'], 'embedding_map.png')} and .csv")
         if s["review"]:
             page = write_review(records, labelled.thumbnails, Path(s["review"]), classifier)
-            print(f"review page written to {page}; correct the labels in "
-                  f"{Path(s['review'], 'corrections.csv')}, then: python GAinfer.py "
-                  f"--apply_corrections {Path(s['review'], 'corrections.csv')}")
+            corrections = Path(s["review"], CORRECTIONS)
+            print(f"review page written to {page}; write a verdict (right, wrong, CEX, PG or "
+                  f"neither) where a label needs one in {corrections}, then: python GAinfer.py "
+                  f"--apply_corrections {corrections}")
     failed = sum(r["label"] == "ERROR" for r in records)
     if failed:
         print(f"{failed} file(s) could not be read; see the ERROR rows", file=sys.stderr)

@@ -13,6 +13,7 @@ from gacrystal.files import write_csv, write_text_atomic
 from gacrystal.images import CLASS_NAMES, UNKNOWN
 
 CORRECTION_COLUMNS = ["file", "predicted", "p_pg", "verdict"]
+REVIEW_PAGE = "review.html"  # beside CORRECTIONS in the review folder
 GROUPS = (*CLASS_NAMES, UNKNOWN, "ERROR")
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
 h1{font-size:1.6em}h2{font-size:1.25em;border-bottom:1px solid #ccc;margin-top:1.6em}
@@ -71,7 +72,7 @@ def write_review(records: list[dict], thumbnails: dict, out_dir: Path, classifie
             f"{calibrated}. Within each group the least certain come first. {gradcam} Correct "
             f"the labels in the verdict column of <code>{CORRECTIONS}</code> beside this page: "
             "right, wrong, CEX, PG, or neither (not a crystal; left out of training).</p>")
-    page = out_dir / "review.html"
+    page = out_dir / REVIEW_PAGE
     write_text_atomic(page, '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
                             f"<title>Review</title><style>{STYLE}</style></head><body>"
                             f"<h1>Review of labels</h1>{head}{''.join(sections)}</body></html>")
