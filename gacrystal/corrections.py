@@ -32,7 +32,7 @@ from pathlib import Path
 
 from gacrystal.errors import UserError
 from gacrystal.files import CSV_TEXT, atomic_path
-from gacrystal.images import CLASS_NAMES, UNKNOWN
+from gacrystal.images import CLASS_NAMES, DECISION_THRESHOLD, UNKNOWN
 
 CORRECTIONS = "corrections.csv"
 VERDICTS = ("right", "wrong", "neither", *CLASS_NAMES)  # and empty: not looked at
@@ -60,7 +60,7 @@ def training_class(predicted: str, p_pg: float | None, verdict: str) -> str | No
         return None
     if verdict == "wrong":
         if predicted == UNKNOWN:
-            return CLASS_NAMES[1] if (p_pg or 0) >= 0.5 else CLASS_NAMES[0]
+            return CLASS_NAMES[1] if (p_pg or 0) >= DECISION_THRESHOLD else CLASS_NAMES[0]
         return {CLASS_NAMES[0]: CLASS_NAMES[1], CLASS_NAMES[1]: CLASS_NAMES[0]}.get(predicted)
     return predicted if predicted in CLASS_NAMES else None
 
