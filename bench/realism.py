@@ -21,10 +21,25 @@ sys.path.insert(0, str(ROOT))
 from gacrystal.synthetic import realism  # noqa: E402
 
 
+# Where the generator lived at a commit, newest first, and its helpers before they moved into
+# gacrystal/synthetic/ (the old source imports them by their old names; the current ones serve).
+GENERATOR_PATHS = ("gacrystal/synthetic/crops.py", "gacrystal/synthetic.py")
+MOVED = {"gacrystal.drawing": "gacrystal.synthetic.drawing", "gacrystal.frames":
+         "gacrystal.synthetic.frames", "gacrystal.realism": "gacrystal.synthetic.realism"}
+
+
 def generator_at(commit: str):
-    """The gacrystal.synthetic.crops module as it was at `commit`."""
-    source = subprocess.run(["git", "show", f"{commit}:gacrystal/synthetic/crops.py"], cwd=ROOT,
-                            check=True, capture_output=True, text=True).stdout
+    """The synthetic crops' module (gacrystal.synthetic.crops) as it was at `commit`."""
+    for name in GENERATOR_PATHS:
+        shown = subprocess.run(["git", "show", f"{commit}:{name}"], cwd=ROOT,
+                               capture_output=True, text=True)
+        if shown.returncode == 0:
+            break
+    else:
+        sys.exit(f"no synthetic generator at {commit} ({' or '.join(GENERATOR_PATHS)})")
+    source = shown.stdout
+    for old, new in MOVED.items():
+        source = source.replace(f"from {old} import", f"from {new} import")
     path = Path(tempfile.mkdtemp()) / "synthetic_before.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location("synthetic_before", path)

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from gacrystal.errors import UserError
 from gacrystal.files import CSV_TEXT, atomic_path
-from gacrystal.images import CLASS_NAMES, DECISION_THRESHOLD, UNKNOWN
+from gacrystal.images import CLASS_NAMES, UNKNOWN, predicted_labels
 
 CORRECTIONS = "corrections.csv"
 VERDICTS = ("right", "wrong", "neither", *CLASS_NAMES)  # and empty: not looked at
@@ -59,8 +59,8 @@ def training_class(predicted: str, p_pg: float | None, verdict: str) -> str | No
     if verdict == "neither":
         return None
     if verdict == "wrong":
-        if predicted == UNKNOWN:
-            return CLASS_NAMES[1] if (p_pg or 0) >= DECISION_THRESHOLD else CLASS_NAMES[0]
+        if predicted == UNKNOWN:  # the class its P(PG) points to, by the one threshold rule
+            return CLASS_NAMES[int(predicted_labels(p_pg or 0)[0])]
         return {CLASS_NAMES[0]: CLASS_NAMES[1], CLASS_NAMES[1]: CLASS_NAMES[0]}.get(predicted)
     return predicted if predicted in CLASS_NAMES else None
 

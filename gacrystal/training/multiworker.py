@@ -8,10 +8,9 @@ stop rules, the NaN guard, history.csv and the backup exist once, in
 gacrystal/training/callbacks.py.
 
 - Each step: every replica computes its piece of the global batch (gacrystal.training.data's
-`shard`), the
-  loss is averaged over the global batch (`tf.nn.compute_average_loss`), the optimizer sums the
-  gradients across replicas (an all-reduce), BatchNorm normalises with the global batch's
-  statistics (synchronised).
+  `shard`), the loss is averaged over the global batch (`tf.nn.compute_average_loss`), the
+  optimizer sums the gradients across replicas (an all-reduce), BatchNorm normalises with the
+  global batch's statistics (synchronised).
 - Every number a callback decides on is reduced across the workers, hence identical on each, so
   every worker stops at the same epoch: the training loss and accuracy are sums all-reduced each
   step; the validation images are predicted piece by piece and the pieces summed into one vector
