@@ -70,12 +70,15 @@ batch_size = 32  # crops per forward pass
 frames_per_batch = 4  # frames whose crops share batches
 threshold = 0.5  # P(PG) at or above this is PG
 reject = True  # regions unlike the training images are UNKNOWN (not counted as CEX or PG)
+adapt = False  # fit the decision to this run's texture on the baseline frames, which you state hold no PG (docs/monitoring.md)
+adapt_data = ""  # with adapt: the split the model was trained on; empty: the one its config.json names
 overwrite = False  # replace an earlier run's results in OUT instead of going on with it
 cluster = ""  # monitor finished folders on Dask: local:N (N worker processes here) or tcp://HOST:8786 (a running scheduler); empty: in this process
 shard_batches = 4  # with --cluster: frame batches (frames_per_batch frames each) per shard, the work a lost worker redoes
 # --- end of settings
 
-DEMO = {"frames": "images/frames-synthetic", "out": "monitor-demo"}
+# The demo's frames are pure CEX before the spike, so its baseline is known to hold no PG: --adapt.
+DEMO = {"frames": "images/frames-synthetic", "out": "monitor-demo", "adapt": True}
 DEMO_FRAMES, DEMO_SPIKE = 60, 31  # a spiking run: pure CEX, then PG added from frame 31 on
 
 
@@ -130,6 +133,11 @@ def check_settings(s: dict, given: set):
         if s["watch"]:
             raise UserError("--cluster monitors finished folders; --watch runs in one process: "
                             "drop --cluster for it")
+        if s["adapt"]:
+            raise UserError("--adapt fits in the process that records the frames; drop "
+                            "--cluster for it")
+    if s["adapt_data"] and not Path(s["adapt_data"]).is_dir():
+        raise UserError(f"no folder at adapt_data={s['adapt_data']}")
     if s["demo"]:
         return
     folder = Path(s["frames"])

@@ -4,6 +4,7 @@ against truth.csv, the alarm and what it promises, sizes, OPC UA, frames per sec
 
     python bench/monitor.py                    # the demo model in weights/ (GAmain.py --demo)
     python bench/monitor.py --real ../shared/reference/real    # + frames made of real crops
+    python bench/monitor.py --real ../shared/reference/real --adapt   # as GAmonitor.py --adapt
     python bench/monitor.py --resnet101        # + ResNet-101 at 224 px, fp32 and int8 ONNX
     python bench/monitor.py --before 1caadaf   # monitoring speed then and now, and stop
     python bench/monitor.py --picture monitor-demo   # the README's picture from a GAmonitor run
@@ -74,13 +75,19 @@ def frames_of(name: str, crops: Path | None = None) -> Path:
 
 
 def monitor(classifier, folder: Path, out: Path, limit: int | None = None,
-            opcua: str = "") -> tuple[object, dict]:
+            opcua: str = "", adapt_data: str = "") -> tuple[object, dict]:
     """GAmonitor.py's pipeline with its default alarm (a threshold for a false alarm every 24 h
     at the frames' interval); with opcua, each frame is also published on an OPC UA server and
-    the time that takes is kept (memory["publish_ms"])."""
+    the time that takes is kept (memory["publish_ms"]); with adapt_data, GAmonitor.py --adapt
+    (the decision fitted on the first 10 good frames and the training crops in adapt_data)."""
     from gacrystal.monitoring import CusumRule, FrameClock, Monitor, in_groups, new_frames
+    from gacrystal.monitoring.adaptation import BaselineAdapter, fitting_folders, training_crops
+    folders = adapt_data and fitting_folders(classifier, adapt_data)
+    adapter = adapt_data and BaselineAdapter(
+        lambda: training_crops(classifier, *folders, 32), 10, 0.5, out) or None
     run = Monitor(classifier, out, FrameClock("exif"),
-                  CusumRule(threshold=None, false_alarm_every_s=24 * 3600), overlay_every=0)
+                  CusumRule(threshold=None, false_alarm_every_s=24 * 3600), overlay_every=0,
+                  adapter=adapter)
     memory, server = {"publish_ms": []}, None
     if opcua:
         from gacrystal.monitoring.opcua import OpcUaServer
@@ -171,7 +178,8 @@ def detection(out: Path, truth: dict) -> dict:
             "fraction_mae": float(np.mean(fraction_errors)) if fraction_errors else None}
 
 
-def quality(classifier, label: str, runs: dict, crops: Path | None = None, opcua: str = ""):
+def quality(classifier, label: str, runs: dict, crops: Path | None = None, opcua: str = "",
+            adapt_data: str = ""):
     """Every run monitored with GAmonitor.py's defaults: detection against truth, the alarm and
     what it promised, sizes against truth, speed, memory; returns the runs' frames."""
     from gacrystal.synthetic.frames import read_truth
@@ -182,7 +190,7 @@ def quality(classifier, label: str, runs: dict, crops: Path | None = None, opcua
         truth = read_truth(folder / "truth.csv")
         out = WORK / f"out-{name}"  # kept, to look at the overlays and tables afterwards
         shutil.rmtree(out, ignore_errors=True)
-        run, memory = monitor(classifier, folder, out, opcua=opcua)
+        run, memory = monitor(classifier, folder, out, opcua=opcua, adapt_data=adapt_data)
         done[name] = run
         d = detection(out, truth)
         n = len(run.frames)
@@ -375,6 +383,9 @@ def main():
                         "also measure on frames made of them (MOSAIC_RUNS), e.g. "
                         "../shared/reference/real")
     parser.add_argument("--only_real", action="store_true", help="with --real: skip the synthetic runs")
+    parser.add_argument("--adapt", nargs="?", const="images/split-synthetic", default="",
+                        help="as GAmonitor.py --adapt, fitted against this split's crops "
+                        "(default: the demo's, images/split-synthetic)")
     parser.add_argument("--opcua", default="opc.tcp://127.0.0.1:48480/bench/",
                         help="publish every frame on an OPC UA server at this URL and time it "
                         "(empty: off)")
@@ -399,11 +410,11 @@ def main():
         return
     if not args.only_real:
         done = quality(classifier, f"{args.weights} (demo model), synthetic frames", RUNS,
-                       opcua=args.opcua)
+                       opcua=args.opcua, adapt_data=args.adapt)
         observed_false_alarms({k: v for k, v in done.items() if RUNS[k][1] == 0})
     if args.real:
         quality(classifier, f"{args.weights} (demo model), frames made of the crops in {args.real}",
-                MOSAIC_RUNS, Path(args.real))
+                MOSAIC_RUNS, Path(args.real), adapt_data=args.adapt)
     if args.resnet101:
         resnet101_speed(args.resnet101_frames)
 

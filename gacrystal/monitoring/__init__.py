@@ -11,6 +11,7 @@
 - outputs: the name of every file the output folder holds, spelled once;
 - tables: frames.csv, particles.csv, unreadable.csv: appended, read back, their columns checked;
 - perframe: the work that needs one frame alone (reading it, its quality measures, classifying);
+- adaptation: the decision fitted to a run's baseline frames, taken to be free of PG (--adapt);
 - monitor: the Monitor, which classifies frames into an output folder and resumes a run;
 - shards: the per-frame work on a Dask cluster, recorded by the Monitor in order (--cluster);
 - watch: listing a folder's new frames (or experiment folders) and watching one a probe writes

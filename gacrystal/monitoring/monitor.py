@@ -65,13 +65,16 @@ class Monitor:
         on_frame: called with each FrameRecord once its rows are written (OPC UA publishes it).
         latest_overlay: also draw the last frame of each batch as overlays/latest.png (a
             watch's live page shows it).
+        adapter: a gacrystal.monitoring.adaptation.BaselineAdapter (--adapt): the first frames
+            are held until it has fitted on them, then every frame is recorded relabelled.
     """
 
     def __init__(self, classifier, out: Path, clock: FrameClock, alarm: AlarmRule,
                  tile_size: int = 151, min_area: float = 3000, um_per_px: float = 0.0,
                  batch_size: int = 32, threshold: float = 0.5, reject: bool = True,
                  overlay_every: int = 10, on_alarm=None, on_figures=None,
-                 window_frames: int = 10, on_frame=None, latest_overlay: bool = False):
+                 window_frames: int = 10, on_frame=None, latest_overlay: bool = False,
+                 adapter=None):
         self.classifier, self.out, self.clock, self.alarm = classifier, Path(out), clock, alarm
         self.tile_size, self.min_area, self.um_per_px = tile_size, min_area, um_per_px
         self.batch_size, self.threshold, self.reject = batch_size, threshold, reject
@@ -80,6 +83,7 @@ class Monitor:
         self.on_figures = on_figures or (lambda figures: None)
         self.on_frame = on_frame or (lambda frame: None)
         self.latest_overlay = latest_overlay
+        self.adapter = adapter
         self.figures_told = False
         self.frames: list[FrameRecord] = []  # this run's and earlier runs'
         # {frame: (why, (size, mtime_ns))}: given up on while the file stays as it was
@@ -94,7 +98,9 @@ class Monitor:
 
     @property
     def done(self) -> set[str]:
-        return {frame.frame for frame in self.frames}
+        """The frames recorded, and those an adapter holds (they are not to be read again)."""
+        held = self.adapter.held if self.adapter is not None else []
+        return {frame.frame for frame in self.frames} | {seen.path.name for seen, _ in held}
 
     @property
     def alarm_state(self) -> AlarmState:
@@ -197,7 +203,11 @@ class Monitor:
                 frame.candidates = find_candidates(frame.rgb, self.tile_size, self.min_area)
         clock = self.lap("find", clock)
         records = classify_candidates(self.classifier, [(f.rgb, f.candidates) for f in seen],
-                                      self.batch_size, self.threshold, self.reject)
+                                      self.batch_size, self.threshold, self.reject,
+                                      features=self.adapter is not None)
+        if self.adapter is not None:  # held until it has fitted, then relabelled
+            ready = self.adapter.take(seen, records)
+            seen, records = [f for f, _ in ready], [r for _, r in ready]
         clock = self.lap("classify", clock)
         self.record_frames(seen, records)
         self.lap("write", clock)

@@ -9,12 +9,14 @@ UNREADABLE_CSV = "unreadable.csv"  # frames given up on
 SIZES_CSV = "sizes.csv"  # the size distributions (gacrystal.monitoring.sizes)
 STATE_FILE = "monitor.json"  # what identifies the run and its clock, for going on with it
 ALARM_JSON = "alarm.json"  # what the alarm promises (gacrystal.monitoring.arl.AlarmFigures)
+ADAPTATION_NPZ = "adaptation.npz"  # --adapt: the fitted decision (gacrystal.monitoring.adaptation)
+ADAPTATION_JSON = "adaptation.json"  # --adapt: what it was fitted on, for people
 TREND = "trend.png"
 PAGE = "monitor.html"
 OVERLAYS = "overlays"  # a folder of overlay PNGs
 LATEST = "latest.png"  # in OVERLAYS: the last frame's overlay, redrawn as frames come (--watch)
 
 # What --overwrite removes: everything a run wrote, but not the reviewer's verdicts.
-RUN_FILES = (FRAMES_CSV, PARTICLES_CSV, SIZES_CSV, UNREADABLE_CSV, STATE_FILE, ALARM_JSON, TREND,
-             PAGE)
+RUN_FILES = (FRAMES_CSV, PARTICLES_CSV, SIZES_CSV, UNREADABLE_CSV, STATE_FILE, ALARM_JSON,
+             ADAPTATION_NPZ, ADAPTATION_JSON, TREND, PAGE)
 RUN_FOLDERS = (OVERLAYS,)

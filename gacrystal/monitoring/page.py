@@ -120,13 +120,14 @@ def state_banner(frames: list[FrameRecord], alarm_text: str) -> str:
 
 def write_page(out: Path, frames: list[FrameRecord], settings: dict, alarm_text: str,
                frames_dir: Path, overlays: Path, picks: ReviewPicks, figures=None,
-               refresh_s: int = 0) -> Path:
+               refresh_s: int = 0, adapted: str = "") -> Path:
     """monitor.html: the state (alarm, probe blind) and what the alarm promises (figures: its
     AlarmFigures, once learnt), the latest frame's overlay (while watching), the trend, the PG
     detections and the most uncertain regions to mark right or wrong, thumbnails of the latest
     overlays (and the alarm's), a table of frames (as frames.csv writes them) and the settings.
     Every picture embedded, so the page can be mailed, and their number bounded, so a long watch
-    keeps it small; with refresh_s the page reloads itself that often (a watch's live page)."""
+    keeps it small; with refresh_s the page reloads itself that often (a watch's live page).
+    adapted: what the run's decision was fitted on (--adapt), said under the alarm's figures."""
     from PIL import Image
     highest, uncertain = picks.rows()
     shots = sorted((p for p in overlays.glob("*.png") if p.name != LATEST),
@@ -148,6 +149,7 @@ def write_page(out: Path, frames: list[FrameRecord], settings: dict, alarm_text:
     trend = out / TREND
     reload = f'<meta http-equiv="refresh" content="{refresh_s}">' if refresh_s else ""
     live = (f"<p>Watching: this page reloads every {refresh_s} s.</p>" if refresh_s else "")
+    adapted_line = f"<p>{escape(adapted[0].upper() + adapted[1:])}.</p>" if adapted else ""
     page = f"""<!DOCTYPE html><html><head><meta charset="utf-8">{reload}<title>PG monitoring</title>
 <style>{REPORT_STYLE}.shots img{{width:{THUMBNAIL_WIDTH}px;margin:3px}}
 .blind{{background:#555;color:#fff;padding:.5em}}label{{margin-right:.4em}}</style>{SAVE_SCRIPT}
@@ -155,6 +157,7 @@ def write_page(out: Path, frames: list[FrameRecord], settings: dict, alarm_text:
 <h1>PG monitoring: {escape(str(frames_dir))}</h1>
 {state_banner(frames, alarm_text)}{live}
 <p>{escape(figures.describe()) if figures else "The alarm is still learning its baseline."}</p>
+{adapted_line}
 <p>{len(frames)} frames. The counts come from a crop classifier applied to candidate regions
 (bright blobs and a tile grid over the needle field); check the overlays below before trusting
 them on your own frames.</p>

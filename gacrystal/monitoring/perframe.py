@@ -47,11 +47,22 @@ def measures_of(path: Path) -> Measures | None:
 
 
 def classify_candidates(classifier, frames: list[tuple[np.ndarray | None, list[Candidate]]],
-                        batch_size: int, threshold: float, reject: bool) -> list[list[dict]]:
+                        batch_size: int, threshold: float, reject: bool,
+                        features: bool = False) -> list[list[dict]]:
     """The classifier's record of each candidate of each (rgb, candidates) frame: the in-focus
     crops of all the frames in shared batches, OUT_OF_FOCUS for the others (rgb may be None for
-    a frame with no candidate in focus)."""
+    a frame with no candidate in focus). features: each in-focus record also holds the
+    backbone's pooled features under "pooled" (what gacrystal.monitoring.adaptation fits on)."""
     from PIL import Image
     crops = [Image.fromarray(cut(rgb, c)) for rgb, cs in frames for c in cs if c.in_focus]
-    records = iter(classifier.label(crops, batch_size, threshold, reject=reject) if crops else [])
+    pooled = {}
+
+    def keep_features(indices, pixels, batch_features):
+        for i, row in zip(indices, classifier.pooled_features(batch_features)):
+            pooled[i] = row
+    asked = {"on_batch": keep_features} if features else {}
+    records = classifier.label(crops, batch_size, threshold, reject=reject, **asked) if crops else []
+    for i, row in pooled.items():
+        records[i]["pooled"] = row
+    records = iter(records)
     return [[next(records) if c.in_focus else OUT_OF_FOCUS for c in cs] for _, cs in frames]

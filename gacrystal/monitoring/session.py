@@ -46,6 +46,8 @@ class RunOptions:
     frames_per_batch: int
     threshold: float
     reject: bool
+    adapt: bool
+    adapt_data: str
     overlay_every: int
     watch: bool
     poll_s: float
@@ -93,18 +95,56 @@ def open_run(options: RunOptions, classifier, card: dict, server=None):
                       options.alarm_threshold or None,
                       false_alarm_every_s=parse_duration(options.false_alarm_every))
     tile_size = options.tile_size or int(card.get("crop_size") or DEFAULT_TILE_SIZE)
+    adapter = baseline_adapter(options, classifier, out)
     run = Monitor(classifier, out, clock, alarm, tile_size=tile_size, min_area=options.min_area,
                   um_per_px=options.um_per_px, batch_size=options.batch_size,
                   threshold=options.threshold, reject=options.reject,
                   overlay_every=options.overlay_every, on_alarm=announce,
                   on_figures=tell_baseline,
-                  window_frames=options.window_frames, latest_overlay=options.watch)
+                  window_frames=options.window_frames, latest_overlay=options.watch,
+                  adapter=adapter)
     if server is not None:
         run.on_frame = lambda frame: server.publish(frame, run)
     run.resume(load_state(out), Path(options.frames))  # the judge from the last frames too
     if run.frames:
         print(f"going on with the run in {out}: {len(run.frames)} frames already done")
     return run
+
+
+def baseline_adapter(options: RunOptions, classifier, out: Path):
+    """--adapt: the adapter, with the fit of an earlier run in OUT where there is one. A run in
+    OUT counted one way goes on that way: --adapt typed on a run counted without it is refused,
+    and a run that was adapted goes on adapted."""
+    from gacrystal.errors import UserError
+    from gacrystal.monitoring.adaptation import (Adaptation, BaselineAdapter, fitting_folders,
+                                                 training_crops)
+    from gacrystal.monitoring.outputs import ADAPTATION_JSON
+    from gacrystal.monitoring.tables import FRAMES_CSV, iter_rows
+    earlier = Adaptation.load(out)
+    counted = any(True for _ in iter_rows(out / FRAMES_CSV))
+    if options.adapt and counted and earlier is None:
+        raise UserError(f"the run in {out} was counted without --adapt; go on without it, or "
+                        "pass --overwrite to start again adapted")
+    if not (options.adapt or earlier):
+        return None
+    if classifier is None:
+        raise UserError("--adapt fits in the process that records the frames; drop --cluster "
+                        f"for this run ({out})")
+    if earlier is not None and not options.adapt:
+        print(f"going on adapted, as the run in {out} was ({out / ADAPTATION_JSON})")
+    folders = None if earlier else fitting_folders(
+        classifier, options.adapt_data or training_data_of(classifier))
+    return BaselineAdapter(lambda: training_crops(classifier, *folders, options.batch_size),
+                           options.baseline_frames, options.threshold, out, earlier)
+
+
+def training_data_of(classifier) -> str:
+    """The data folder the model's config.json names (GAmain.py's --data), or ""."""
+    import json
+    config = Path(classifier.path).parent / "config.json"
+    if not config.is_file():
+        return ""
+    return str(json.loads(config.read_text(encoding="utf-8")).get("settings", {}).get("data", ""))
 
 
 def tell_baseline(figures):
@@ -187,7 +227,13 @@ def write_pictures(run, options: RunOptions, live: bool) -> Path:
     write_template(run.out, highest + [p for p in uncertain if p not in highest])
     return write_page(run.out, run.frames, options.settings, alarm_text(run), Path(options.frames),
                       run.out / OVERLAYS, run.picks, run.alarm.figures,
-                      refresh_s=PAGE_REFRESH_S if live else 0)
+                      refresh_s=PAGE_REFRESH_S if live else 0, adapted=adapted_text(run))
+
+
+def adapted_text(run) -> str:
+    """What the run's decision was fitted on (--adapt), or ""."""
+    fitted = run.adapter.adaptation if run.adapter is not None else None
+    return fitted.describe() if fitted is not None and fitted.facts else ""
 
 
 def report_run(run, done: int, page: Path, working: str = "while working"):
@@ -196,6 +242,10 @@ def report_run(run, done: int, page: Path, working: str = "while working"):
           f"{len(run.frames)} in {run.out / 'frames.csv'}")
     if done:
         print(f"time spent: {run.time_shares()}")
+    if run.adapter is not None and (held := run.adapter.unrecorded()):
+        print(f"{held} frames held for --adapt are not recorded: it fits on "
+              f"{run.adapter.frames_needed} good frames ({run.adapter.waiting}); they are done "
+              "again when the run goes on")
     if not run.alarm_state.fired or run.alarm_state.fired_at < len(run.frames) - done:
         print(alarm_text(run))  # an alarm that fired in this run was printed when it fired
     print(f"see {page} (trend, overlays, frames, detections to review)")
@@ -210,6 +260,10 @@ def start_run(options: RunOptions, identity: dict, classifier, card: dict, can_r
           f"{run.tile_size} px tiles; model: {options.weights}")
     if note := synthetic_only_note(card):
         print(note)
+    if run.adapter is not None and run.adapter.adaptation is None:
+        print(f"adapting (--adapt): the first {options.baseline_frames} good frames are taken to "
+              "be free of PG and held; the decision is fitted to them, then they and every later "
+              "frame are counted with it")
     if warning := crop_warning(options.frames, card):
         print(warning)
     if options.reject and not can_reject:
