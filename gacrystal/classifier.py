@@ -18,7 +18,8 @@ import numpy as np
 
 from gacrystal import calibration, ood
 from gacrystal.errors import UserError
-from gacrystal.images import CLASS_NAMES, DECISION_THRESHOLD, UNKNOWN, preprocess, read_batches
+from gacrystal.images import (CLASS_NAMES, DECISION_THRESHOLD, UNKNOWN, label_and_confidence,
+                              preprocess, read_batches)
 from gacrystal.onnx_io import CARD_KEY, open_session
 
 GET_WEIGHTS_HELP = (
@@ -162,8 +163,7 @@ class Classifier:
             return {"file": name, "label": "ERROR", "p_pg": None, "confidence": None,
                     "p_pg_raw": None, "ood_score": None, "error": error}
         p_pg = float(self.calibrated(p_pg_raw))
-        is_pg = p_pg >= threshold
-        label, confidence = CLASS_NAMES[int(is_pg)], float(p_pg if is_pg else 1.0 - p_pg)
+        label, confidence = label_and_confidence(p_pg, threshold)
         if reject and ood_score is not None and ood_score > 1:
             label, confidence = UNKNOWN, None
         return {"file": name, "label": label, "p_pg": p_pg,

@@ -51,6 +51,12 @@ def predicted_labels(p_pg, threshold: float = DECISION_THRESHOLD) -> np.ndarray:
     return (np.asarray(p_pg).ravel() >= threshold).astype(int)
 
 
+def label_and_confidence(p_pg: float, threshold: float = DECISION_THRESHOLD) -> tuple[str, float]:
+    """One image's class name from its P(PG), and the probability of that class."""
+    is_pg = bool(predicted_labels(p_pg, threshold)[0])
+    return CLASS_NAMES[int(is_pg)], float(p_pg if is_pg else 1.0 - p_pg)
+
+
 def dihedral(pixels: np.ndarray, index: int, axes: tuple[int, int] = (0, 1)) -> np.ndarray:
     """The index-th of the eight rotations/mirrors of an image (0 is the identity; 1-3 rotate by
     90, 180, 270 degrees; 4-7 are those, mirrored left-right). `axes`: the image's (rows,

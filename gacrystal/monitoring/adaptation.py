@@ -35,13 +35,13 @@ from pathlib import Path
 import numpy as np
 
 from gacrystal.errors import UserError
-from gacrystal.images import CLASS_NAMES, list_images
+from gacrystal.images import CLASS_NAMES, label_and_confidence, list_images, predicted_labels
 from gacrystal.monitoring.outputs import ADAPTATION_JSON, ADAPTATION_NPZ
+from gacrystal.monitoring.perframe import POOLED as FEATURES
 
 CROPS_PER_CLASS = 300  # training crops per class the decision is fitted against (seeded sample)
 VALIDATION_PER_CLASS = 100  # validation crops per class the fit is checked on
 SAMPLE_SEED = 42
-FEATURES = "pooled"  # the key of a candidate's pooled features in its classifier record
 
 
 @dataclasses.dataclass
@@ -158,14 +158,16 @@ def fit(train: LabelledCrops, baseline: np.ndarray, validation: LabelledCrops | 
     recall = {"network": None, "adapted": None}
     if validation is not None and (validation.classes == 1).any():
         pg = validation.classes == 1
-        recall = {"network": float(np.mean(validation.network_p_pg[pg] >= threshold)),
-                  "adapted": float(np.mean(adaptation.p_pg(validation.features[pg]) >= threshold))}
+        recall = {"network": float(np.mean(predicted_labels(validation.network_p_pg[pg],
+                                                            threshold))),
+                  "adapted": float(np.mean(predicted_labels(
+                      adaptation.p_pg(validation.features[pg]), threshold)))}
     adaptation.facts = {
         "method": "logistic regression on the backbone's pooled features: the model's training "
                   "crops (CEX, PG) and the baseline frames' regions (as CEX)",
         "assumption": "the baseline frames hold no PG",
         "frames": frames, "regions": int(len(baseline)), "network_pg": int(network_pg),
-        "adapted_pg": int(np.sum(adaptation.p_pg(baseline) >= threshold)),
+        "adapted_pg": int(np.sum(predicted_labels(adaptation.p_pg(baseline), threshold))),
         "training_crops": {"folder": train.folder, "CEX": int(np.sum(train.classes == 0)),
                            "PG": int(np.sum(train.classes == 1))},
         "validation_pg_recall": recall, "threshold": threshold}
@@ -181,9 +183,8 @@ def relabel(records: list[dict], adaptation: Adaptation, threshold: float) -> li
         features = record.pop(FEATURES, None)
         if features is not None and record["label"] in CLASS_NAMES:
             p_pg = float(adaptation.p_pg(features[None])[0])
-            is_pg = p_pg >= threshold
-            record.update(p_pg=p_pg, label=CLASS_NAMES[int(is_pg)],
-                          confidence=p_pg if is_pg else 1.0 - p_pg)
+            label, confidence = label_and_confidence(p_pg, threshold)
+            record.update(p_pg=p_pg, label=label, confidence=confidence)
         out.append(record)
     return out
 
@@ -226,12 +227,12 @@ class BaselineAdapter:
     def fitted(self, good: list[tuple]) -> Adaptation:
         regions = [r for _, records in good for r in records if r.get(FEATURES) is not None
                    and r["label"] in CLASS_NAMES]
-        baseline = np.stack([r[FEATURES] for r in regions]) if regions else np.zeros((0, 1))
-        if not len(baseline):
+        if not regions:
             raise UserError(f"--adapt found no regions to adapt to in the first "
                             f"{self.frames_needed} good frames; monitor without --adapt")
         train, validation = self.fit_crops()
-        return fit(train, baseline, validation, [f.path.name for f, _ in good],
+        return fit(train, np.stack([r[FEATURES] for r in regions]), validation,
+                   [f.path.name for f, _ in good],
                    sum(r["label"] == CLASS_NAMES[1] for r in regions), self.threshold)
 
     def unrecorded(self) -> int:

@@ -15,6 +15,8 @@ from gacrystal.monitoring.candidates import Candidate, cut
 from gacrystal.monitoring.counting import OUT_OF_FOCUS
 from gacrystal.monitoring.quality import Measures, Quality, measure
 
+POOLED = "pooled"  # the key of a record's pooled features (classify_candidates' features=True)
+
 
 @dataclasses.dataclass
 class SeenFrame:
@@ -52,7 +54,7 @@ def classify_candidates(classifier, frames: list[tuple[np.ndarray | None, list[C
     """The classifier's record of each candidate of each (rgb, candidates) frame: the in-focus
     crops of all the frames in shared batches, OUT_OF_FOCUS for the others (rgb may be None for
     a frame with no candidate in focus). features: each in-focus record also holds the
-    backbone's pooled features under "pooled" (what gacrystal.monitoring.adaptation fits on)."""
+    backbone's pooled features under POOLED (what gacrystal.monitoring.adaptation fits on)."""
     from PIL import Image
     crops = [Image.fromarray(cut(rgb, c)) for rgb, cs in frames for c in cs if c.in_focus]
     pooled = {}
@@ -63,6 +65,6 @@ def classify_candidates(classifier, frames: list[tuple[np.ndarray | None, list[C
     asked = {"on_batch": keep_features} if features else {}
     records = classifier.label(crops, batch_size, threshold, reject=reject, **asked) if crops else []
     for i, row in pooled.items():
-        records[i]["pooled"] = row
+        records[i][POOLED] = row
     records = iter(records)
     return [[next(records) if c.in_focus else OUT_OF_FOCUS for c in cs] for _, cs in frames]
