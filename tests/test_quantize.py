@@ -15,8 +15,10 @@ def test_quantize_writes_an_int8_model_that_labels_and_reports_agreement(runs, s
     fp32 = tmp_path / "model.onnx"
     shutil.copyfile(runs["a"] / "model.onnx", fp32)
     shutil.copyfile(runs["a"] / "ood.npz", tmp_path / "ood.npz")
-    assert run_main(GAquantize.main, ["--weights", str(fp32), "--data", str(split_dir),
-                                            "--calibration_images", "8"]) == 0
+    assert run_main(GAquantize.main, ["--weights", str(fp32)]) == 2  # no config.json: no split
+    assert "pass --data SPLIT" in capsys.readouterr().err
+    shutil.copyfile(runs["a"] / "config.json", tmp_path / "config.json")  # it names split_dir
+    assert run_main(GAquantize.main, ["--weights", str(fp32), "--calibration_images", "8"]) == 0
     out = capsys.readouterr().out
     assert "labels agreeing with fp32 on 25 val+test images" in out and "images/s" in out
     assert "UNKNOWN decisions agreeing" in out

@@ -107,6 +107,26 @@ def test_paper_preset_and_demo_fill_only_settings_not_given():
         GAmain.resolve_settings(["--preset", "fast"])
 
 
+def test_init_weights_brings_its_architecture_and_needs_no_imagenet_weights(tmp_path):
+    """Fine-tuning the demo model with the settings block's defaults (ResNet-101 at 224 px)
+    builds the model's own network: ResNet-50 at 128 px, as its config.json says."""
+    model = tmp_path / "weights" / "model.keras"
+    model.parent.mkdir()
+    model.write_bytes(b"")  # only its config.json is read here
+    (model.parent / "config.json").write_text(json.dumps(
+        {"model": {"backbone": "ResNet50", "image_size": 128, "resize": "nearest"}}))
+    s, source = GAmain.resolve_settings(["--init_weights", str(model)])
+    assert (s["backbone"], s["image_size"], s["resize"], s["weights"]) == \
+        ("ResNet50", 128, "nearest", None)
+    assert source["backbone"] == "init_weights"
+    s, source, found = GAmain.starting_weights(s, source)
+    assert found.record() == {"source": "init_weights", "file": str(model), "sha256": None}
+    typed, _ = GAmain.resolve_settings(["--init_weights", str(model), "--image_size", "64"])
+    assert typed["image_size"] == 64  # the command line wins; start_from checks the match
+    bare, _ = GAmain.resolve_settings(["--init_weights", str(tmp_path / "elsewhere.keras")])
+    assert bare["backbone"] == "ResNet101" and bare["weights"] == "imagenet"  # nothing to read
+
+
 def test_rotation_range_reaches_the_augmentation_and_is_checked():
     from gacrystal.training.data import augmentation
     assert GAmain.resolve_settings([])[0]["rotation_range"] == 30  # the original's

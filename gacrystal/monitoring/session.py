@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gacrystal import ood
-from gacrystal.classifier import synthetic_only_note
+from gacrystal.classifier import synthetic_only_note, training_data_of
 from gacrystal.cli import progress_bar
 from gacrystal.crops_or_frames import crop_warning
 
@@ -133,18 +133,9 @@ def baseline_adapter(options: RunOptions, classifier, out: Path):
     if earlier is not None and not options.adapt:
         print(f"going on adapted, as the run in {out} was ({out / ADAPTATION_JSON})")
     folders = None if earlier else fitting_folders(
-        classifier, options.adapt_data or training_data_of(classifier))
+        classifier, options.adapt_data or training_data_of(classifier.path))
     return BaselineAdapter(lambda: training_crops(classifier, *folders, options.batch_size),
                            options.baseline_frames, options.threshold, out, earlier)
-
-
-def training_data_of(classifier) -> str:
-    """The data folder the model's config.json names (GAmain.py's --data), or ""."""
-    import json
-    config = Path(classifier.path).parent / "config.json"
-    if not config.is_file():
-        return ""
-    return str(json.loads(config.read_text(encoding="utf-8")).get("settings", {}).get("data", ""))
 
 
 def tell_baseline(figures):

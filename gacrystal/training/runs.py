@@ -139,6 +139,18 @@ def resumed_settings(run_dir: Path) -> tuple[dict, dict]:
     return settings, {name: RESUMED for name in settings}
 
 
+def architecture_of(model_path: str | Path) -> dict:
+    """--init_weights: the backbone, image size and resize its model was built with, from the
+    config.json beside it (runs and weights/ have one), as settings; empty where there is none.
+    Its backbone's ImageNet weights are not needed (weights None): the model's replace them all."""
+    config_path = Path(model_path).parent / "config.json"
+    if not Path(model_path).is_file() or not config_path.is_file():
+        return {}
+    card = json.loads(config_path.read_text()).get("model", {})
+    found = {name: card[name] for name in ("backbone", "image_size", "resize") if name in card}
+    return {**found, "weights": None} if found else {}
+
+
 def earlier_start(run_dir: Path, settings: dict) -> str:
     """Several workers: the run folder when this command has run before and was stopped (the same
     command on every worker continues it), else "". Other settings than the run's are refused."""
