@@ -55,6 +55,8 @@ def check_settings(s: dict) -> tuple[Path, Path, Path]:
         raise UserError(f"no config.json beside {fp32} names the split it was trained on; pass "
                         "--data SPLIT (a split folder with train/, val/ and test/)")
     check_split_folder(data)
+    if not s["data"]:
+        print(f"data: {data} (the split {fp32.name} was trained on, as its config.json says)")
     out = int8_path(fp32)
     if out.exists() and not s["overwrite"]:
         raise UserError(f"{out} exists; pass --overwrite to replace it")

@@ -20,6 +20,7 @@ def test_quantize_writes_an_int8_model_that_labels_and_reports_agreement(runs, s
     shutil.copyfile(runs["a"] / "config.json", tmp_path / "config.json")  # it names split_dir
     assert run_main(GAquantize.main, ["--weights", str(fp32), "--calibration_images", "8"]) == 0
     out = capsys.readouterr().out
+    assert f"data: {split_dir} (the split model.onnx was trained on" in out
     assert "labels agreeing with fp32 on 25 val+test images" in out and "images/s" in out
     assert "UNKNOWN decisions agreeing" in out
     int8 = tmp_path / "model.int8.onnx"
