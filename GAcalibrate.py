@@ -157,6 +157,9 @@ def main(argv=None):
         print(f"wrote {calibration.sidecar_path(model_path)}: temperature "
               f"{record['temperature']:.3f}; expected calibration error on the held-out images "
               f"{record['ece_before']:.4f} -> {record['ece_after']:.4f}")
+        warning = calibration.temperature_warning(record["temperature"])
+        if warning:
+            print(warning)
     else:
         print("no calibration: it needs labelled images (CEX/ and PG/ subfolders)")
     print(f"next: python GAinfer.py --weights {s['weights']} --images FOLDER")

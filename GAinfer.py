@@ -169,7 +169,7 @@ def main(argv=None):
                 features=bool(s["embedding_map"]), thumbnails=bool(s["review"]))
         records = labelled.records
         print(format_table(records))
-        print(summary(records))
+        print(summary(records, s["review"]))
         if s["out"]:
             write_csv(records, Path(s["out"]), COLUMNS)
             print(f"labels written to {s['out']}")

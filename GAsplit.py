@@ -84,7 +84,17 @@ def main(argv=None):
         result = split_dataset(s["source"], s["dest"], s["group"], s["train_fraction"],
                                s["val_fraction"], s["shuffle"], s["seed"], s["overwrite"])
     print(describe(result))
-    print(f"next: python GAmain.py --data {s['dest']}")
+    print(next_command(s["source"], s["dest"]))
+
+
+def next_command(source: str, dest: str) -> str:
+    """Crops GAmonitor.py --export_crops wrote (crops.csv beside them) are corrections of a model:
+    the next step fine-tunes that model rather than training a new one."""
+    from gacrystal.monitoring.corrections import CROPS_CSV
+    if (Path(source) / CROPS_CSV).is_file():
+        return (f"next: python GAmain.py --data {dest} --init_weights MODEL   (MODEL: the model "
+                f"that monitored these frames, e.g. weights/model.keras)")
+    return f"next: python GAmain.py --data {dest}"
 
 
 if __name__ == "__main__":

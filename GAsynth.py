@@ -137,7 +137,14 @@ def write_frames(s: dict, out: str):
     made_of = f"mosaics of the crops in {s['from_crops']}" if draw else "synthetic"
     print(f"wrote {s['frames']} frames of {s['frame_width']} x {s['frame_height']} px ({made_of}) "
           f"to {out} ({pg} PG particles from frame {s['spike_frame']} on) and {out}/truth.csv")
-    print(f"next: python GAmonitor.py --frames {out}")
+    print(f"next: python GAmonitor.py --frames {out}{adapt_if_pure_baseline(s['spike_frame'])}")
+
+
+def adapt_if_pure_baseline(spike_frame: int, baseline_frames: int = 10) -> str:
+    """--adapt, where the monitor's baseline frames (GAmonitor.py's default 10) are drawn free of
+    PG: the demo model needs it on synthetic frames (it calls part of the needle field PG, so an
+    alarm that is not adapted learns a high baseline and may never fire)."""
+    return " --adapt" if spike_frame > baseline_frames else ""
 
 
 def main(argv=None):

@@ -21,6 +21,7 @@ from gacrystal.images import predicted_labels
 
 METHOD = "temperature scaling"
 BINS = 10
+T_MAX = 200.0  # the highest temperature fitted
 EPS = 1e-7  # Keras's epsilon: probabilities are clipped to [EPS, 1 - EPS] before the logit
 
 
@@ -41,7 +42,7 @@ def log_loss(labels, p_pg) -> float:
 
 
 def fit_temperature(labels, p_pg) -> float:
-    """The temperature that minimises the log loss of the labelled images (T in 0.02..200).
+    """The temperature that minimises the log loss of the labelled images (T in 0.02..T_MAX).
 
     When the network labels every one of them right, the log loss falls all the way to T -> 0
     (every P(PG) pushed to 0 or 1), which a finite set cannot justify: measured on a demo run,
@@ -49,11 +50,21 @@ def fit_temperature(labels, p_pg) -> float:
     """
     from scipy.optimize import minimize_scalar
     result = minimize_scalar(lambda log_t: log_loss(labels, apply_temperature(p_pg, np.exp(log_t))),
-                             bounds=(np.log(0.02), np.log(200.0)), method="bounded")
+                             bounds=(np.log(0.02), np.log(T_MAX)), method="bounded")
     temperature = float(np.exp(result.x))
     if np.array_equal(predicted_labels(p_pg), np.asarray(labels).astype(int).ravel()):
         return max(temperature, 1.0)
     return temperature
+
+
+def temperature_warning(temperature: float) -> str | None:
+    """A line when the fit ran into T_MAX: every P(PG) flattened to about 0.5, because the
+    network's P(PG) tells these images' classes apart no better than a coin."""
+    if temperature < 0.99 * T_MAX:
+        return None
+    return (f"warning: the temperature reached its limit ({T_MAX:g}): on these images the model "
+            "does no better than chance, so every calibrated P(PG) is near 0.5. Check that the "
+            "images are the model's kind and its labels the right way round (CEX = 0, PG = 1)")
 
 
 def reliability(labels, p_pg, bins: int = BINS) -> list[dict]:

@@ -352,9 +352,10 @@ def training_data_of(model_path: str | Path) -> str:
     return str(json.loads(config.read_text(encoding="utf-8")).get("settings", {}).get("data", ""))
 
 
-def check_weights(weights: str | Path):
+def check_weights(weights: str | Path, setting: str = "weights"):
     """Refuses weights that are neither a model file nor the name of published weights in
-    gacrystal.named_weights.NAMED_WEIGHTS, before anything is loaded or downloaded."""
+    gacrystal.named_weights.NAMED_WEIGHTS, before anything is loaded or downloaded; the error
+    names the setting that gave them."""
     from gacrystal.named_weights import NAMED_WEIGHTS
     if Path(weights).is_dir():
         kinds = [".keras", ".onnx", ".h5"]  # the run folder's main file first
@@ -363,9 +364,9 @@ def check_weights(weights: str | Path):
                                                                p.name))]
         inside = (f"pass one of its model files, e.g. {Path(weights) / found[0]} "
                   f"({', '.join(found)})" if found else "it holds no model file")
-        raise UserError(f"weights={weights} is a folder; {inside}")
+        raise UserError(f"{setting}={weights} is a folder; {inside}")
     if not Path(weights).is_file() and str(weights) not in NAMED_WEIGHTS:
-        raise UserError(f"no model file at weights={weights}; {GET_WEIGHTS_HELP}")
+        raise UserError(f"no model file at {setting}={weights}; {GET_WEIGHTS_HELP}")
 
 
 def model_file(weights: str | Path) -> Path:

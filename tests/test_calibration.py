@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from gacrystal import load_classifier
-from gacrystal.calibration import (apply_temperature, expected_calibration_error, fit_calibration,
-                                   fit_temperature)
+from gacrystal.calibration import (T_MAX, apply_temperature, expected_calibration_error,
+                                   fit_calibration, fit_temperature, temperature_warning)
 from gacrystal.images import predicted_labels
 from gacrystal.onnx_io import CARD_KEY
 
@@ -43,6 +43,17 @@ def test_perfectly_separated_images_do_not_sharpen_the_model():
     assert fit_temperature(labels, p) == 1.0
     p[0] = 0.6  # one mistake: then the fit may sharpen or soften as the loss says
     assert fit_temperature(labels, p) != 1.0
+
+
+def test_a_model_no_better_than_chance_runs_into_the_limit_with_a_warning():
+    """Measured by a newcomer's trial: a fine-tune that called every PG CEX, calibrated after the
+    fact, gave T = 199.999 and no word about it."""
+    labels = np.array([0] * 50 + [1] * 50)
+    p = np.full(100, 0.02)  # every image called CEX, surely: PG all wrong
+    temperature = fit_temperature(labels, p)
+    assert temperature == pytest.approx(T_MAX, rel=0.01)
+    assert "no better than chance" in temperature_warning(temperature)
+    assert temperature_warning(fit_temperature(*over_confident())) is None
 
 
 def test_training_keeps_the_calibration_in_the_card_and_labelling_reports_it(runs, split_dir):

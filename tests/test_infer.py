@@ -69,6 +69,7 @@ def test_unknown_has_no_confidence_and_the_summary_says_what_it_means(tmp_path):
     text = summary([foreign, crystal])
     assert "1 UNKNOWN" in text and "unlike the model's training crops" in text
     assert "UNKNOWN:" not in summary([crystal])
+    assert "Look at them on out/review.html" in summary([foreign], review="out")
 
 
 def test_predict_refuses_another_size_where_label_resizes(tmp_path):

@@ -91,6 +91,9 @@ def test_monitor_correct_export_and_fine_tune_change_the_corrected_regions(runs,
         writer = csv.DictWriter(f, fieldnames=CORRECTION_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows({**r, "predicted": r["label"], "verdict": "wrong"} for r in wrong_tiles)
+    with pytest.raises(UserError, match=f"the run's own is {out / 'corrections.csv'}"):
+        GAmonitor.main(["--out", str(out), "--export_crops", str(dest), "--corrections",
+                        str(tmp_path / "nowhere.csv")])  # a wrong path: the right one is named
     argv = ["--out", str(out), "--export_crops", str(dest), "--corrections", str(corrections)]
     assert GAmonitor.main(argv) == 0
     crops = {(r["frame"], r["particle"]): r for r in csv.DictReader(open(dest / CROPS_CSV))}
@@ -105,9 +108,10 @@ def test_monitor_correct_export_and_fine_tune_change_the_corrected_regions(runs,
     # BatchNorm statistics at Keras's 0.99 lag the fine-tune: measured on an AVX-512 EPYC, the
     # validation accuracy swung between 4% and 96% from epoch to epoch and the last epoch landed
     # at 66% (134 of 208 tiles CEX). 0.9 and a cosine decay settle it, as they do for the demo.
-    # The network (ResNet-50 at 32 px) comes from the model's config.json, not from flags.
+    # The network (ResNet-50 at 32 px) comes from the model's config.json, not from flags, and
+    # the fine-tune's learning rate (0.01) from --init_weights.
     GAmain.main(["--data", str(split), "--runs", str(tmp_path / "runs"), "--init_weights",
-                 str(model), "--batch_size", "16", "--lr", "0.01", "--epochs", "12",
+                 str(model), "--batch_size", "16", "--epochs", "12",
                  "--no-export_onnx", "--no-augment", "--bn_momentum", "0.9",
                  "--lr_schedule", "cosine"])
     tuned = next((tmp_path / "runs").iterdir()) / "model.keras"

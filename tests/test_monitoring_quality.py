@@ -60,6 +60,17 @@ def test_a_deposit_on_the_window_is_seen_once_it_has_stayed_for_a_window(slurry)
     assert "unchanged over" in fouled[0].measure and fouled[0].static_share > 0.004
 
 
+def test_a_change_of_frame_size_starts_the_window_check_again(slurry):
+    """A probe whose resolution is changed mid-run: no crash, and the fouled-window check learns
+    the new view from its own frames."""
+    judge = QualityJudge()
+    smaller = [g[:240, :320] for g in slurry]
+    verdicts = [judge.judge(g) for g in slurry[:8] + smaller[8:]]
+    assert all(v.good for v in verdicts)
+    assert verdicts[8].static_share is None  # the new view's window starts empty
+    assert verdicts[8 + FOUL_WINDOW - 1].static_share is not None
+
+
 def test_a_judge_recalled_from_the_verdicts_goes_on_as_the_judge_before_it(slurry):
     """A run going on (frames.csv keeps the verdicts; the judge measures again the few frames it
     kept) judges the next frames as one uninterrupted run: out of focus, duplicate, fouled."""

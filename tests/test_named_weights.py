@@ -18,7 +18,7 @@ from gacrystal.named_weights import NamedWeights
 def standin_file(tmp_path_factory):
     """A small Keras full-model .h5 with the published model's input (224 px) and output."""
     import keras
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(1)  # not 0: a global seed of 0 breaks tf.data's seeded shuffle
     inputs = keras.Input((224, 224, 3))
     x = keras.layers.Conv2D(2, 3, strides=8, activation="relu")(inputs)
     x = keras.layers.GlobalAveragePooling2D()(x)

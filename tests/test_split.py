@@ -169,3 +169,11 @@ def test_a_split_without_one_class_in_val_or_test_says_so(synthetic_root, tmp_pa
     assert "WARNING: train/" not in out
     main(["--source", str(synthetic_root), "--dest", str(tmp_path / "whole")])
     assert "WARNING" not in capsys.readouterr().out
+
+
+def test_crops_the_monitor_exported_lead_to_a_fine_tune(tmp_path):
+    import GAsplit
+    assert "--init_weights" not in GAsplit.next_command(str(tmp_path), "images/split")
+    (tmp_path / "crops.csv").write_text("file,class\n")  # GAmonitor.py --export_crops's table
+    assert "--data images/split --init_weights MODEL" in GAsplit.next_command(str(tmp_path),
+                                                                              "images/split")

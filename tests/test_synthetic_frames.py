@@ -39,7 +39,10 @@ def test_gasynth_frames_mode_writes_frames_and_refuses_to_overwrite(tmp_path, ca
             "320", "--out", str(out)]
     GAsynth.main(argv)
     assert [p.name for p in list_images(out)] == ["frame (1).png", "frame (2).png"]
-    assert "GAmonitor.py --frames" in capsys.readouterr().out
+    next_line = capsys.readouterr().out.splitlines()[-1]
+    assert f"GAmonitor.py --frames {out}" in next_line  # PG from frame 2: the baseline holds PG,
+    assert "--adapt" not in next_line  # so no adapting to it
+    assert GAsynth.adapt_if_pure_baseline(31) == " --adapt"  # the demo's: frames 1-30 pure CEX
     with pytest.raises(UserError, match="already holds images"):
         GAsynth.main(argv)
     save_grey(np.zeros((8, 8)), out / "mine.png")

@@ -116,15 +116,26 @@ def test_init_weights_brings_its_architecture_and_needs_no_imagenet_weights(tmp_
     (model.parent / "config.json").write_text(json.dumps(
         {"model": {"backbone": "ResNet50", "image_size": 128, "resize": "nearest"}}))
     s, source = GAmain.resolve_settings(["--init_weights", str(model)])
-    assert (s["backbone"], s["image_size"], s["resize"], s["weights"]) == \
-        ("ResNet50", 128, "nearest", None)
-    assert source["backbone"] == "init_weights"
+    assert (s["backbone"], s["image_size"], s["resize"], s["weights"], s["lr"]) == \
+        ("ResNet50", 128, "nearest", None, 0.01)  # and a fine-tune's smaller step
+    assert source["backbone"] == "init_weights" and source["lr"] == "init_weights"
     s, source, found = GAmain.starting_weights(s, source)
     assert found.record() == {"source": "init_weights", "file": str(model), "sha256": None}
-    typed, _ = GAmain.resolve_settings(["--init_weights", str(model), "--image_size", "64"])
-    assert typed["image_size"] == 64  # the command line wins; start_from checks the match
+    typed, _ = GAmain.resolve_settings(["--init_weights", str(model), "--image_size", "64",
+                                        "--lr", "0.1"])
+    assert typed["image_size"] == 64 and typed["lr"] == 0.1  # the command line wins
     bare, _ = GAmain.resolve_settings(["--init_weights", str(tmp_path / "elsewhere.keras")])
     assert bare["backbone"] == "ResNet101" and bare["weights"] == "imagenet"  # nothing to read
+    with pytest.raises(UserError, match="no model file at init_weights="):  # the flag's name
+        GAmain.main(["--init_weights", str(tmp_path / "elsewhere.keras")])
+
+
+def test_a_class_the_model_barely_finds_is_a_warning_at_the_end():
+    from gacrystal.training.runs import weak_class_warning
+    warning = weak_class_warning({"test_f1_CEX": 0.96, "test_f1_PG": 0.0},
+                                 {"CEX": 1628, "PG": 119})
+    assert "test F1 PG 0.00" in warning and "1628 CEX + 119 PG" in warning and "--lr" in warning
+    assert weak_class_warning({"test_f1_CEX": 0.96, "test_f1_PG": 0.5}, {"CEX": 9, "PG": 9}) is None
 
 
 def test_rotation_range_reaches_the_augmentation_and_is_checked():
@@ -134,6 +145,14 @@ def test_rotation_range_reaches_the_augmentation_and_is_checked():
     assert augmentation(0, 180).layers[0].factor == pytest.approx((-0.5, 0.5))
     with pytest.raises(UserError, match="Received: rotation_range=200"):
         GAmain.main(["--rotation_range", "200"])
+
+
+def test_a_seed_tensorflow_cannot_shuffle_with_is_one_line():
+    """A global seed of 0 made tf.data's seeded shuffle fail inside the pipeline (found when a
+    test that seeded Keras with 0 ran before the data tests in the same process)."""
+    for seed in ("0", "-1", str(2**31 - 1)):
+        with pytest.raises(UserError, match=f"Received: seed={seed}"):
+            GAmain.main(["--seed", seed])
 
 
 @pytest.mark.parametrize("argv, name, value", [

@@ -12,6 +12,7 @@ import numpy as np
 from gacrystal.errors import UserError
 from gacrystal.files import write_csv
 from gacrystal.images import CLASS_NAMES, DECISION_THRESHOLD, UNKNOWN
+from gacrystal.labelling.review import REVIEW_PAGE
 
 COLUMNS = ["file", "label", "p_pg", "confidence", "p_pg_raw", "ood_score", "error"]
 THUMBNAIL = 128  # pixels a side on the review page
@@ -93,13 +94,16 @@ def format_table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def summary(records: list[dict]) -> str:
+def summary(records: list[dict], review: str = "") -> str:
+    """The counts per label, and what to do about UNKNOWN images (look at them: on the review
+    page, where one is being written)."""
     counts = {name: sum(r["label"] == name for r in records)
               for name in (*CLASS_NAMES, UNKNOWN, "ERROR")}
     line = f"{len(records)} images: " + ", ".join(f"{v} {k}" for k, v in counts.items())
     if counts[UNKNOWN]:
+        where = f"on {Path(review) / REVIEW_PAGE}" if review else "(--review FOLDER)"
         line += (f"\nUNKNOWN: {counts[UNKNOWN]} images unlike the model's training crops "
-                 "(ood_score > 1), so no class is given. Look at them (--review FOLDER): if they are "
+                 f"(ood_score > 1), so no class is given. Look at them {where}: if they are "
                  "crystals, label them and train on them; if not, they do not belong here.")
     return line
 

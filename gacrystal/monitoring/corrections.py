@@ -122,6 +122,10 @@ def export_run(out: Path, dest: Path, corrections: Path | None) -> tuple[dict[st
     if state is None or not (out / PARTICLES_CSV).is_file():
         raise UserError(f"no monitored run in out={out} (no monitor.json and particles.csv); "
                         "monitor the frames first, then export with the same --out")
+    beside = out / CORRECTIONS
+    if corrections and not corrections.is_file() and beside.is_file():
+        raise UserError(f"no corrections file at corrections={corrections}; the run's own is "
+                        f"{beside} (pass --corrections {beside}, or the file the page saved)")
     verdicts = read_corrections(corrections) if corrections else {}
     counts = export_crops(iter_rows(out / PARTICLES_CSV), Path(state["frames"]), dest, verdicts)
     return counts, sum(bool(v) for v in verdicts.values())

@@ -10,7 +10,6 @@ from html import escape
 from pathlib import Path
 
 from gacrystal.corrections import VERDICTS
-from gacrystal.files import csv_cells
 from gacrystal.monitoring.outputs import CORRECTIONS, LATEST, PAGE, TREND  # noqa: F401
 from gacrystal.monitoring.records import FRAME_COLUMNS, FrameRecord, ParticleRecord
 from gacrystal.report import REPORT_STYLE, data_uri, html_table
@@ -50,6 +49,18 @@ class ReviewPicks:
 
 def _score(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
+
+
+def shown_cells(row: dict, columns: list[str]) -> dict:
+    """One frames.csv row as the page shows it: numbers to 4 significant digits (the CSV keeps
+    10), whole seconds from 10000 s on, nothing for None."""
+    def shown(value):
+        if value is None:
+            return ""
+        if isinstance(value, float):
+            return f"{value:.0f}" if abs(value) >= 10000 else f"{value:.4g}"
+        return value
+    return {column: shown(row[column]) for column in columns}
 
 
 def thumbnail(image, width: int = THUMBNAIL_WIDTH):
@@ -145,14 +156,15 @@ def write_page(out: Path, frames: list[FrameRecord], settings: dict, alarm_text:
         with Image.open(overlays / LATEST) as image:
             latest = (f'<h2>Latest frame: {escape(frames[-1].frame)}</h2><img alt="latest" '
                       f'src="{data_uri(thumbnail(image, 900))}" style="max-width:100%">')
-    table_rows = [csv_cells(f.row(), FRAME_COLUMNS) for f in frames]
+    table_rows = [shown_cells(f.row(), FRAME_COLUMNS) for f in frames]
     trend = out / TREND
     reload = f'<meta http-equiv="refresh" content="{refresh_s}">' if refresh_s else ""
     live = (f"<p>Watching: this page reloads every {refresh_s} s.</p>" if refresh_s else "")
     adapted_line = f"<p>{escape(adapted[0].upper() + adapted[1:])}.</p>" if adapted else ""
     page = f"""<!DOCTYPE html><html><head><meta charset="utf-8">{reload}<title>PG monitoring</title>
 <style>{REPORT_STYLE}.shots img{{width:{THUMBNAIL_WIDTH}px;margin:3px}}
-.blind{{background:#555;color:#fff;padding:.5em}}label{{margin-right:.4em}}</style>{SAVE_SCRIPT}
+.blind{{background:#555;color:#fff;padding:.5em}}label{{margin-right:.4em}}
+.wide{{overflow-x:auto}}.wide td{{white-space:nowrap}}</style>{SAVE_SCRIPT}
 </head><body>
 <h1>PG monitoring: {escape(str(frames_dir))}</h1>
 {state_banner(frames, alarm_text)}{live}
@@ -165,14 +177,16 @@ them on your own frames.</p>
 {f'<img alt="trend" src="{data_uri(trend)}" style="max-width:100%">' if trend.exists() else ''}
 <h2>Mark the regions below</h2><p>right, wrong (it is the other class) or neither (not a crystal:
 a bubble, debris); then <button onclick="saveCorrections()">save corrections.csv</button> and
-export the crops for training: <code>python GAmonitor.py --out {escape(out.name)} --export_crops
-DIR --corrections corrections.csv</code>. (Or edit {CORRECTIONS} beside this page.)</p>
+export the crops for training: <code>python GAmonitor.py --out {escape(str(out))} --export_crops
+DIR --corrections SAVED.csv</code>, where SAVED.csv is the file the button saved (usually in your
+downloads folder); or fill in the verdict column of <code>{escape(str(out / CORRECTIONS))}</code>,
+beside this page, and pass that.</p>
 <h2>PG detections with the highest P(PG)</h2>{particle_cards(highest, frames_dir)}
 <h2>The most uncertain regions (P(PG) nearest 0.5)</h2>{particle_cards(uncertain, frames_dir)}
 <h2>Overlays</h2><p>Boxes: PG red, CEX green, UNKNOWN orange, not counted grey.
 {len(shown)} of the {len(shots)} overlays in {escape(overlays.name)}/ (the alarm's and the latest).</p>
 <div class="shots">{''.join(thumbs) or 'None written.'}</div>
-<h2>Frames</h2>{html_table(table_rows, FRAME_COLUMNS)}
+<h2>Frames</h2><div class="wide">{html_table(table_rows, FRAME_COLUMNS)}</div>
 <h2>Settings</h2>{html_table([{"setting": k, "value": str(v)} for k, v in settings.items()],
                              ["setting", "value"])}
 </body></html>"""

@@ -139,7 +139,7 @@ class QualityJudge:
                 return Quality("out of focus", f"detail {detail:.2f}, sharpness {sharpness:.2f} "
                                f"(recent frames {usual_detail:.2f}, {usual_sharpness:.2f})",
                                detail=detail)
-        self.recent.append(m.small)
+        self.remember_view(m.small)
         static = self.static_share()
         if static is not None and static > FOULED_AREA:
             return Quality(FOULED, f"{static:.1%} of the view unchanged over "
@@ -157,10 +157,17 @@ class QualityJudge:
         for i, m in measures.items():
             if m is not None and m.seen_through:
                 if i in seen:
-                    self.recent.append(m.small)
+                    self.remember_view(m.small)
                 if i in focus:
                     self.details.append((m.detail, m.sharpness))
         self.previous = measures[last].digest if measures.get(last) is not None else None
+
+    def remember_view(self, small: np.ndarray):
+        """Keeps a frame for the fouled-window check. A frame of another size than the ones
+        before (the probe's resolution was changed) starts that history again."""
+        if self.recent and self.recent[-1].shape != small.shape:
+            self.recent.clear()
+        self.recent.append(small)
 
     def static_share(self) -> float | None:
         """The share of the view that barely changed over the last FOUL_WINDOW frames (None

@@ -93,11 +93,14 @@ def fit_ood_check(scorer, sizes: list[int], splits: dict, image_size: int, resiz
 def calibrate(val_labels, val_p_pg, test: dict, test_labels) -> dict:
     """Temperature scaling fitted on the validation images, its effect measured on the test
     split; the record goes into the model card (config.json and model.onnx)."""
-    from gacrystal.calibration import fit_calibration
+    from gacrystal.calibration import fit_calibration, temperature_warning
     record = fit_calibration(val_labels, val_p_pg, test_labels, test["p_pg"],
                              fitted_on=f"{len(val_labels)} validation images")
     print(f"calibration: temperature {record['temperature']:.3f}; expected calibration error on "
           f"the test split {record['ece_before']:.4f} -> {record['ece_after']:.4f}")
+    warning = temperature_warning(record["temperature"])
+    if warning:
+        print(warning)
     return record
 
 

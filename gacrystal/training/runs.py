@@ -23,6 +23,7 @@ TRAINED_WEIGHTS = "trained.weights.h5"  # in BACKUP once training has finished
 TRAINED = "trained.json"  # in BACKUP beside them: what stopped the run
 MODEL_FILES = ("model.keras", "model.h5", "model.onnx", "config.json", "ood.npz")
 RESUMED = "resumed run"  # where a resumed run's settings came from
+WEAK_F1 = 0.5  # a class's test F1 below this gets a warning at the end of a run
 HISTORY = "history.csv"  # a row per epoch, by gacrystal.files's CSV rule (written and read back)
 
 
@@ -171,14 +172,31 @@ def drop_backup(run_dir: Path):
     shutil.rmtree(run_dir / BACKUP, ignore_errors=True)
 
 
-def print_finished(run_dir: Path, stopped_by: str, test_report: str, seconds: float):
-    """What a finished run tells the user: why it stopped, the test report, its files, and what
-    to do next."""
+def print_finished(run_dir: Path, stopped_by: str, test_report: str, seconds: float,
+                   test_metrics: dict, train_counts: dict):
+    """What a finished run tells the user: why it stopped, the test report, a warning when a
+    class is barely found, its files, and what to do next."""
     print(f"\nstopped by: {stopped_by}\ntest set:\n{test_report}")
+    warning = weak_class_warning(test_metrics, train_counts)
+    if warning:
+        print(warning)
     print(f"done in {seconds:.0f} s. Everything is in {run_dir}/:")
     for path in sorted(run_dir.iterdir()):
         print(f"  {path.name}")
     print(f"next: python GAinfer.py --weights {run_dir / 'model.keras'} --images FOLDER")
+
+
+def weak_class_warning(test_metrics: dict, train_counts: dict) -> str | None:
+    """A line when a class's test F1 is below WEAK_F1: the model barely tells it from the other
+    (a learning rate too high for a fine-tune, or one class far outnumbering the other)."""
+    weak = {name: test_metrics[f"test_f1_{name}"] for name in train_counts
+            if test_metrics.get(f"test_f1_{name}", 1) < WEAK_F1}
+    if not weak:
+        return None
+    found = ", ".join(f"{name} {f1:.2f}" for name, f1 in weak.items())
+    trained = " + ".join(f"{n} {name}" for name, n in train_counts.items())
+    return (f"warning: test F1 {found}: this model barely finds that class. It trained on "
+            f"{trained} images; check the balance of the classes and try a lower --lr")
 
 
 def publish_model(run_dir: Path, weights_dir: Path):
