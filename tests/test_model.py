@@ -96,3 +96,22 @@ def test_batchnorm_momentum_is_a_setting_and_keras_default_otherwise(resnet101):
                 if isinstance(layer, keras.layers.BatchNormalization)}
     assert momenta(resnet101) == {0.99}
     assert momenta(build_classifier("ResNet50", None, 32, bn_momentum=0.9)) == {0.9}
+
+
+def test_gamodel_prints_a_trained_models_layers_and_card(tmp_path, capsys):
+    """GAmodel.py --weights: the model a user has, not the settings block's ResNet-101."""
+    import json
+    import GAmodel
+    from gacrystal.cli import run_main
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(3, 1, name="preprocess_identity")(inputs)  # read as one of ours
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid", name="p_pg")(x)).save(
+        tmp_path / "model.keras")
+    (tmp_path / "config.json").write_text(json.dumps({"model": {"backbone": "ResNet50",
+                                                                "image_size": 16}}))
+    assert run_main(GAmodel.main, ["--weights", str(tmp_path / "model.keras")]) == 0
+    out = capsys.readouterr().out
+    assert "p_pg" in out and "backbone: ResNet50" in out and "image_size: 16" in out
+    assert run_main(GAmodel.main, ["--weights", str(tmp_path / "none.keras")]) == 2
+    assert "no model file at weights=" in capsys.readouterr().err
