@@ -52,10 +52,8 @@ def read_model_card(path: Path, image_size: int, preprocessing_inside: bool) -> 
     """The model card of a .keras/.h5 file: config.json beside it, else what the file shows."""
     if not preprocessing_inside:
         return original_model_card(image_size)
-    config = path.parent / "config.json"
-    card = {"image_size": image_size, "resize": "bilinear", "class_names": list(CLASS_NAMES)}
-    if config.is_file():
-        card.update(json.loads(config.read_text()).get("model", {}))
+    card = {"image_size": image_size, "resize": "bilinear", "class_names": list(CLASS_NAMES),
+            **config_beside(path).get("model", {})}
     card["preprocessing_inside"] = True
     return card
 
@@ -343,13 +341,16 @@ def load_onnx_classifier(path: Path) -> Classifier:
     return Classifier(path, run, card, fixed_batch=fixed_batch, ood_stages=stages)
 
 
+def config_beside(model_path: str | Path) -> dict:
+    """The config.json GAmain.py wrote beside a model (run folders and weights/ have one), or {}."""
+    config = Path(model_path).parent / "config.json"
+    return json.loads(config.read_text(encoding="utf-8")) if config.is_file() else {}
+
+
 def training_data_of(model_path: str | Path) -> str:
     """The split a model was trained on, as the config.json beside it names it (GAmain.py's
     --data), or "": the default for the scripts that need a model's own crops."""
-    config = Path(model_path).parent / "config.json"
-    if not config.is_file():
-        return ""
-    return str(json.loads(config.read_text(encoding="utf-8")).get("settings", {}).get("data", ""))
+    return str(config_beside(model_path).get("settings", {}).get("data", ""))
 
 
 def check_weights(weights: str | Path, setting: str = "weights"):

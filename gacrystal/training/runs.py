@@ -14,6 +14,7 @@ import shutil
 from datetime import datetime
 from pathlib import Path
 
+from gacrystal.classifier import config_beside
 from gacrystal.errors import UserError
 from gacrystal.files import copy_atomic, write_csv, write_text_atomic
 
@@ -144,10 +145,9 @@ def architecture_of(model_path: str | Path) -> dict:
     """--init_weights: the backbone, image size and resize its model was built with, from the
     config.json beside it (runs and weights/ have one), as settings; empty where there is none.
     Its backbone's ImageNet weights are not needed (weights None): the model's replace them all."""
-    config_path = Path(model_path).parent / "config.json"
-    if not Path(model_path).is_file() or not config_path.is_file():
+    if not Path(model_path).is_file():
         return {}
-    card = json.loads(config_path.read_text()).get("model", {})
+    card = config_beside(model_path).get("model", {})
     found = {name: card[name] for name in ("backbone", "image_size", "resize") if name in card}
     return {**found, "weights": None} if found else {}
 
