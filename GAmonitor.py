@@ -61,12 +61,14 @@ opcua_certificate = ""  # with opcua_private_key: encrypt (Basic256Sha256); a DE
 opcua_private_key = ""  # the certificate's private key (PEM)
 opcua_users = ""  # a file of users and password hashes: only they may connect (no anonymous); see add_opcua_user
 add_opcua_user = ""  # instead of monitoring: add this user to the opcua_users file (asks for the password)
-# corrections back into training (reads OUT, monitors nothing)
-export_crops = ""  # write OUT's counted regions as crops into this folder (cex/, pg/), then stop
+# review and corrections back into training
+review_regions = 100  # regions monitor.html offers for review, the most telling first (docs/monitoring.md)
+export_crops = ""  # reads OUT, monitors nothing: write its counted regions as crops into this folder (cex/, pg/), then stop
 corrections = ""  # with export_crops: a corrections.csv of verdicts (right, wrong, CEX, PG, ...)
 # output and speed
 overlay_every = 10  # an overlay PNG of every N-th frame (and of the alarm's frame); 0: none
 batch_size = 32  # crops per forward pass
+engine = "auto"  # what runs an .onnx model: auto (OpenVINO where installed, else ONNX Runtime), onnxruntime, openvino, openvino-bf16 (faster where the CPU has bf16, and less exact)
 frames_per_batch = 4  # frames whose crops share batches
 threshold = 0.5  # P(PG) at or above this is PG
 reject = True  # regions unlike the training images are UNKNOWN (not counted as CEX or PG)
@@ -88,9 +90,11 @@ def check_settings(s: dict, given: set):
     from gacrystal.classifier import check_weights
     from gacrystal.monitoring.arl import parse_duration
     from gacrystal.monitoring.clock import TIME_SOURCES, read_times, wanted_source
+    from gacrystal.onnx_io import check_engine
     if s["time_source"] not in TIME_SOURCES:
         raise UserError(f"time_source must be one of {', '.join(TIME_SOURCES)}. "
                         f"Received: time_source={s['time_source']}")
+    check_engine(s["engine"])
     if s["time_source"] == "times" and not s["times"]:
         raise UserError("time_source=times needs --times FILE.csv (columns frame, time)")
     if s["times"] and not Path(s["times"]).is_file():
@@ -98,7 +102,7 @@ def check_settings(s: dict, given: set):
     if s["times"]:
         read_times(s["times"])  # a malformed table is reported now, not mid-run
     for name in ("min_area", "batch_size", "frames_per_batch", "retries", "baseline_frames",
-                 "window_frames", "shard_batches"):
+                 "window_frames", "shard_batches", "review_regions"):
         if s[name] < 1:
             raise UserError(f"{name} must be at least 1. Received: {name}={s[name]}")
     for name in ("um_per_px", "interval", "poll_s", "stop_after_idle", "overlay_every",
@@ -164,9 +168,10 @@ def experiment_settings(s: dict) -> list[dict]:
     return [dict(s, frames=str(f), out=str(Path(s["out"], f.name))) for f in folders] or [s]
 
 
-def make_demo_inputs(weights: str, frames_dir: str):
-    """--demo: the demo model (trained as GAmain.py --demo does, if weights/ has none) and a
-    synthetic spiking run of frames (written once)."""
+def make_demo_inputs(weights: str, frames_dir: str, adapt: bool = False, adapt_data: str = ""):
+    """--demo: the demo model (trained as GAmain.py --demo does, if weights/ has none), the
+    training split --adapt fits against (checked before the frames are drawn: see
+    demo_adapt_split) and a synthetic spiking run of frames (written once)."""
     from gacrystal.synthetic.frames import TRUTH_FILE, generate_frames
     if not Path(weights).is_file():
         print(f"demo: no model at {weights}; training the demo model first (GAmain.py --demo)")
@@ -175,10 +180,29 @@ def make_demo_inputs(weights: str, frames_dir: str):
         if status or not Path(weights).is_file():
             raise UserError(f"the demo model could not be trained (GAmain.py --demo exited with "
                             f"{status}); run it on its own to see why")
+    if adapt:
+        demo_adapt_split(weights, adapt_data)
     if not Path(frames_dir, TRUTH_FILE).is_file():
         print(f"demo: writing {DEMO_FRAMES} synthetic frames to {frames_dir} "
               f"(pure CEX, then PG from frame {DEMO_SPIKE} on)")
         generate_frames(frames_dir, DEMO_FRAMES, DEMO_SPIKE)
+
+
+def demo_adapt_split(weights: str, adapt_data: str):
+    """--demo adapts (DEMO), which fits against the model's training split: a demo model's split
+    (its config.json says demo) is drawn again where it is gone, as GAmain.py --demo draws it
+    (gacrystal/dataset/demo.py: the same images, from the same seed); any other model's is
+    checked. Both before the frames are drawn, not after them."""
+    from gacrystal.classifier import config_beside, training_data_of
+    from gacrystal.monitoring.adaptation import crops_folder, training_folders
+    data = adapt_data or training_data_of(weights)
+    if data and not adapt_data and config_beside(weights).get("demo") \
+            and crops_folder(data, "train") is None:
+        from gacrystal.dataset.demo import make_demo_split
+        print(f"demo: --adapt fits against the demo model's training split, which is not in "
+              f"{data}; drawing it again")
+        make_demo_split(data)
+    training_folders(data)
 
 
 def check_out(s: dict, model: Path) -> dict:
@@ -244,7 +268,7 @@ def main(argv=None):
         raise UserError("corrections is read by --export_crops; pass --export_crops DIR too")
     check_settings(s, given)
     if s["demo"]:
-        make_demo_inputs(s["weights"], s["frames"])
+        make_demo_inputs(s["weights"], s["frames"], s["adapt"], s["adapt_data"])
     from gacrystal.classifier import model_file
     from gacrystal.files import exclusive_lock
     with exclusive_lock(s["out"], "another monitoring run"):
@@ -253,9 +277,9 @@ def main(argv=None):
                 for run_s in experiment_settings(s)]
         if s["cluster"]:
             monitors = monitor_on_dask(s["cluster"], runs, model, s["frames_per_batch"],
-                                       s["shard_batches"])
+                                       s["shard_batches"], engine=s["engine"])
         else:
-            monitors = monitor_here(runs, model)
+            monitors = monitor_here(runs, model, engine=s["engine"])
     if s["demo"]:
         print(f"next: compare with the truth in {Path(s['frames'], 'truth.csv')} (spike at frame "
               f"{DEMO_SPIKE}); monitor your own frames with --frames FOLDER")

@@ -2,15 +2,16 @@
 
     python GAsynth.py                          # the settings below
     python GAsynth.py --cex_count 6860 --pg_count 6804 --out images/synthetic-full
-    python GAsynth.py --compare ../shared/reference/real   # how close they come to real crops
+    python GAsynth.py --compare FOLDER_OF_REAL_CROPS       # how close they come to real crops
     python GAsynth.py --frames 60 --spike_frame 31         # whole probe frames, for GAmonitor.py
 
 Output: OUT/archive/cropped/cropped/cex/CEX (n).png and OUT/archive/cropped/cropped/pg/PG (n).png,
-8-bit grey images stored as RGB, as in the real download (see docs/data.md).
+8-bit grey images stored as RGB, as in the real download (see docs/data.md). --compare takes a
+folder of real crops, such as a few from the Kaggle set.
 
 How each trait of the real images is imitated, and what the real ones look like, is written in
-gacrystal/synthetic/crops.py (the drawing) and ../shared/reference/DATASET.md. The same seed gives
-the same files whatever the counts.
+gacrystal/synthetic/crops.py (the drawing) and docs/data.md. The same seed gives the same files
+whatever the counts.
 
 With --frames N it writes N whole probe frames instead (default size 1280 x 960): a spiking run,
 pure CEX until spike_frame, then PG agglomerates added step by step, plus bubbles, out-of-focus
@@ -20,7 +21,7 @@ crops instead: a mosaic of DIR's CEX crops with its PG crops pasted from the spi
 (gacrystal/synthetic/mosaic.py), e.g.
 
     python GAsynth.py --frames 40 --spike_frame 11 --pg_first 1 --pg_per_step 1 --step_every 3 \
-        --from_crops ../shared/reference/real --out images/frames-real
+        --from_crops images/kaggle/archive/cropped/cropped --out images/frames-real
 """
 from __future__ import annotations
 

@@ -8,8 +8,8 @@ calibration error before and after; (b) the out-of-distribution check two ways: 
 training fitted (ood.npz) and statistics fitted after the fact by GAcalibrate.py on the split's
 val/ folder for a copy of the model that had none: share of generated foreign images rejected
 (120: scenes, text, gradients, checkerboards, noise, flat colours) and share of the split's test
-images that pass; (c) for information only, the same for the real reference crops in
-../shared/reference/real/ where present (7 files: far too few to tune anything to).
+images that pass; (c) for information only, with --real FOLDER, the same for those real crops
+(the project's reference crops are 7 files: far too few to tune anything to).
 """
 from __future__ import annotations
 
@@ -37,6 +37,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", default="", help="run folder (default: the newest demo run)")
     parser.add_argument("--split", default="images/split-synthetic")
+    parser.add_argument("--real", default="", help="a folder of real crops' PNG files, e.g. the "
+                        "project's reference crops ../shared/reference/real; empty: none")
     args = parser.parse_args()
     import GAcalibrate
     from foreign import foreign_images
@@ -52,7 +54,9 @@ def main():
           f"{record['fitted_on']}; test ECE {record['ece_before']:.4f} -> {record['ece_after']:.4f}")
     foreign = foreign_images(20, size, seed=1)
     test_images = [str(p) for p in sorted((split / "test").rglob("*.png"))]
-    real = sorted(Path(ROOT.parent, "shared", "reference", "real").glob("*.png"))
+    real = sorted(Path(args.real).glob("*.png")) if args.real else []
+    if not real:
+        print("real crops: none (--real FOLDER adds them)")
     with tempfile.TemporaryDirectory() as work:
         bare = Path(work, "model.keras")
         shutil.copyfile(run / "model.keras", bare)  # no ood.npz, no config.json beside it

@@ -5,6 +5,7 @@ against truth.csv, the alarm and what it promises, sizes, OPC UA, frames per sec
     python bench/monitor.py                    # the demo model in weights/ (GAmain.py --demo)
     python bench/monitor.py --real ../shared/reference/real    # + frames made of real crops
     python bench/monitor.py --real ../shared/reference/real --adapt   # as GAmonitor.py --adapt
+    python bench/monitor.py --real ../shared/reference/real --only_real --particle_split
     python bench/monitor.py --resnet101        # + ResNet-101 at 224 px, fp32 and int8 ONNX
     python bench/monitor.py --before 1caadaf   # monitoring speed then and now, and stop
     python bench/monitor.py --picture monitor-demo   # the README's picture from a GAmonitor run
@@ -58,15 +59,21 @@ MOSAIC_RUNS = {"mosaic_a": (40, 11, 52), "mosaic_b": (35, 16, 53), "mosaic_c": (
 MOSAIC_SCHEDULE = {"pg_first": 1, "pg_per_step": 1, "step_every": 3}
 
 
-def frames_of(name: str, crops: Path | None = None) -> Path:
-    """The run's frames, written once (mosaics of the crops in `crops` for MOSAIC_RUNS)."""
+def frames_of(name: str, crops: Path | None = None, particle_split: bool = False) -> Path:
+    """The run's frames, written once (mosaics of the crops in `crops` for MOSAIC_RUNS; with
+    particle_split, the baseline frames hold the first half of the CEX crops only, and the frames
+    from the spike on all of them: new crystals come into view)."""
     from gacrystal.synthetic.frames import TRUTH_FILE, generate_frames
-    folder = WORK / name
+    folder = WORK / (name + ("-particle-split" if particle_split else ""))
     if not (folder / TRUTH_FILE).is_file():
         if name in MOSAIC_RUNS:
             from gacrystal.synthetic.mosaic import MosaicDrawer
             count, spike, seed = MOSAIC_RUNS[name]
-            extra = dict(MOSAIC_SCHEDULE, draw=MosaicDrawer.from_folder(crops))
+            draw = MosaicDrawer.from_folder(crops)
+            if particle_split:
+                early = max(1, len(draw.cex) // 2)
+                draw = MosaicDrawer(draw.cex[:early], draw.pg, draw.cex[early:])
+            extra = dict(MOSAIC_SCHEDULE, draw=draw)
         else:
             (count, spike, seed), extra = RUNS[name], {}
         print(f"writing {count} frames to {folder} ...", flush=True)
@@ -179,16 +186,16 @@ def detection(out: Path, truth: dict) -> dict:
 
 
 def quality(classifier, label: str, runs: dict, crops: Path | None = None, opcua: str = "",
-            adapt_data: str = ""):
+            adapt_data: str = "", particle_split: bool = False):
     """Every run monitored with GAmonitor.py's defaults: detection against truth, the alarm and
     what it promised, sizes against truth, speed, memory; returns the runs' frames."""
     from gacrystal.synthetic.frames import read_truth
     print(f"\n== {label}")
     done = {}
     for name, (_, spike, _) in runs.items():
-        folder = frames_of(name, crops)
+        folder = frames_of(name, crops, particle_split)
         truth = read_truth(folder / "truth.csv")
-        out = WORK / f"out-{name}"  # kept, to look at the overlays and tables afterwards
+        out = WORK / f"out-{folder.name}"  # kept, to look at the overlays and tables afterwards
         shutil.rmtree(out, ignore_errors=True)
         run, memory = monitor(classifier, folder, out, opcua=opcua, adapt_data=adapt_data)
         done[name] = run
@@ -383,6 +390,9 @@ def main():
                         "also measure on frames made of them (MOSAIC_RUNS), e.g. "
                         "../shared/reference/real")
     parser.add_argument("--only_real", action="store_true", help="with --real: skip the synthetic runs")
+    parser.add_argument("--particle_split", action="store_true", help="with --real: the baseline "
+                        "frames from half the CEX crops, the frames from the spike on from all "
+                        "(new crystals come into view; bench/review.py splits PG by particle too)")
     parser.add_argument("--adapt", nargs="?", const="images/split-synthetic", default="",
                         help="as GAmonitor.py --adapt, fitted against this split's crops "
                         "(default: the demo's, images/split-synthetic)")
@@ -413,8 +423,9 @@ def main():
                        opcua=args.opcua, adapt_data=args.adapt)
         observed_false_alarms({k: v for k, v in done.items() if RUNS[k][1] == 0})
     if args.real:
-        quality(classifier, f"{args.weights} (demo model), frames made of the crops in {args.real}",
-                MOSAIC_RUNS, Path(args.real), adapt_data=args.adapt)
+        quality(classifier, f"{args.weights} (demo model), frames made of the crops in {args.real}"
+                + (", particle split" if args.particle_split else ""), MOSAIC_RUNS,
+                Path(args.real), adapt_data=args.adapt, particle_split=args.particle_split)
     if args.resnet101:
         resnet101_speed(args.resnet101_frames)
 

@@ -1,7 +1,7 @@
 """The out-of-distribution check on real photographs it was not built with, and on real crops
 (issue 23; run by hand).
 
-    python bench/ood_photos.py                                  # weights/model.keras
+    python bench/ood_photos.py                                  # weights/model.keras, no real crops
     python bench/ood_photos.py --weights runs/RUN/model.keras --real ../shared/reference/real
 
 Prints, for the model's own ood.npz: each photograph of scikit-image (tests/photographs.py: 18
@@ -36,7 +36,9 @@ def main():
     from gacrystal.synthetic import realism
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", default=str(ROOT / "weights" / "model.keras"))
-    parser.add_argument("--real", default=str(ROOT.parent / "shared/reference/real"))
+    parser.add_argument("--real", default="",
+                        help="a folder of real crops (Kaggle names, or cex/ and pg/), e.g. "
+                        "the project's reference crops ../shared/reference/real; empty: none")
     args = parser.parse_args()
     print(f"machine: {machine()}\nmodel: {args.weights}")
     classifier = load_classifier(args.weights)
@@ -53,6 +55,9 @@ def main():
     rates = {kind: rejected(classifier.label(generated[kind])) for kind in KINDS}
     print("generated foreign kinds rejected: "
           + ", ".join(f"{kind} {rate:.0%}" for kind, rate in rates.items()))
+    if not args.real:
+        print("real crops: none (--real FOLDER adds them)")
+        return
     real = realism.real_crops(args.real, "real")
     paths = [p for name in real for p in real[name]]
     truth = [name for name in real for _ in real[name]]

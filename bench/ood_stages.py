@@ -56,7 +56,9 @@ def main():
     from gacrystal.synthetic import realism
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", default=str(ROOT / "weights" / "model.keras"))
-    parser.add_argument("--real", default=str(ROOT.parent / "shared/reference/real"))
+    parser.add_argument("--real", default="",
+                        help="a folder of real crops (Kaggle names, or cex/ and pg/), e.g. "
+                        "the project's reference crops ../shared/reference/real; empty: none")
     parser.add_argument("--held_out", default=str(ROOT / "images" / "split-synthetic" / "test"))
     args = parser.parse_args()
     print(f"machine: {machine()}\nmodel: {args.weights}")
@@ -72,9 +74,12 @@ def main():
     }
     generated = foreign_images(20, classifier.image_size, seed=1)
     groups.update({f"generated: {kind}": list(generated[kind]) for kind in KINDS})
-    real = [p for paths in realism.real_crops(args.real, "real").values() for p in paths]
-    groups["real crops, 8 orientations"] = [dihedral(read_rgb(p), k) for p in real
-                                            for k in range(8)]
+    if args.real:
+        real = [p for paths in realism.real_crops(args.real, "real").values() for p in paths]
+        groups["real crops, 8 orientations"] = [dihedral(read_rgb(p), k) for p in real
+                                                for k in range(8)]
+    else:
+        print("real crops: none (--real FOLDER adds them)")
     groups["held-out synthetic crops"] = [str(p) for p in list_images(args.held_out,
                                                                       recursive=True)]
     print(f"\n{'':28s} {'n':>5s} {'rejected':>8s} "

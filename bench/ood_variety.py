@@ -33,7 +33,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", default="weights/model.keras")
     parser.add_argument("--data", default="images/split-synthetic")
-    parser.add_argument("--real", default=str(ROOT.parent / "shared/reference/real"))
+    parser.add_argument("--real", default="",
+                        help="a folder of real crops (Kaggle names, or cex/ and pg/), e.g. "
+                        "the project's reference crops ../shared/reference/real; empty: none")
     args = parser.parse_args()
     classifier = load_classifier(args.weights, features=True)
     size, resize = classifier.image_size, classifier.resize
@@ -45,9 +47,11 @@ def main():
 
     train_paths, train_labels = list_split(Path(args.data, "train"))
     val_paths, _ = list_split(Path(args.data, "val"))
-    real = realism.real_crops(args.real)
+    real = realism.real_crops(args.real) if args.real else {}
+    if not real:
+        print("real crops: none (--real FOLDER adds them)")
     real_paths = [p for name in real for p in real[name]]
-    real_features = features_of([str(p) for p in real_paths], False)
+    real_features = features_of([str(p) for p in real_paths], False) if real_paths else None
     foreign = foreign_images(20, size, seed=1)
     foreign_features = {kind: classifier.predict_with_features(
         np.stack([np.asarray(i.convert("RGB").resize((size, size)), np.float32)
@@ -60,7 +64,7 @@ def main():
                          ("with imaging variety", features_of)):
         stages, summary = ood.fit_statistics(source, train_paths, train_labels, val_paths,
                                              ood.stage_sizes(classifier.ood_stages))
-        scores = ood.scores(stages, real_features)
+        scores = ood.scores(stages, real_features) if real_paths else []
         print(f"\n{name}: {100 * summary['val_pass_rate']:.1f}% of validation images pass")
         for path, score in zip(real_paths, scores):
             print(f"  {path.name:16} ood_score {score:5.2f}  {'UNKNOWN' if score > 1 else 'passes'}")

@@ -1,10 +1,10 @@
 """Realism figures of the synthetic generator, now and at an earlier commit (issue 15).
 
-    python bench/realism.py                       # the current generator
-    python bench/realism.py --before 7b7b618      # also the generator of that commit
+    python bench/realism.py --real FOLDER                   # the current generator
+    python bench/realism.py --real FOLDER --before 7b7b618  # also the generator of that commit
 
-Prints the figures of gacrystal.synthetic.realism for ../shared/reference/real and a synthetic
-sample.
+Prints the figures of gacrystal.synthetic.realism for a folder of real crops (--real) and a
+synthetic sample.
 """
 from __future__ import annotations
 
@@ -50,7 +50,9 @@ def generator_at(commit: str):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--real", default=str(ROOT.parent / "shared/reference/real"))
+    parser.add_argument("--real", required=True,
+                        help="a folder of real crops (Kaggle names, or cex/ and pg/), e.g. "
+                        "the project's reference crops ../shared/reference/real")
     parser.add_argument("--count", type=int, default=60)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--before", default=None, help="a commit whose generator to measure too")

@@ -18,10 +18,10 @@ __init__.py; and the shared core, flat here, that every subject uses:
 - model, classifier (loading and labelling), named_weights (published weights by name), imagenet
   (ImageNet weights where Keras's download fails);
 - ood (rejecting foreign images), calibration (temperature scaling), onnx_io (ONNX sessions and
-  export), quantize (int8), explain (Grad-CAM), report (plots, report.html);
+  export), quantize (int8), pictures (Grad-CAM, plots, the pieces of the HTML pages);
 - crops_or_frames (which input each script takes), corrections (the verdicts and placing
   corrected images into cex/ and pg/, for labelling and monitoring), cluster (a Dask cluster
-  for labelling and monitoring).
+  for labelling and monitoring: connecting, the workers' model, the tasks).
 
 The folders' rules (tests/test_imports.py): the core never imports a subject; synthetic/ and
 dataset/ never import TensorFlow or training/; monitoring/ and labelling/ never import training/.

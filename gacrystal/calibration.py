@@ -31,8 +31,10 @@ def logit(p_pg) -> np.ndarray:
 
 
 def apply_temperature(p_pg, temperature: float) -> np.ndarray:
-    """Calibrated P(PG) from the network's raw P(PG)."""
-    return 1.0 / (1.0 + np.exp(-logit(p_pg) / temperature))
+    """Calibrated P(PG) from the network's raw P(PG) (SciPy's expit: no overflow where a small
+    temperature fitted to perfectly separated images makes the logit large)."""
+    from scipy.special import expit
+    return expit(logit(p_pg) / temperature)
 
 
 def log_loss(labels, p_pg) -> float:

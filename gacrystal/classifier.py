@@ -6,7 +6,8 @@ and labelling images with it: the Python API.
     records = classifier.label(["a.png", "b.png"])            # or PIL images, or a NumPy batch
     p_pg = classifier.predict(batch)                          # (n, size, size, 3) RGB 0-255
 
-No TensorFlow is imported for .onnx files: ONNX Runtime runs them, which starts fast.
+No TensorFlow is imported for .onnx files: OpenVINO (where installed) or ONNX Runtime runs them,
+which starts fast (`load_classifier(path, engine="onnxruntime")` picks one; gacrystal/onnx_io.py).
 """
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ import numpy as np
 
 from gacrystal import calibration, ood
 from gacrystal.errors import UserError
+from gacrystal.files import CONFIG_JSON
 from gacrystal.images import (CLASS_NAMES, DECISION_THRESHOLD, UNKNOWN, label_and_confidence,
                               preprocess, read_batches)
-from gacrystal.onnx_io import CARD_KEY, open_session
+from gacrystal.onnx_io import open_model, resolve_engine
 
 GET_WEIGHTS_HELP = (
     "train a model with `python GAmain.py` (or `python GAmain.py --demo`, which puts a small one "
@@ -64,11 +66,14 @@ class Classifier:
     Attributes:
         card: image_size, resize, class_names, preprocessing, preprocessing_inside (and, for
             this project's models, what config.json says of them).
+        engine: what runs the model and in which precision ("keras fp32", "onnxruntime fp32",
+            "openvino int8", ...), as the scripts print it.
     """
 
     def __init__(self, path: Path, run_batch, card: dict, model=None, fixed_batch=None,
-                 ood_stages=None, feature_sizes=None):
+                 ood_stages=None, feature_sizes=None, engine="keras fp32"):
         self.path, self._run_batch, self.card, self.model = path, run_batch, card, model
+        self.engine = engine
         # each stage's share of the OOD features (gacrystal.model.scoring_model), where known
         self.feature_sizes = feature_sizes or card.get("feature_sizes")
         self.fixed_batch = fixed_batch  # an ONNX input with a fixed batch dimension
@@ -85,9 +90,9 @@ class Classifier:
 
     def pad_short_batches_to(self, width: int):
         """Pads each later short batch to `width` images, as if the widest batch so far had
-        `width` (.keras/.h5 models; ONNX Runtime runs every batch as it is). The shape of a batch
+        `width` (.keras/.h5 models; an .onnx engine runs every batch as it is). The shape of a batch
         changes the last bits of its results, so a cluster worker sets the width one process
-        labelling the same folder would have reached (gacrystal/cluster.py)."""
+        labelling the same folder would have reached (gacrystal/labelling/shards.py)."""
         if hasattr(self._run_batch, "widest"):
             self._run_batch.widest = width
 
@@ -312,38 +317,37 @@ def ood_statistics(path: Path, card: dict) -> list[dict] | None:
     return ood.load(path.parent / ood.file_for(card))
 
 
-def load_onnx_classifier(path: Path) -> Classifier:
-    """An .onnx file through ONNX Runtime (no TensorFlow): ours carries its card as metadata."""
+def load_onnx_classifier(path: Path, engine: str = "auto") -> Classifier:
+    """An .onnx file through OpenVINO or ONNX Runtime (no TensorFlow; gacrystal.onnx_io's
+    `engine`): ours carries its card as metadata."""
+    engine = resolve_engine(engine)  # a wrong setting is not a damaged file
     try:
-        session = open_session(path)
+        model = open_model(path, engine)
     except Exception as error:
         raise UserError(f"could not load {path} as an ONNX model ({type(error).__name__}: "
                         f"{str(error).splitlines()[0][:200]})") from None
-    model_input = session.get_inputs()[0]
-    shape = model_input.shape
+    shape = model.input_shape
     if len(shape) != 4 or shape[-1] != 3:
         raise UserError(f"{path} is not a CEX/PG classifier: expected an NHWC input "
-                        f"(batch, size, size, 3). Received: {shape}")
-    metadata = session.get_modelmeta().custom_metadata_map
-    if CARD_KEY in metadata:
-        card = dict(json.loads(metadata[CARD_KEY]), preprocessing_inside=True)
+                        f"(batch, size, size, 3). Received: {list(shape)}")
+    if model.card is not None:
+        card = dict(model.card, preprocessing_inside=True)
     else:  # the original project's tf2onnx export: preprocessed input
-        card = original_model_card(shape[1] if isinstance(shape[1], int) else 224)
-    name = model_input.name
-    fixed_batch = shape[0] if isinstance(shape[0], int) else None
+        card = original_model_card(shape[1] or 224)
     # Our files' second output holds the features the OOD check reads; the original's has none.
-    has_features = len(session.get_outputs()) > 1
+    has_features = model.outputs > 1
     stages = ood_statistics(path, card) if has_features else None
 
     def run(x):
-        outputs = session.run(None, {name: x})
+        outputs = model.run(x)
         return outputs[0], outputs[1] if has_features else None
-    return Classifier(path, run, card, fixed_batch=fixed_batch, ood_stages=stages)
+    return Classifier(path, run, card, fixed_batch=shape[0], ood_stages=stages,
+                      engine=model.engine)
 
 
 def config_beside(model_path: str | Path) -> dict:
     """The config.json GAmain.py wrote beside a model (run folders and weights/ have one), or {}."""
-    config = Path(model_path).parent / "config.json"
+    config = Path(model_path).parent / CONFIG_JSON
     return json.loads(config.read_text(encoding="utf-8")) if config.is_file() else {}
 
 
@@ -353,16 +357,32 @@ def training_data_of(model_path: str | Path) -> str:
     return str(config_beside(model_path).get("settings", {}).get("data", ""))
 
 
-def check_weights(weights: str | Path, setting: str = "weights"):
+def folder_model(folder: Path, kind: str | None) -> Path | None:
+    """The one rule for a folder (a run folder, weights/) as weights: where a script takes one
+    kind of model file (GAquantize.py: kind ".onnx"), the folder stands for its model file of that
+    kind, model{kind}; None where it has none, or where the script takes several kinds (which of
+    the folder's files is meant is then the user's choice: check_weights names them)."""
+    path = Path(folder, f"model{kind}") if kind else None
+    return path if path is not None and path.is_file() else None
+
+
+def check_weights(weights: str | Path, setting: str = "weights", kind: str | None = None):
     """Refuses weights that are neither a model file nor the name of published weights in
     gacrystal.named_weights.NAMED_WEIGHTS, before anything is loaded or downloaded; the error
-    names the setting that gave them."""
+    names the setting that gave them. kind: the one kind of model file the script takes (see
+    folder_model), or None (every kind)."""
     from gacrystal.named_weights import NAMED_WEIGHTS
     if Path(weights).is_dir():
+        if folder_model(Path(weights), kind) is not None:
+            return
         kinds = [".keras", ".onnx", ".h5"]  # the run folder's main file first
         models = [p for p in Path(weights).glob("model*.*") if p.suffix.lower() in kinds]
         found = [p.name for p in sorted(models, key=lambda p: (kinds.index(p.suffix.lower()),
                                                                p.name))]
+        if kind:
+            holds = f" (it holds {', '.join(found)})" if found else ""
+            raise UserError(f"{setting}={weights} is a folder with no model{kind}{holds}; pass "
+                            f"a run folder that has one, or a {kind} file")
         inside = (f"pass one of its model files, e.g. {Path(weights) / found[0]} "
                   f"({', '.join(found)})" if found else "it holds no model file")
         raise UserError(f"{setting}={weights} is a folder; {inside}")
@@ -370,17 +390,20 @@ def check_weights(weights: str | Path, setting: str = "weights"):
         raise UserError(f"no model file at {setting}={weights}; {GET_WEIGHTS_HELP}")
 
 
-def model_file(weights: str | Path) -> Path:
-    """The model file of a path, or of published weights named in
-    gacrystal.named_weights.NAMED_WEIGHTS (downloaded into Keras's cache on first use)."""
+def model_file(weights: str | Path, setting: str = "weights", kind: str | None = None) -> Path:
+    """The model file of a path, of a folder where the script takes one kind (folder_model), or
+    of published weights named in gacrystal.named_weights.NAMED_WEIGHTS (downloaded into Keras's
+    cache on first use)."""
     from gacrystal.named_weights import resolve
-    check_weights(weights)
+    check_weights(weights, setting, kind)
     path = Path(weights)
+    if path.is_dir():
+        return folder_model(path, kind)
     return path if path.is_file() else resolve(str(weights))
 
 
 def load_classifier(path: str | Path, trust_model: bool = False,
-                    features: bool = False) -> Classifier:
+                    features: bool = False, engine: str = "auto") -> Classifier:
     """Loads a .keras, .h5 or .onnx classifier, this project's or the original project's, or
     published weights by name ("georgia": the original's release, downloaded once).
 
@@ -389,11 +412,14 @@ def load_classifier(path: str | Path, trust_model: bool = False,
     P(PG) for images already at `image_size`. trust_model allows a legacy .h5 file's Lambda
     layers, whose Python code runs on loading (never needed for this project's files). features:
     compute the OOD features even where no statistics exist yet (GAcalibrate fits them).
+    engine: what runs an .onnx file (gacrystal.onnx_io.ENGINES): "auto" (OpenVINO where
+    installed, else ONNX Runtime), "onnxruntime", "openvino" or "openvino-bf16"; the returned
+    object's `engine` says which ran it, in which precision.
     """
     path = model_file(path)
     suffix = path.suffix.lower()
     if suffix == ".onnx":
-        return load_onnx_classifier(path)
+        return load_onnx_classifier(path, engine)
     if suffix in (".keras", ".h5", ".hdf5"):
         return load_keras_classifier(path, trust_model, features)
     raise UserError(f"unknown model format {suffix!r}. Expected .keras, .h5 or .onnx. "

@@ -10,6 +10,8 @@
   that grows a row at a time (the monitor's), complete lines flushed to disk. Both write cells by
   one rule (`csv_cells`: floats with 10 significant digits) and open files one way (`CSV_TEXT`:
   UTF-8, a name that is not valid UTF-8 kept as its own bytes), which readers use too.
+- The names of the files beside a model (a run folder, weights/), spelled once: training writes
+  them, the loaders, GAquantize.py, GAcalibrate.py and the cluster's workers read them.
 """
 from __future__ import annotations
 
@@ -21,6 +23,16 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from gacrystal.errors import UserError
+
+# The files beside a model, in a run folder and in weights/ (docs/training.md lists a run's files).
+MODEL_KERAS = "model.keras"  # the trained model
+MODEL_H5 = "model.h5"  # the same model in Keras's legacy HDF5 format
+MODEL_ONNX = "model.onnx"  # the scoring model for ONNX Runtime: P(PG) and the OOD features
+MODEL_INT8_ONNX = "model.int8.onnx"  # its int8 copy (GAquantize.py, gacrystal.quantize.int8_path)
+CONFIG_JSON = "config.json"  # the model card and the run that made it
+OOD_NPZ = "ood.npz"  # the out-of-distribution statistics (gacrystal.ood)
+OOD_INT8_NPZ = "ood.int8.npz"  # an int8 model's own statistics: its features differ
+HISTORY_CSV = "history.csv"  # a run's row per epoch, by the CSV rule below (written and read back)
 
 try:
     import fcntl

@@ -12,7 +12,7 @@ Keras's cache folder, so that later runs need no network.
 
     weights = resolve_backbone_weights("ResNet50", "imagenet")
     weights.load      # what keras.applications gets: "imagenet", a file, or None
-    weights.record()  # {"source": ..., "file": ..., "sha256": ...} for config.json
+    weights.record()  # {"source": ..., "file": NAME, "sha256": ...} for config.json (no folder)
 """
 from __future__ import annotations
 
@@ -48,7 +48,11 @@ class BackboneWeights:
     sha256: str | None = None
 
     def record(self) -> dict:
-        return {"source": self.source, "file": self.file, "sha256": self.sha256}
+        """What config.json (the model card) keeps: where the weights came from, the file's name
+        and its sha256, which identify it on any machine; not its path, a folder of this one
+        (Keras's cache under the user's home) that means nothing to a colleague given the card."""
+        return {"source": self.source, "file": Path(self.file).name if self.file else None,
+                "sha256": self.sha256}
 
 
 def keras_cache_dir() -> Path:

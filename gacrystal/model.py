@@ -140,7 +140,8 @@ def build_classifier(backbone="ResNet101", weights="imagenet", image_size=224,
         image_size: side of the square input in pixels.
         trainable_fraction: share of the backbone's layers, counted from the end, left trainable.
         dropout: the two dropout rates of the head.
-        bn_momentum: momentum of the backbone's BatchNormalization layers; None keeps Keras's.
+        bn_momentum: momentum of the BatchNormalization layers, the backbone's and the head's;
+            None keeps Keras's (0.99).
 
     Returns:
         An uncompiled keras.Model: raw RGB 0-255 in, P(PG) out.
@@ -154,7 +155,8 @@ def build_classifier(backbone="ResNet101", weights="imagenet", image_size=224,
     x = features(x)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     x = layers.Dense(512, activation="relu", name="fc512")(x)
-    x = layers.BatchNormalization(name="fc512_bn")(x)
+    x = layers.BatchNormalization(momentum=0.99 if bn_momentum is None else bn_momentum,
+                                  name="fc512_bn")(x)
     x = layers.Dropout(dropout[0], name="dropout1")(x)
     x = layers.Dense(256, activation="relu", name="fc256")(x)
     x = layers.Dropout(dropout[1], name="dropout2")(x)

@@ -38,10 +38,9 @@ from pathlib import Path
 
 import numpy as np
 
+from gacrystal.files import OOD_INT8_NPZ, OOD_NPZ
 from gacrystal.images import dihedral
 
-FILE_NAME = "ood.npz"
-INT8_FILE_NAME = "ood.int8.npz"  # an int8 model's own statistics (gacrystal.quantize): its features differ
 FIT_IMAGES = 2000  # training images the statistics are fitted on (at most)
 PASS_RATE = 0.99  # share of validation images that pass
 MAX_DIRECTIONS = 32
@@ -232,7 +231,7 @@ def sidecar_path(model_path: Path) -> Path:
 
 def file_for(card: dict) -> str:
     """The statistics' file name beside a model with this model card."""
-    return INT8_FILE_NAME if "quantized" in card else FILE_NAME
+    return OOD_INT8_NPZ if "quantized" in card else OOD_NPZ
 
 
 def load(path: str | Path) -> list[dict] | None:

@@ -17,6 +17,7 @@ import numpy as np
 from gacrystal import ood
 from gacrystal.cli import quiet_logger
 from gacrystal.errors import UserError
+from gacrystal.files import OOD_INT8_NPZ
 from gacrystal.images import predicted_labels, read_batches, read_stack
 from gacrystal.onnx_io import CARD_KEY, open_session
 
@@ -117,7 +118,7 @@ def fit_int8_ood(int8: Path, sizes: list[int], train_paths: list, train_labels, 
     training uses for the fp32 model's (gacrystal.ood.fit_statistics)."""
     stages, summary = ood.fit_statistics(onnx_features(int8, image_size, resize), train_paths,
                                          train_labels, val_paths, sizes)
-    ood.save(stages, int8.parent / ood.INT8_FILE_NAME)
+    ood.save(stages, int8.parent / OOD_INT8_NPZ)
     return summary
 
 

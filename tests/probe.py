@@ -36,6 +36,7 @@ class BrightnessClassifier:
 
 class StandIn(BrightnessClassifier):
     can_reject = True
+    engine = "stand-in"  # what the scripts print as the model's engine
 
 
 def save_grey(pixels, path):

@@ -7,7 +7,8 @@ import pytest
 
 from gacrystal import load_classifier
 from gacrystal.calibration import (T_MAX, apply_temperature, expected_calibration_error,
-                                   fit_calibration, fit_temperature, temperature_warning)
+                                   fit_calibration, fit_temperature, log_loss,
+                                   temperature_warning)
 from gacrystal.images import predicted_labels
 from gacrystal.onnx_io import CARD_KEY
 
@@ -41,8 +42,13 @@ def test_perfectly_separated_images_do_not_sharpen_the_model():
     labels = np.array([0] * 50 + [1] * 50)
     p = np.where(labels == 1, 0.7, 0.3)  # every one right, none sure: the loss wants T -> 0
     assert fit_temperature(labels, p) == 1.0
-    p[0] = 0.6  # one mistake: then the fit may sharpen or soften as the loss says
-    assert fit_temperature(labels, p) != 1.0
+    p[0] = 0.6  # one mistake: then the fit is the log loss's own minimum, here a sharpening
+    temperature = fit_temperature(labels, p)
+
+    def loss(t):
+        return log_loss(labels, apply_temperature(p, t))
+    assert 0.02 < temperature < 0.5  # not kept at 1, not run into the lower bound
+    assert loss(temperature) < min(loss(temperature * 1.05), loss(temperature / 1.05), loss(1.0))
 
 
 def test_a_model_no_better_than_chance_runs_into_the_limit_with_a_warning():

@@ -36,7 +36,7 @@ def stand_in_model(monkeypatch) -> list:
     from gacrystal import classifier
     loaded = []
     monkeypatch.setattr(classifier, "load_classifier",
-                        lambda path: loaded.append(path) or StandIn())
+                        lambda path, engine="auto": loaded.append(path) or StandIn())
     return loaded
 
 
@@ -175,3 +175,43 @@ def test_script_runs_a_trained_model_end_to_end(runs, tmp_path):
     tiles = [p for p in particles if p["found_by"] == "tile"]
     assert tiles and {int(p["w"]) for p in tiles} == {48}  # the card's crop_size (48 px crops)
     assert all(p["ood_score"] for p in particles if p["note"] != "out of focus")
+
+
+def test_the_demo_checks_adapt_before_drawing_frames_and_draws_its_own_split(
+        tmp_path, monkeypatch, capsys):
+    """--demo adapts, which needs the model's training split. A newcomer with weights/ but no
+    images/split-synthetic waited for 60 frames (71 s) before hearing so: now a demo model's
+    split is drawn again first (as GAmain.py --demo draws it; tiny here), and any other model's
+    missing split is refused before a frame is drawn."""
+    import GAmonitor
+    from gacrystal.dataset import demo
+    from gacrystal.synthetic import frames as synth_frames
+    monkeypatch.chdir(tmp_path)  # the demo's folders are relative: weights/, images/
+    monkeypatch.setattr(demo, "DEMO_IMAGES_PER_CLASS", 12)
+    drawn = []
+
+    class FramesDrawn(Exception):
+        """Stops the demo where it would draw its frames."""
+
+    def draw_frames(folder, *args, **kwargs):
+        drawn.append(crops_folder("images/split-synthetic", "train"))
+        raise FramesDrawn
+    monkeypatch.setattr(synth_frames, "generate_frames", draw_frames)
+    from gacrystal.monitoring.adaptation import crops_folder
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "model.keras").write_bytes(b"stand-in: not loaded before the frames")
+    config = {"demo": False, "settings": {"data": "images/split-mine"}}  # not a demo model
+    (weights / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UserError, match="--adapt fits against the model's training crops: no "
+                                        "CEX/ and PG/ folders in images/split-mine"):
+        GAmonitor.main(["--demo"])
+    assert drawn == [] and not (tmp_path / "images").exists()  # neither frames nor crops drawn
+    config = {"demo": True, "settings": {"data": "images/split-synthetic"}}  # the demo's model
+    (weights / "config.json").write_text(json.dumps(config))
+    with pytest.raises(FramesDrawn):
+        GAmonitor.main(["--demo"])
+    split_first = (tmp_path / "images" / "split-synthetic" / "train").resolve()
+    assert [None if f is None else f.resolve() for f in drawn] == [split_first]
+    assert "drawing it again" in capsys.readouterr().out
+    assert len(list((tmp_path / "images" / "synthetic").rglob("*.png"))) == 24

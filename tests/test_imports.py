@@ -126,7 +126,7 @@ def test_each_subject_imports_only_the_core_and_its_named_subjects():
 
 def test_the_subject_rule_sees_a_forbidden_import():
     graph = {"gacrystal.images": {"gacrystal.training.data"},
-             "gacrystal.monitoring.page": {"gacrystal.labelling.folder", "gacrystal.report"}}
+             "gacrystal.monitoring.page": {"gacrystal.labelling.folder", "gacrystal.pictures"}}
     used = subject_imports(graph)
     assert used["core"] == {"training"} and used["monitoring"] == {"labelling"}
 

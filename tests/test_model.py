@@ -96,6 +96,24 @@ def test_batchnorm_momentum_is_a_setting_and_keras_default_otherwise(resnet101):
                 if isinstance(layer, keras.layers.BatchNormalization)}
     assert momenta(resnet101) == {0.99}
     assert momenta(build_classifier("ResNet50", None, 32, bn_momentum=0.9)) == {0.9}
+    assert resnet101.get_layer("fc512_bn").momentum == 0.99
+
+
+@pytest.mark.parametrize("momentum, lags", [(0.99, True), (0.6, False)])
+def test_after_an_epoch_of_nine_steps_the_heads_statistics_lag_only_at_kerass_momentum(
+        momentum, lags):
+    """The demo's trap: its head's new BatchNorm starts at mean 0 and variance 1; after an epoch
+    of 9 steps at 0.99 its moving mean is still a small share of what it normalizes (validation
+    near chance), at the demo's 0.6 it has caught up."""
+    keras.utils.set_random_seed(1)
+    model = build_classifier("ResNet50", None, 32, trainable_fraction=0.0, bn_momentum=momentum)
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="binary_crossentropy")
+    x = np.random.default_rng(0).uniform(0, 255, (72, 32, 32, 3)).astype(np.float32)
+    model.fit(x, np.zeros(72), batch_size=8, epochs=1, verbose=0)  # 9 steps
+    inputs = keras.Model(model.inputs, model.get_layer("fc512").output).predict(x, verbose=0)
+    moving = np.asarray(model.get_layer("fc512_bn").moving_mean)
+    share = np.abs(moving).sum() / np.abs(inputs.mean(axis=0)).sum()
+    assert (share < 0.2) if lags else (share > 0.9)
 
 
 def test_gamodel_prints_a_trained_models_layers_and_card(tmp_path, capsys):

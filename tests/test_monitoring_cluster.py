@@ -45,7 +45,8 @@ def monitor(frames, out, weights, *extra) -> int:
 def stand_in(tmp_path, monkeypatch):
     """A stand-in model file, loaded as StandIn here and by a worker thread of this process."""
     from gacrystal import classifier
-    monkeypatch.setattr(classifier, "load_classifier", lambda path, trust_model=False: StandIn())
+    monkeypatch.setattr(classifier, "load_classifier",
+                        lambda path, trust_model=False, engine="auto": StandIn())
     weights = tmp_path / "model.keras"
     weights.write_bytes(b"stand-in")
     return weights
@@ -82,7 +83,7 @@ def test_a_run_without_cluster_imports_no_dask(tmp_path):
     code = ("import sys; sys.path.insert(0, 'tests')\n"
             "import GAmonitor, gacrystal.classifier\n"
             "from probe import StandIn\n"
-            "gacrystal.classifier.load_classifier = lambda path: StandIn()\n"
+            "gacrystal.classifier.load_classifier = lambda path, engine='auto': StandIn()\n"
             "status = GAmonitor.main(sys.argv[1:])\n"
             "assert not {'dask', 'distributed'} & set(sys.modules), 'Dask was imported'\n"
             "sys.exit(status)\n")

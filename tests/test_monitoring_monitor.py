@@ -11,6 +11,14 @@ from gacrystal.monitoring.records import FRAME_COLUMNS, PARTICLE_COLUMNS
 from probe import BrightnessClassifier, spiking_frames
 
 
+def wilson(successes: int, total: int, z: float = 1.959964) -> tuple[float, float]:
+    """The 95% Wilson score interval, by its formula (the Monitor's comes from scipy)."""
+    share = successes / total
+    middle = (share + z * z / (2 * total)) / (1 + z * z / total)
+    half = z / (1 + z * z / total) * (share * (1 - share) / total + z * z / (4 * total ** 2)) ** 0.5
+    return middle - half, middle + half
+
+
 def test_monitor_writes_tables_and_a_restart_adds_no_duplicates(tmp_path):
     frames = tmp_path / "frames"
     spiking_frames(frames)
@@ -23,10 +31,12 @@ def test_monitor_writes_tables_and_a_restart_adds_no_duplicates(tmp_path):
     assert [r["frame"] for r in rows] == ["frame (1).png", "frame (2).png", "frame (3).png"]
     assert {r["time_source"] for r in rows} == {"exif"}
     assert [float(r["elapsed_s"]) for r in rows] == [0.0, 10.0, 20.0]
-    for r in rows:
-        counted = int(r["cex"]) + int(r["pg"])
-        if counted:
-            assert float(r["pg_fraction_low"]) <= float(r["pg_fraction"]) <= float(r["pg_fraction_high"])
+    for r in rows:  # each frame's PG fraction and its 95% Wilson interval, from its counts
+        pg, counted = int(r["pg"]), int(r["cex"]) + int(r["pg"])
+        assert counted >= 10 and float(r["pg_fraction"]) == pytest.approx(pg / counted)
+        assert (float(r["pg_fraction_low"]), float(r["pg_fraction_high"])) == pytest.approx(
+            wilson(pg, counted), abs=1e-6)
+    assert any(int(r["pg"]) for r in rows)  # an interval around PG found, not only around 0
     particles = list(csv.DictReader(open(out / "particles.csv")))
     assert {p["frame"] for p in particles} == {r["frame"] for r in rows}
     tile = next(p for p in particles if p["found_by"] == "tile")

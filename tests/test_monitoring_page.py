@@ -24,16 +24,17 @@ def test_pictures_and_page_show_the_run(tmp_path):
                   CusumRule(1, threshold=0.5), tile_size=64, min_area=2000, overlay_every=1)
     run.process(list_images(frames))
     plot_trend(run.frames, run.out / "trend.png")
+    offered = run.picks.offered()
     page = write_page(run.out, run.frames, {"min_area": 2000}, "No alarm.", frames,
-                      run.out / OVERLAYS, run.picks).read_text()
+                      run.out / OVERLAYS, offered).read_text()
     assert Image.open(run.out / "trend.png").size[0] > 500
     assert page.count('alt="overlay"') == 3 and "data:image/png;base64," in page
     assert "frame (3).png" in page and "min_area" in page
-    highest, uncertain = run.picks.rows()
-    assert page.count('alt="crop"') == len(highest) + len(uncertain) > 0
-    assert all(r.label == "PG" for r in highest)
-    assert len(highest) >= 2  # an order to check
-    assert [r.p_pg for r in highest] == sorted((r.p_pg for r in highest), reverse=True)
+    assert page.count('alt="crop"') == len(offered) > 0
+    assert f"0 of {len(offered)} marked" in page
+    confident = [r for r, why in offered if why == "confident PG call"]
+    assert len(confident) >= 2 and all(r.label == "PG" for r in confident)  # an order to check
+    assert [r.p_pg for r in confident] == sorted((r.p_pg for r in confident), reverse=True)
 
 
 def chromium() -> str:
@@ -59,11 +60,11 @@ def watched_run(tmp_path, latest=True):
 def test_a_live_page_reloads_itself_and_shows_the_latest_frame_a_finished_one_does_not(tmp_path):
     run, frames = watched_run(tmp_path)
     live = write_page(run.out, run.frames, {}, "No alarm.", frames, run.out / OVERLAYS,
-                      run.picks, refresh_s=10).read_text()
+                      run.picks.offered(), refresh_s=10).read_text()
     assert '<meta http-equiv="refresh" content="10">' in live
     assert 'alt="latest"' in live and "Latest frame: frame (5).png" in live
     done = write_page(run.out, run.frames, {}, "No alarm.", frames, run.out / OVERLAYS,
-                      run.picks).read_text()
+                      run.picks.offered()).read_text()
     assert "http-equiv" not in done and 'alt="latest"' not in done
 
 
@@ -72,23 +73,23 @@ def test_the_page_in_a_browser_shows_the_run_and_saves_the_marks_as_corrections(
     browser = chromium()
     run, frames = watched_run(tmp_path)
     page = write_page(run.out, run.frames, {}, "No alarm.", frames, run.out / OVERLAYS,
-                      run.picks, refresh_s=10)
+                      run.picks.offered(), refresh_s=10)
     shot = tmp_path / "page.png"
     subprocess.run([browser, "--headless", "--disable-gpu", "--no-sandbox",
                     "--window-size=1200,1600", f"--screenshot={shot}", page.as_uri()],
                    capture_output=True, timeout=120, check=True)
     pixels = np.asarray(Image.open(shot).convert("L"), float)
     assert pixels.shape == (1600, 1200) and pixels.std() > 20  # drawn, not a blank page
-    # Mark the first region wrong and the second neither, press the button: the file it saves
+    # One key press a region: P for the first, N for the second; then the button: the file it
+    # saves, and the counter
     probe = page.with_name("probe.html")
     probe.write_text(page.read_text().replace("</body>", """<script>
 HTMLAnchorElement.prototype.click = function () {
   fetch(this.href).then(r => r.text()).then(t => { document.body.dataset.csv = t; });
 };
 addEventListener('load', () => {
-  const radios = [...document.querySelectorAll('input[type=radio]')];
-  radios.find(r => r.value === 'wrong').checked = true;
-  radios.filter(r => r.value === 'neither')[1].checked = true;
+  for (const key of ['p', 'n']) dispatchEvent(new KeyboardEvent('keydown', {key}));
+  document.body.dataset.counter = document.getElementById('marked').textContent;
   saveCorrections();
 });
 </script></body>""").replace('<meta http-equiv="refresh" content="10">', ""))
@@ -99,8 +100,9 @@ addEventListener('load', () => {
     text = html.unescape(dom.split('data-csv="', 1)[1].split('"', 1)[0])
     rows = list(csv.DictReader(io.StringIO(text)))
     assert list(rows[0]) == CORRECTION_COLUMNS
-    assert [r["verdict"] for r in rows[:2]] == ["wrong", "neither"]
+    assert [r["verdict"] for r in rows[:2]] == ["PG", "neither"]
     assert all(r["verdict"] == "" for r in rows[2:])
+    assert f'data-counter="2 of {len(rows)} marked"' in dom
     saved = tmp_path / "corrections.csv"
     saved.write_text(text)
-    assert read_corrections(saved)[(rows[0]["frame"], int(rows[0]["particle"]))] == "wrong"
+    assert read_corrections(saved)[(rows[0]["frame"], int(rows[0]["particle"]))] == "PG"

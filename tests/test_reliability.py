@@ -157,18 +157,6 @@ def test_a_legacy_h5_with_a_lambda_layer_needs_trust_model(tmp_path):
     assert load_classifier(path, trust_model=True).image_size == 32
 
 
-def test_a_folder_as_weights_names_the_model_files_inside(tmp_path):
-    run = tmp_path / "run"
-    run.mkdir()
-    with pytest.raises(UserError, match=r"is a folder; it holds no model file"):
-        load_classifier(run)
-    for name in ("model.keras", "model.onnx", "config.json"):
-        (run / name).write_bytes(b"")
-    with pytest.raises(UserError, match=r"is a folder; pass one of its model files, e\.g\. "
-                                        r".*model\.keras \(model\.keras, model\.onnx\)$"):
-        load_classifier(run)
-
-
 def test_corrupt_and_mismatched_model_files_name_the_file_and_the_expectation(tmp_path):
     import keras
     corrupt = tmp_path / "model.keras"

@@ -87,3 +87,17 @@ def test_the_cosine_schedule_ends_the_run_at_a_learning_rate_near_zero():
     assert float(optimizer.learning_rate) == pytest.approx(0.01)
     optimizer.iterations.assign(10)  # the last step of the run
     assert float(optimizer.learning_rate) < 1e-6
+
+
+def test_auto_precision_is_bf16_only_with_amx_and_float16_only_with_a_gpu(monkeypatch):
+    import tensorflow as tf
+    from gacrystal.training import distribution
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
+    monkeypatch.setattr(distribution, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
+    assert distribution.chosen_precision("auto")[0] == "float32"
+    monkeypatch.setattr(distribution, "cpu_flags", lambda: {"avx512_bf16", "amx_bf16"})
+    policy, why = distribution.chosen_precision("auto")
+    assert policy == "mixed_bfloat16" and "AMX" in why
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"])
+    assert distribution.chosen_precision("auto")[0] == "mixed_float16"
+    assert distribution.chosen_precision("float32") == ("float32", "as set")

@@ -15,8 +15,9 @@ from conftest import SMALL
 from foreign import KINDS, foreign_images
 
 import GAinfer
-from gacrystal import UNKNOWN, UserError, load_classifier, ood
+from gacrystal import UNKNOWN, UserError, load_classifier
 from gacrystal.cli import run_main
+from gacrystal.files import OOD_NPZ
 from gacrystal.synthetic.crops import generate_dataset
 
 
@@ -69,13 +70,23 @@ def test_held_out_crystal_images_pass(trust_run):
 
 
 def test_ood_statistics_are_small_pickle_free_and_recorded(trust_run):
-    path = trust_run["run"] / ood.FILE_NAME
+    path = trust_run["run"] / OOD_NPZ
     assert path.stat().st_size < 2 * 2**20
-    with np.load(path, allow_pickle=False) as data:  # loads without pickle
-        assert all(data[k].dtype == np.float32 for k in data.files)
     config = json.loads((trust_run["run"] / "config.json").read_text())
+    stages = len(config["ood"]["stage_scales"])
+    with np.load(path, allow_pickle=False) as data:  # loads without pickle
+        # every stage's statistics are there, as plain float32 arrays (an object array, which
+        # only pickle reads, raises here)
+        assert sorted(data.files) == sorted(
+            f"stage{i}_{name}" for i in range(stages)
+            for name in ("mean", "components", "class_means", "precision", "residual_scale",
+                         "scale"))
+        assert all(data[k].dtype == np.float32 for k in data.files)
+    from gacrystal.ood import load
+    assert stages >= 2 and [float(s["scale"]) for s in load(path)] == pytest.approx(
+        config["ood"]["stage_scales"], rel=1e-6)  # the file is the recorded statistics
     assert config["ood"]["threshold"] == 1.0 and config["ood"]["val_pass_rate"] >= 0.9
-    assert ood.FILE_NAME in config["files"]
+    assert OOD_NPZ in config["files"]
 
 
 def test_no_reject_labels_everything_and_the_csv_has_the_score(trust_run, tmp_path):
@@ -142,7 +153,7 @@ def test_explain_writes_an_overlay_per_image_at_its_size(trust_run, tmp_path):
 def test_gradcam_map_follows_the_evidence():
     """On a model whose P(PG) depends only on the top-left quarter, the map lies there."""
     import keras
-    from gacrystal.explain import gradcam, gradcam_model, heat_map
+    from gacrystal.pictures import gradcam, gradcam_model, heat_map
     inputs = keras.Input((64, 64, 3))
     maps = keras.layers.Conv2D(4, 8, strides=8, name="stage")(inputs)  # an 8 x 8 map
     pooled = keras.layers.GlobalAveragePooling2D()(maps)

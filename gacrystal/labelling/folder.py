@@ -45,8 +45,8 @@ def label_files(classifier, files: list, batch_size: int = 32, threshold=DECISIO
     """Labels the files, decoding each once; on the same batches, optionally writes a Grad-CAM
     overlay per readable image into explain_dir, collects the pooled features (the map) and
     makes thumbnails with their Grad-CAM (the review page; Grad-CAM for .keras/.h5 models)."""
-    from gacrystal.explain import gradcam, gradcam_model, heat_map, overlay, write_overlays
-    from gacrystal.report import data_uri
+    from gacrystal.pictures import (data_uri, gradcam, gradcam_model, heat_map, overlay,
+                                    write_overlays)
     from PIL import Image
     wants_gradcam = explain_dir is not None or (thumbnails and classifier.model is not None)
     grad_model = gradcam_model(classifier.model) if wants_gradcam else None
@@ -108,13 +108,36 @@ def summary(records: list[dict], review: str = "") -> str:
     return line
 
 
+def plot_embedding_map(rows: list[dict], path: Path):
+    """The 2-D map: one point per image, coloured by k-means cluster, labelled by file name."""
+    from gacrystal.pictures import pyplot
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(10, 8))
+    clusters = sorted({r["cluster"] for r in rows})
+    colours = plt.get_cmap("tab10")
+    for c in clusters:
+        members = [r for r in rows if r["cluster"] == c]
+        ax.scatter([r["x"] for r in members], [r["y"] for r in members], s=30,
+                   color=colours(c % 10), label=f"cluster {c} ({len(members)})",
+                   marker="o", edgecolor="none", alpha=0.8)
+    small = 6 if len(rows) > 60 else 8
+    for r in rows:
+        ax.annotate(f"{Path(r['file']).stem} [{r['label']}]", (r["x"], r["y"]), fontsize=small,
+                    alpha=0.7, xytext=(3, 3), textcoords="offset points")
+    ax.set(title="Pooled backbone features: PCA to 2-D, k-means clusters",
+           xlabel="principal component 1", ylabel="principal component 2")
+    ax.legend(loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def draw_embedding_map(records: list[dict], features: np.ndarray, out_dir: Path, clusters: int,
                        seed=42) -> list[dict]:
     """PCA of the readable images' pooled features to 2-D, k-means clusters, a labelled scatter
     plot (embedding_map.png) and a CSV (embedding_map.csv)."""
     from sklearn.cluster import KMeans
     from sklearn.decomposition import PCA
-    from gacrystal.report import plot_embedding_map
     usable = [r for r in records if r["label"] != "ERROR"]
     if len(usable) < max(clusters, 2):
         raise UserError(f"the map needs at least {max(clusters, 2)} readable images. "

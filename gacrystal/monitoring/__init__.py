@@ -16,6 +16,7 @@
 - shards: the per-frame work on a Dask cluster, recorded by the Monitor in order (--cluster);
 - watch: listing a folder's new frames (or experiment folders) and watching one a probe writes
   into;
+- review: which regions the page offers for review, the most telling first;
 - overlay, trend, page: a frame's boxes, trend.png, monitor.html;
 - corrections: the reviewer's verdicts and the crops exported for training;
 - opcua, opcua_users: the run's state on OPC UA, and its users file of password hashes;

@@ -126,6 +126,12 @@ def fitting_folders(classifier, data: str) -> tuple[Path, Path | None]:
     if not (classifier.can_reject and classifier.feature_sizes):
         raise UserError(f"--adapt needs the backbone's features, which {classifier.path.name} "
                         "does not give (this project's models do: GAmain.py writes them)")
+    return training_folders(data)
+
+
+def training_folders(data: str) -> tuple[Path, Path | None]:
+    """fitting_folders' check of `data` alone, which needs no model loaded (GAmonitor.py --demo
+    runs it before it draws its frames)."""
     if not data:
         raise UserError("--adapt fits against the model's training crops, and its config.json "
                         "names none; pass --adapt_data SPLIT (the split it was trained on)")
@@ -176,11 +182,12 @@ def fit(train: LabelledCrops, baseline: np.ndarray, validation: LabelledCrops | 
 
 def relabel(records: list[dict], adaptation: Adaptation, threshold: float) -> list[dict]:
     """Records with the adapted P(PG) and label; UNKNOWN (unlike the training images, or out of
-    focus) stays UNKNOWN. The features are dropped: they are not written."""
+    focus) stays UNKNOWN. The features stay (the review's variety reads them; no table holds
+    them)."""
     out = []
     for record in records:
         record = dict(record)
-        features = record.pop(FEATURES, None)
+        features = record.get(FEATURES)
         if features is not None and record["label"] in CLASS_NAMES:
             p_pg = float(adaptation.p_pg(features[None])[0])
             label, confidence = label_and_confidence(p_pg, threshold)

@@ -71,13 +71,11 @@ def forget_crops(dest: Path, files: set[str]):
     keep_rows(dest / CROPS_CSV, lambda row: row["file"] not in files, CROP_COLUMNS)
 
 
-def export_crops(particle_rows, frames_dir: Path, dest: Path,
-                 verdicts: dict[tuple[str, int], str]) -> dict[str, int]:
-    """Writes the counted regions' crops into dest/cex/ and dest/pg/ (see the module's
-    docstring). particle_rows: particles.csv's rows. Returns counts: written, already there,
-    relabelled, left out, frames missing."""
-    counts = {"written": 0, "already there": 0, "relabelled": 0, "left out": 0,
-              "frames missing": 0}
+def classed_crops(particle_rows, frames_dir: Path, verdicts: dict[tuple[str, int], str],
+                  counts: dict[str, int], unreviewed: bool = True):
+    """(row, crop pixels, class, verdict) of each counted region that its verdict, or where it
+    has none and `unreviewed` is on its label, gives a class; counts "left out" and "frames
+    missing" into counts. particle_rows: particles.csv's rows (a frame's regions together)."""
     frame_name, rgb = None, None
     for row in particle_rows:
         if row["counted"] != "1":
@@ -85,10 +83,10 @@ def export_crops(particle_rows, frames_dir: Path, dest: Path,
         verdict = verdicts.get((row["frame"], int(row["particle"])), "")
         p_pg = float(row["p_pg"]) if row["p_pg"] else None
         class_name = training_class(row["label"], p_pg, verdict)
-        if class_name is None:
+        if class_name is None or not (verdict or unreviewed):
             counts["left out"] += 1
             continue
-        if row["frame"] != frame_name:  # particles.csv holds a frame's regions together
+        if row["frame"] != frame_name:
             frame_name = row["frame"]
             try:
                 rgb = read_rgb(frames_dir / frame_name)
@@ -98,8 +96,22 @@ def export_crops(particle_rows, frames_dir: Path, dest: Path,
             counts["frames missing"] += 1
             continue
         x, y, w, h = (int(row[k]) for k in ("x", "y", "w", "h"))
+        yield row, rgb[y:y + h, x:x + w], class_name, verdict
+
+
+def export_crops(particle_rows, frames_dir: Path, dest: Path,
+                 verdicts: dict[tuple[str, int], str]) -> dict[str, int]:
+    """Writes the counted regions' crops into dest/cex/ and dest/pg/ (see the module's
+    docstring). particle_rows: particles.csv's rows. Returns counts: written, already there,
+    relabelled, left out, frames missing."""
+    counts = {"written": 0, "already there": 0, "relabelled": 0, "left out": 0,
+              "frames missing": 0}
+    for row, crop, class_name, verdict in classed_crops(particle_rows, frames_dir, verdicts,
+                                                         counts):
+        frame_name, p_pg = row["frame"], float(row["p_pg"]) if row["p_pg"] else None
+        x, y, w, h = (int(row[k]) for k in ("x", "y", "w", "h"))
         name = f"{Path(frame_name).stem} #{row['particle']}.png"
-        placed = place(png_bytes(rgb[y:y + h, x:x + w]), name, class_name, dest)
+        placed = place(png_bytes(crop), name, class_name, dest)
         counts["written" if placed.written else "already there"] += 1
         counts["relabelled"] += len(placed.relabelled)
         if placed.relabelled:  # their rows would name files that are gone
@@ -112,20 +124,49 @@ def export_crops(particle_rows, frames_dir: Path, dest: Path,
     return counts
 
 
-def export_run(out: Path, dest: Path, corrections: Path | None) -> tuple[dict[str, int], int]:
-    """A monitored run's counted regions (out's particles.csv, its frames as monitor.json names
-    them) exported into dest, corrected by the verdicts in `corrections` (a file, or None).
-    Returns (export_crops's counts, the regions given a verdict)."""
+def monitored_run(out: Path, setting: str = "out") -> dict:
+    """monitor.json of the run in out (its frames, its model), refused in one line where out
+    holds no monitored run."""
     from gacrystal.monitoring.state import load_state
-    from gacrystal.monitoring.tables import PARTICLES_CSV, iter_rows
+    from gacrystal.monitoring.tables import PARTICLES_CSV
     state = load_state(out)
     if state is None or not (out / PARTICLES_CSV).is_file():
-        raise UserError(f"no monitored run in out={out} (no monitor.json and particles.csv); "
-                        "monitor the frames first, then export with the same --out")
+        raise UserError(f"no monitored run in {setting}={out} (no monitor.json and "
+                        "particles.csv); monitor the frames first with GAmonitor.py --out "
+                        f"{out}")
+    return state
+
+
+def run_verdicts(out: Path, corrections: Path | None) -> dict[tuple[str, int], str]:
+    """The verdicts of `corrections` (a file, or None: none), the run's own file named where
+    the one given is missing."""
     beside = out / CORRECTIONS
     if corrections and not corrections.is_file() and beside.is_file():
         raise UserError(f"no corrections file at corrections={corrections}; the run's own is "
                         f"{beside} (pass --corrections {beside}, or the file the page saved)")
-    verdicts = read_corrections(corrections) if corrections else {}
+    return read_corrections(corrections) if corrections else {}
+
+
+def export_run(out: Path, dest: Path, corrections: Path | None) -> tuple[dict[str, int], int]:
+    """A monitored run's counted regions (out's particles.csv, its frames as monitor.json names
+    them) exported into dest, corrected by the verdicts in `corrections` (a file, or None).
+    Returns (export_crops's counts, the regions given a verdict)."""
+    from gacrystal.monitoring.tables import PARTICLES_CSV, iter_rows
+    state = monitored_run(out)
+    verdicts = run_verdicts(out, corrections)
     counts = export_crops(iter_rows(out / PARTICLES_CSV), Path(state["frames"]), dest, verdicts)
     return counts, sum(bool(v) for v in verdicts.values())
+
+
+def reviewed_regions(out: Path, corrections: Path | None, unreviewed: bool) -> tuple[list, dict]:
+    """The regions of a monitored run that have a class, for fine-tuning (GAfinetune.py): those
+    with a verdict, and with `unreviewed` also the others as the model labelled them. Returns
+    ([(crop pixels, class, frame, verdict)], counts: left out, frames missing)."""
+    from gacrystal.monitoring.tables import PARTICLES_CSV, iter_rows
+    state = monitored_run(out, "run")
+    verdicts = run_verdicts(out, corrections)
+    counts = {"left out": 0, "frames missing": 0}
+    regions = [(crop, class_name, row["frame"], verdict) for row, crop, class_name, verdict
+               in classed_crops(iter_rows(out / PARTICLES_CSV), Path(state["frames"]),
+                                verdicts, counts, unreviewed)]
+    return regions, counts

@@ -35,11 +35,12 @@ from gacrystal.monitoring.candidates import find_candidates
 from gacrystal.monitoring.clock import FrameClock
 from gacrystal.monitoring.counting import frame_summary, particle_records
 from gacrystal.monitoring.overlay import LATEST, OVERLAYS, draw_overlay
-from gacrystal.monitoring.page import ReviewPicks
-from gacrystal.monitoring.perframe import SeenFrame, classify_candidates, measures_of, read_frame
+from gacrystal.monitoring.perframe import (POOLED, SeenFrame, classify_candidates, measures_of,
+                                           read_frame)
 from gacrystal.monitoring.quality import BLIND_AFTER, QualityJudge, measure
 from gacrystal.monitoring.records import (FRAME_COLUMNS, PARTICLE_COLUMNS, FrameRecord,
                                           FrameSummary, ParticleRecord)
+from gacrystal.monitoring.review import DEFAULT_REVIEW_REGIONS, ReviewPool
 from gacrystal.monitoring.sizes import SIZE_COLUMNS, SizeWindow
 from gacrystal.monitoring.tables import (FRAMES_CSV, PARTICLES_CSV, SIZES_CSV, UNREADABLE_COLUMNS,
                                          UNREADABLE_CSV, append_unreadable, check_columns,
@@ -67,6 +68,8 @@ class Monitor:
             watch's live page shows it).
         adapter: a gacrystal.monitoring.adaptation.BaselineAdapter (--adapt): the first frames
             are held until it has fitted on them, then every frame is recorded relabelled.
+        review_regions: how many regions the page offers for review
+            (gacrystal.monitoring.review).
     """
 
     def __init__(self, classifier, out: Path, clock: FrameClock, alarm: AlarmRule,
@@ -74,7 +77,7 @@ class Monitor:
                  batch_size: int = 32, threshold: float = 0.5, reject: bool = True,
                  overlay_every: int = 10, on_alarm=None, on_figures=None,
                  window_frames: int = 10, on_frame=None, latest_overlay: bool = False,
-                 adapter=None):
+                 adapter=None, review_regions: int = DEFAULT_REVIEW_REGIONS):
         self.classifier, self.out, self.clock, self.alarm = classifier, Path(out), clock, alarm
         self.tile_size, self.min_area, self.um_per_px = tile_size, min_area, um_per_px
         self.batch_size, self.threshold, self.reject = batch_size, threshold, reject
@@ -88,7 +91,10 @@ class Monitor:
         self.frames: list[FrameRecord] = []  # this run's and earlier runs'
         # {frame: (why, (size, mtime_ns))}: given up on while the file stays as it was
         self.unreadable: dict[str, tuple[str, tuple[int, int]]] = {}
-        self.picks = ReviewPicks()  # the PG detections the page shows for review
+        # the regions the page offers for review, chosen as the run goes
+        self.picks = ReviewPool(review_regions, getattr(alarm, "baseline_frames", 10), threshold)
+        # the pooled features, where the model gives them: for --adapt and the review's variety
+        self.has_features = bool(getattr(classifier, "feature_sizes", None))
         self.judge = QualityJudge()
         self.sizes = SizeWindow(window_frames, um_per_px)
         self.not_good_in_a_row = 0
@@ -204,7 +210,7 @@ class Monitor:
         clock = self.lap("find", clock)
         records = classify_candidates(self.classifier, [(f.rgb, f.candidates) for f in seen],
                                       self.batch_size, self.threshold, self.reject,
-                                      features=self.adapter is not None)
+                                      features=self.adapter is not None or self.has_features)
         if self.adapter is not None:  # held until it has fitted, then relabelled
             ready = self.adapter.take(seen, records)
             seen, records = [f for f, _ in ready], [r for _, r in ready]
@@ -263,8 +269,8 @@ class Monitor:
         append_csv(self.out / PARTICLES_CSV, [p.row() for p in particles], PARTICLE_COLUMNS)
         append_csv(self.out / SIZES_CSV, size_rows, SIZE_COLUMNS)
         append_csv(self.out / FRAMES_CSV, [frame.row()], FRAME_COLUMNS)  # last: the frame is done
-        for particle in particles:
-            self.picks.add(particle)
+        for particle, record in zip(particles, records):
+            self.picks.add(particle, record.get(POOLED))
         self.frames.append(frame)
         index = len(self.frames) - 1
         if frame.alarm.fired_now or (self.overlay_every and index % self.overlay_every == 0):

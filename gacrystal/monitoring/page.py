@@ -1,50 +1,21 @@
 """monitor.html, the self-contained page of a run: the alarm or a blind probe, the trend, the
 latest frame (while watching: the page then reloads itself), thumbnails of the latest overlays
-(and the alarm's), the PG detections and uncertain regions to mark right or wrong
-(`ReviewPicks`; the marks are saved as corrections.csv by the page itself, offline), the frames
-and the settings."""
+(and the alarm's), the regions offered for review (gacrystal.monitoring.review: marked with one
+key press each, CEX, PG or neither, with a counter; the marks survive the live page's reloads and
+are saved as corrections.csv by the page itself, offline), the frames and the settings."""
 from __future__ import annotations
 
-import heapq
 from html import escape
 from pathlib import Path
 
-from gacrystal.corrections import VERDICTS
 from gacrystal.monitoring.outputs import CORRECTIONS, LATEST, PAGE, TREND  # noqa: F401
-from gacrystal.monitoring.records import FRAME_COLUMNS, FrameRecord, ParticleRecord
-from gacrystal.report import REPORT_STYLE, data_uri, html_table
+from gacrystal.monitoring.records import FRAME_COLUMNS, FrameRecord
+from gacrystal.pictures import REPORT_STYLE, data_uri, html_table
 
-MARKS = VERDICTS[:3]  # right, wrong, neither: the page's buttons (a class name is for the CSV)
-REVIEW_COUNT = 8  # PG detections shown per kind (highest P(PG); most uncertain)
+# The page's choices, each a verdict of gacrystal.corrections (what the region is), and its key.
+MARKS = {"CEX": "c", "PG": "p", "neither": "n"}
 THUMBNAIL_WIDTH = 360
 PAGE_OVERLAYS = 24  # the latest overlays the page shows (the alarm's as well); all stay on disk
-
-
-class ReviewPicks:
-    """The counted PG detections with the highest P(PG), and the counted CEX/PG regions whose
-    P(PG) lies nearest 0.5: `count` of each, kept as particles arrive (memory flat in the run's
-    length)."""
-
-    def __init__(self, count: int = REVIEW_COUNT):
-        self.count, self.highest, self.uncertain, self.seen = count, [], [], 0
-
-    def add(self, particle: ParticleRecord):
-        self.seen += 1
-        if not particle.counted or particle.p_pg is None:
-            return
-        p = particle.p_pg
-        if particle.label == "PG":
-            self._keep(self.highest, (p, self.seen, particle))
-        self._keep(self.uncertain, (-abs(p - 0.5), self.seen, particle))
-
-    def _keep(self, heap: list, item):
-        heapq.heappush(heap, item)
-        if len(heap) > self.count:
-            heapq.heappop(heap)
-
-    def rows(self) -> tuple[list[ParticleRecord], list[ParticleRecord]]:
-        return ([r for *_, r in sorted(self.highest, reverse=True)],
-                [r for *_, r in sorted(self.uncertain, reverse=True)])
 
 
 def _score(value: float | None) -> str:
@@ -69,36 +40,93 @@ def thumbnail(image, width: int = THUMBNAIL_WIDTH):
     return image
 
 
-def particle_cards(particles: list[ParticleRecord], frames_dir: Path, marks: bool = True) -> str:
-    """Thumbnails of these regions with their facts; with marks, three choices each (right,
-    wrong: the other class, neither: not a crystal) that the page's button saves as
-    corrections.csv (gacrystal.monitoring.corrections)."""
+def particle_cards(offered: list[tuple], frames_dir: Path) -> str:
+    """Thumbnails of the offered (region, why) pairs with their facts, each with the choices
+    CEX, PG or neither (not a crystal), which the page's button saves as corrections.csv
+    (gacrystal.monitoring.corrections)."""
     from PIL import Image
     from gacrystal.images import ImageError, read_rgb
-    if not particles:
-        return "<p>None.</p>"
-    cards = []
-    for p in particles:
-        try:
-            crop = Image.fromarray(read_rgb(frames_dir / p.frame)[p.y:p.y + p.h, p.x:p.x + p.w])
+    if not offered:
+        return "<p>None yet.</p>"
+    cards, frames = [], {}
+    for number, (p, why) in enumerate(offered, start=1):
+        if p.frame not in frames:  # one read a frame, however many of its regions are shown
+            try:
+                frames[p.frame] = read_rgb(frames_dir / p.frame)
+            except ImageError:
+                frames[p.frame] = None
+        rgb = frames[p.frame]
+        picture = "(frame no longer readable)"
+        if rgb is not None:
+            crop = Image.fromarray(rgb[p.y:p.y + p.h, p.x:p.x + p.w])
             picture = f'<img alt="crop" src="{data_uri(thumbnail(crop, 115))}">'
-        except ImageError:
-            picture = "(frame no longer readable)"
-        choice = ""
-        if marks:
-            key = escape(f"{p.frame}#{p.particle}")
-            data = escape(",".join(str(v) for v in (p.x, p.y, p.w, p.h, p.label, p.p_pg)))
-            choice = "".join(
-                f'<label><input type="radio" name="{key}" value="{verdict}" data-box="{data}">'
-                f"{verdict}</label> " for verdict in MARKS)
-        cards.append(f'<div class="card">{picture}<br>{escape(p.frame)} #{p.particle}'
+        key = escape(f"{p.frame}#{p.particle}")
+        data = escape(",".join(str(v) for v in (p.x, p.y, p.w, p.h, p.label, p.p_pg)))
+        choice = "".join(
+            f'<label><input type="radio" name="{key}" value="{verdict}" data-box="{data}">'
+            f"{verdict} <kbd>{letter}</kbd></label> " for verdict, letter in MARKS.items())
+        cards.append(f'<div class="card" data-key="{key}">{picture}<br>{number}. '
+                     f'<i>{escape(why)}</i><br>{escape(p.frame)} #{p.particle}'
                      f'<br>{p.label}, P(PG) {p.p_pg:.3f}, ood_score {_score(p.ood_score)}'
                      f'<br>{choice}</div>')
     return f'<div class="gallery">{"".join(cards)}</div>'
 
 
-# The page's button writes corrections.csv from the marks, in the browser (no server, offline).
-SAVE_SCRIPT = r"""<script>
+# The page's script, in the browser (no server, offline): one key press a verdict (C, P, N; the
+# arrows move, Backspace clears), a counter, the marks kept in the browser's storage so that a
+# live page's reload keeps them, and the button that writes corrections.csv from them.
+REVIEW_SCRIPT = r"""<script>
+const STORE = 'gacrystal-marks:' + location.pathname;
+const KEYS = {c: 'CEX', p: 'PG', n: 'neither'};
+let cards = [], current = 0;
+function stored() { try { return JSON.parse(localStorage.getItem(STORE) || '{}'); } catch (e) { return {}; } }
+function remember(name, value) {
+  const marks = stored();
+  if (value) marks[name] = value; else delete marks[name];
+  try { localStorage.setItem(STORE, JSON.stringify(marks)); } catch (e) {}
+}
+function showProgress() {
+  const done = cards.filter(c => c.querySelector('input:checked')).length;
+  const counter = document.getElementById('marked');
+  if (counter) counter.textContent = done + ' of ' + cards.length + ' marked';
+  cards.forEach((c, i) => c.classList.toggle('current', i === current));
+}
+function moveTo(i) {
+  current = Math.max(0, Math.min(i, cards.length - 1));
+  showProgress();
+  if (cards[current]) cards[current].scrollIntoView({block: 'nearest'});
+}
+addEventListener('DOMContentLoaded', () => {
+  cards = [...document.querySelectorAll('.card[data-key]')];
+  const marks = stored();
+  for (const card of cards) {
+    const value = marks[card.dataset.key];
+    const input = value && card.querySelector('input[value="' + value + '"]');
+    if (input) input.checked = true;
+    card.addEventListener('click', () => { current = cards.indexOf(card); showProgress(); });
+  }
+  const first = cards.findIndex(c => !c.querySelector('input:checked'));
+  current = first < 0 ? 0 : first;
+  showProgress();
+});
+addEventListener('change', e => { if (e.target.type === 'radio') { remember(e.target.name, e.target.value); showProgress(); } });
+addEventListener('keydown', e => {
+  if (!cards.length || e.ctrlKey || e.metaKey || e.altKey) return;
+  const key = e.key.toLowerCase(), card = cards[current];
+  if (KEYS[key]) {
+    const input = card.querySelector('input[value="' + KEYS[key] + '"]');
+    input.checked = true;
+    remember(input.name, input.value);
+    moveTo(current + 1);
+  } else if (key === 'arrowright' || key === 'arrowdown') moveTo(current + 1);
+  else if (key === 'arrowleft' || key === 'arrowup') moveTo(current - 1);
+  else if (key === 'backspace') {
+    card.querySelectorAll('input').forEach(i => { i.checked = false; });
+    remember(card.dataset.key, '');
+    showProgress();
+  } else return;
+  e.preventDefault();
+});
 function saveCorrections() {
   const head = "frame,particle,x,y,w,h,predicted,p_pg,verdict";
   const quote = s => /[",\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
@@ -130,17 +158,17 @@ def state_banner(frames: list[FrameRecord], alarm_text: str) -> str:
 
 
 def write_page(out: Path, frames: list[FrameRecord], settings: dict, alarm_text: str,
-               frames_dir: Path, overlays: Path, picks: ReviewPicks, figures=None,
+               frames_dir: Path, overlays: Path, offered: list[tuple], figures=None,
                refresh_s: int = 0, adapted: str = "") -> Path:
     """monitor.html: the state (alarm, probe blind) and what the alarm promises (figures: its
     AlarmFigures, once learnt), the latest frame's overlay (while watching), the trend, the PG
     detections and the most uncertain regions to mark right or wrong, thumbnails of the latest
     overlays (and the alarm's), a table of frames (as frames.csv writes them) and the settings.
+    offered: the (region, why) pairs offered for review (ReviewPool.offered, in its order).
     Every picture embedded, so the page can be mailed, and their number bounded, so a long watch
     keeps it small; with refresh_s the page reloads itself that often (a watch's live page).
     adapted: what the run's decision was fitted on (--adapt), said under the alarm's figures."""
     from PIL import Image
-    highest, uncertain = picks.rows()
     shots = sorted((p for p in overlays.glob("*.png") if p.name != LATEST),
                    key=lambda p: p.stat().st_mtime) if overlays.is_dir() else []
     alarm = next((f.frame for f in frames if f.alarm.fired_now), None)
@@ -164,7 +192,10 @@ def write_page(out: Path, frames: list[FrameRecord], settings: dict, alarm_text:
     page = f"""<!DOCTYPE html><html><head><meta charset="utf-8">{reload}<title>PG monitoring</title>
 <style>{REPORT_STYLE}.shots img{{width:{THUMBNAIL_WIDTH}px;margin:3px}}
 .blind{{background:#555;color:#fff;padding:.5em}}label{{margin-right:.4em}}
-.wide{{overflow-x:auto}}.wide td{{white-space:nowrap}}</style>{SAVE_SCRIPT}
+.wide{{overflow-x:auto}}.wide td{{white-space:nowrap}}.card.current{{outline:3px solid #1565c0}}
+.marking{{position:sticky;top:0;background:#fff;padding:.4em 0;border-bottom:1px solid #ccc}}
+kbd{{border:1px solid #999;border-radius:3px;padding:0 .25em;font-size:.85em}}</style>
+{REVIEW_SCRIPT}
 </head><body>
 <h1>PG monitoring: {escape(str(frames_dir))}</h1>
 {state_banner(frames, alarm_text)}{live}
@@ -175,14 +206,18 @@ def write_page(out: Path, frames: list[FrameRecord], settings: dict, alarm_text:
 them on your own frames.</p>
 {latest}
 {f'<img alt="trend" src="{data_uri(trend)}" style="max-width:100%">' if trend.exists() else ''}
-<h2>Mark the regions below</h2><p>right, wrong (it is the other class) or neither (not a crystal:
-a bubble, debris); then <button onclick="saveCorrections()">save corrections.csv</button> and
-export the crops for training: <code>python GAmonitor.py --out {escape(str(out))} --export_crops
-DIR --corrections SAVED.csv</code>, where SAVED.csv is the file the button saved (usually in your
-downloads folder); or fill in the verdict column of <code>{escape(str(out / CORRECTIONS))}</code>,
-beside this page, and pass that.</p>
-<h2>PG detections with the highest P(PG)</h2>{particle_cards(highest, frames_dir)}
-<h2>The most uncertain regions (P(PG) nearest 0.5)</h2>{particle_cards(uncertain, frames_dir)}
+<h2>Review: what is each region?</h2><p>{len(offered)} regions whose verdicts teach a model
+the most about your probe: the confident PG calls, PG calls in the baseline, uncertain regions and
+the run's looks, mixed so that the first ones cover every kind. Press <kbd>C</kbd> (CEX),
+<kbd>P</kbd> (PG) or <kbd>N</kbd> (neither: a bubble, debris) for the outlined region; the arrows
+move, <kbd>Backspace</kbd> clears. Then <button onclick="saveCorrections()">save
+corrections.csv</button> (usually into your downloads folder) and fine-tune on your verdicts:
+<code>python GAfinetune.py --run {escape(str(out))} --corrections SAVED.csv</code>; or fill in the
+verdict column of <code>{escape(str(out / CORRECTIONS))}</code>, beside this page, and leave out
+<code>--corrections</code>.</p>
+<p class="marking"><b id="marked">0 of {len(offered)} marked</b>
+<button onclick="saveCorrections()">save corrections.csv</button></p>
+{particle_cards(offered, frames_dir)}
 <h2>Overlays</h2><p>Boxes: PG red, CEX green, UNKNOWN orange, not counted grey.
 {len(shown)} of the {len(shots)} overlays in {escape(overlays.name)}/ (the alarm's and the latest).</p>
 <div class="shots">{''.join(thumbs) or 'None written.'}</div>

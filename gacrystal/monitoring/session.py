@@ -49,6 +49,7 @@ class RunOptions:
     adapt: bool
     adapt_data: str
     overlay_every: int
+    review_regions: int
     watch: bool
     poll_s: float
     retries: int
@@ -102,7 +103,7 @@ def open_run(options: RunOptions, classifier, card: dict, server=None):
                   overlay_every=options.overlay_every, on_alarm=announce,
                   on_figures=tell_baseline,
                   window_frames=options.window_frames, latest_overlay=options.watch,
-                  adapter=adapter)
+                  adapter=adapter, review_regions=options.review_regions)
     if server is not None:
         run.on_frame = lambda frame: server.publish(frame, run)
     run.resume(load_state(out), Path(options.frames))  # the judge from the last frames too
@@ -214,10 +215,10 @@ def write_pictures(run, options: RunOptions, live: bool) -> Path:
     from gacrystal.monitoring.trend import TREND, plot_trend
     if run.frames:
         plot_trend(run.frames, run.out / TREND)
-    highest, uncertain = run.picks.rows()
-    write_template(run.out, highest + [p for p in uncertain if p not in highest])
+    offered = run.picks.offered()
+    write_template(run.out, [region for region, _ in offered])
     return write_page(run.out, run.frames, options.settings, alarm_text(run), Path(options.frames),
-                      run.out / OVERLAYS, run.picks, run.alarm.figures,
+                      run.out / OVERLAYS, offered, run.alarm.figures,
                       refresh_s=PAGE_REFRESH_S if live else 0, adapted=adapted_text(run))
 
 
@@ -248,7 +249,8 @@ def start_run(options: RunOptions, identity: dict, classifier, card: dict, can_r
     server = start_opcua(options)
     run = open_run(options, classifier, card, server)
     print(f"frames: {options.frames}; candidates: blobs of at least {options.min_area} px and "
-          f"{run.tile_size} px tiles; model: {options.weights}")
+          f"{run.tile_size} px tiles; model: {options.weights}"
+          + (f" on {classifier.engine}" if classifier is not None else ""))
     if note := synthetic_only_note(card):
         print(note)
     if run.adapter is not None and run.adapter.adaptation is None:
@@ -275,11 +277,11 @@ def finish_run(options: RunOptions, run, save, before: int, server,
         server.stop()
 
 
-def monitor_here(runs: list[tuple[RunOptions, dict]], model: Path) -> list:
+def monitor_here(runs: list[tuple[RunOptions, dict]], model: Path, engine: str = "auto") -> list:
     """Each run (its options, what identifies it) in this process, one after the other; returns
     their Monitors."""
     from gacrystal.classifier import load_classifier
-    classifier = load_classifier(model)
+    classifier = load_classifier(model, engine=engine)
     monitors = []
     for options, identity in runs:
         classifier.pad_short_batches_to(0)  # each run's last bits as when monitored on its own
@@ -297,18 +299,19 @@ def monitor_here(runs: list[tuple[RunOptions, dict]], model: Path) -> list:
 
 
 def monitor_on_dask(cluster: str, runs: list[tuple[RunOptions, dict]], model: Path,
-                    frames_per_batch: int, shard_batches: int) -> list:
+                    frames_per_batch: int, shard_batches: int, engine: str = "auto") -> list:
     """--cluster: every run's frames in shards on Dask's workers, which load the model (this
     process does not), recorded here in order (gacrystal/monitoring/shards.py); returns the
     Monitors."""
     from gacrystal.cluster import connect, model_identity, tell_workers
     from gacrystal.monitoring.shards import Experiment, model_facts, monitor_on_cluster
     from gacrystal.monitoring.watch import new_frames
-    identity = model_identity(model, trust_model=False)
+    identity = model_identity(model, trust_model=False, engine=engine)
     started = []
     with connect(cluster) as client:
         tell_workers(client, "each loads the model once")
         facts = model_facts(client, identity)
+        print(f"cluster: the workers run the model on {facts['engine']}")
         try:
             for options, run_identity in runs:
                 run, save, before, server = start_run(options, run_identity, None,

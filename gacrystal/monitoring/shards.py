@@ -106,11 +106,13 @@ def classify_shard(identity: tuple, groups: list[list[tuple[str, list[Candidate]
 def card_of(identity: tuple) -> dict:
     """Runs on a worker: what the monitor needs to know of the model."""
     classifier, _ = cached_classifier(identity)
-    return {"card": classifier.card, "can_reject": classifier.can_reject}
+    return {"card": classifier.card, "can_reject": classifier.can_reject,
+            "engine": classifier.engine}
 
 
 def model_facts(client, identity: tuple) -> dict:
-    """The model's card and whether it can reject, from a worker (which keeps the model)."""
+    """The model's card, whether it can reject and what runs it, from a worker (which keeps the
+    model)."""
     return client.submit(card_of, identity, key=f"gacrystal-card-{uuid.uuid4().hex}").result()
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from gacrystal.images import UNKNOWN
 from gacrystal.monitoring.outputs import TREND  # noqa: F401
 from gacrystal.monitoring.records import FrameRecord
-from gacrystal.report import pyplot
+from gacrystal.pictures import pyplot
 
 
 def _number(value) -> float:

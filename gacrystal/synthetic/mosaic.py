@@ -17,7 +17,7 @@ crops' pixels are used as they are; only the seams are blended.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -73,9 +73,12 @@ def paste(canvas: np.ndarray, crop: np.ndarray, x: int, y: int):
 
 @dataclass
 class MosaicDrawer:
-    """Draws frames from real crops: the `draw` of gacrystal.synthetic.frames.write_frame."""
+    """Draws frames from real crops: the `draw` of gacrystal.synthetic.frames.write_frame.
+    cex_later: CEX crops that join the mosaic from the spike on (frames with PG), as new crystals
+    come into view in a real run: a check of any method that learns the baseline frames."""
     cex: list[np.ndarray]
     pg: list[np.ndarray]
+    cex_later: list[np.ndarray] = field(default_factory=list)
 
     @classmethod
     def from_folder(cls, folder: str | Path, setting: str = "from_crops") -> "MosaicDrawer":
@@ -86,7 +89,7 @@ class MosaicDrawer:
 
     def __call__(self, rng, width: int, height: int, pg_count: int):
         """(grey uint8 pixels (height, width), the pasted PG crops' boxes as objects)."""
-        canvas = cex_mosaic(rng, self.cex, width, height)
+        canvas = cex_mosaic(rng, self.cex + (self.cex_later if pg_count else []), width, height)
         chosen = [dihedral(self.pg[int(rng.integers(len(self.pg)))], int(rng.integers(8)))
                   for _ in range(pg_count)]
         # place_apart keeps 1.3 radii from the edge and 2.4 mean radii between centres

@@ -5,7 +5,10 @@
 - callbacks: the validation pass, the F1 stop rule, the backups;
 - keras_state: the Keras internals that an exact resume needs;
 - deliverables: what a finished run writes (models, report, OOD statistics, ONNX);
-- runs: the run folder's books (config.json, history.csv, the next free name);
+- report: the run report (curves, confusion matrix, reliability diagram, report.html);
+- runs: the run folder's books (config.json, history.csv, the next free name, the run a command
+  continues);
 - distribution: tf.distribute, mixed precision and XLA;
-- multiworker: training over several worker processes (MultiWorkerMirroredStrategy).
+- multiworker: training over several worker processes (MultiWorkerMirroredStrategy);
+- finetune: a model's head retrained on a reviewer's verdicts (GAfinetune.py).
 """

@@ -11,18 +11,19 @@ from pathlib import Path
 import numpy as np
 
 from gacrystal import ood
-
+from gacrystal.files import MODEL_H5, MODEL_KERAS, MODEL_ONNX, OOD_NPZ
 from gacrystal.images import DECISION_THRESHOLD, predicted_labels
 from gacrystal.training import runs
 
 
 def write_deliverables(model, rebuild, strategy, run_dir: Path, splits: dict, card: dict,
                        settings: dict, sources: dict, counts: dict, history: dict,
-                       stopped_by: str, started: float, leak_report: str | None) -> dict:
+                       stopped_by: str, started: float) -> dict:
     """Everything after training, on one device in float32 (what labelling will see): returns
     the test split's evaluation. rebuild() builds the same network without weights (the float32
     copy's skeleton); settings and sources are recorded in config.json, and image_size, resize,
-    batch_size, export_onnx and resume are read from them."""
+    batch_size, export_onnx, resume and data (its leak report, for report.html) are read from
+    them."""
     from gacrystal.model import scoring_model
     from gacrystal.training.distribution import float32_copy
     image_size, resize = settings["image_size"], settings["resize"]
@@ -43,8 +44,10 @@ def write_deliverables(model, rebuild, strategy, run_dir: Path, splits: dict, ca
                   "stopped_by": stopped_by, "resumed": bool(settings["resume"]),
                   "elapsed_seconds": round(time.time() - started, 1),
                   "final": {k: v[-1] for k, v in history.items()}})
+    leak = Path(settings["data"], "leak_report.txt")  # GAsplit.py's, shown in report.html
     config["report_seconds"] = write_results(model, run_dir, history, test, splits["test"],
-                                             config, image_size, resize, leak_report)
+                                             config, image_size, resize,
+                                             leak.read_text() if leak.exists() else None)
     runs.write_config(run_dir, config)
     runs.drop_backup(run_dir)
     return test
@@ -82,8 +85,8 @@ def fit_ood_check(scorer, sizes: list[int], splits: dict, image_size: int, resiz
         return outputs[1]
     stages, summary = ood.fit_statistics(features_of, splits["train"]["paths"],
                                          splits["train"]["labels"], splits["val"]["paths"], sizes)
-    ood.save(stages, run_dir / ood.FILE_NAME)
-    summary.update(file=ood.FILE_NAME, seconds=round(time.time() - started, 1))
+    ood.save(stages, run_dir / OOD_NPZ)
+    summary.update(file=OOD_NPZ, seconds=round(time.time() - started, 1))
     print(f"out-of-distribution check fitted on {summary['fit_images']} training images; "
           f"{100 * summary['val_pass_rate']:.1f}% of validation images pass, "
           f"{100 * summary['varied_val_pass_rate']:.1f}% under other imaging conditions")
@@ -127,7 +130,7 @@ def save_models(model, scorer, run_dir: Path, card: dict, export_onnx: bool) -> 
     import absl.logging
     from gacrystal import onnx_io
     from gacrystal.files import atomic_path
-    files = [run_dir / "model.keras", run_dir / "model.h5"]
+    files = [run_dir / MODEL_KERAS, run_dir / MODEL_H5]
     with atomic_path(files[0]) as temporary:
         model.save(temporary)
     verbosity = absl.logging.get_verbosity()
@@ -137,7 +140,7 @@ def save_models(model, scorer, run_dir: Path, card: dict, export_onnx: bool) -> 
     absl.logging.set_verbosity(verbosity)
     if export_onnx:
         print("exporting model.onnx (about 15 s for ResNet-101) ...")
-        files.append(run_dir / "model.onnx")
+        files.append(run_dir / MODEL_ONNX)
         with atomic_path(files[-1]) as temporary, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             onnx_io.export_onnx(scorer, temporary, card)
@@ -148,19 +151,20 @@ def write_results(model, run_dir: Path, history: dict, test: dict, test_split: d
                   config: dict, image_size: int, resize: str, leak_report: str | None) -> float:
     """The curves, the confusion matrix, test_report.txt and report.html; returns the seconds the
     report took."""
-    from gacrystal.report import (gallery_html, plot_confusion_matrix, plot_history,
-                                  plot_reliability, write_html_report)
-    plot_history(history, run_dir / "training_curves.png")
-    plot_confusion_matrix(test["confusion"], run_dir / "confusion_matrix.png")
+    from gacrystal.training.report import (CONFUSION_PNG, CURVES_PNG, RELIABILITY_PNG, REPORT_HTML,
+                                           TEST_REPORT_TXT, gallery_html, plot_confusion_matrix,
+                                           plot_history, plot_reliability, write_html_report)
+    plot_history(history, run_dir / CURVES_PNG)
+    plot_confusion_matrix(test["confusion"], run_dir / CONFUSION_PNG)
     calibration = config["model"].get("calibration")
     if calibration:
         plot_reliability(test_split["labels"], test["p_pg"], calibration["temperature"],
-                         run_dir / "reliability.png")
-    (run_dir / "test_report.txt").write_text(
+                         run_dir / RELIABILITY_PNG)
+    (run_dir / TEST_REPORT_TXT).write_text(
         f"Test set: {len(test['p_pg'])} images, threshold P(PG) >= {DECISION_THRESHOLD} -> PG\n\n"
         f"{test['report']}")
     started = time.time()
     gallery = gallery_html(model, test_split["paths"], test_split["labels"], test["p_pg"],
                            test["ood_score"], image_size, resize)
-    write_html_report(run_dir / "report.html", config, history, gallery, run_dir, leak_report)
+    write_html_report(run_dir / REPORT_HTML, config, history, gallery, run_dir, leak_report)
     return round(time.time() - started, 2)

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from gacrystal.errors import UserError
-from gacrystal.images import CLASS_NAMES
+from gacrystal.files import HISTORY_CSV
+from gacrystal.images import CLASS_NAMES, SYNTHETIC_STAMP
 from gacrystal.training import runs
 
 
@@ -63,6 +64,18 @@ def typical_crop_size(paths: list, labels, most: int = 200) -> int | None:
     return int(np.median(sides)) if sides else None
 
 
+def model_card_of_run(backbone: str, image_size: int, resize: str, data: str | Path,
+                      backbone_weights, splits: dict) -> dict:
+    """The model card (gacrystal.model.model_card) with where the backbone's starting weights
+    came from (a gacrystal.imagenet.BackboneWeights) and the training crops' typical size."""
+    from gacrystal.model import model_card
+    card = model_card(backbone, image_size, resize,
+                      synthetic=Path(data, SYNTHETIC_STAMP).is_file())
+    card["backbone_weights"] = backbone_weights.record()
+    card["crop_size"] = typical_crop_size(splits["train"]["paths"], splits["train"]["labels"])
+    return card
+
+
 def start_from(model, init_weights: str):
     """--init_weights: the trained weights of an existing model of the same architecture (to
     fine-tune it, e.g. on corrected crops), its BatchNorm statistics included; the optimizer
@@ -102,6 +115,29 @@ def build_and_compile(backbone: str, weights, image_size: int, trainable_fractio
         lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(total_steps, 1))
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr, momentum=momentum),
                   loss="binary_crossentropy", metrics=["accuracy"], jit_compile=jit_compile)
+    return model
+
+
+def build_model(strategy, architecture: dict, weights, lr: float, momentum: float,
+                lr_schedule: str, jit_compile, epochs: int, train_images: int, batch_size: int,
+                several_workers: bool, init_weights: str = "", backed_up: int = 0):
+    """The compiled classifier in the strategy's scope (build_and_compile; architecture: its
+    network's arguments), starting from init_weights's trained weights unless a backup's follow
+    (backed_up epochs), its BatchNorm synchronized over several replicas."""
+    from gacrystal.training.data import steps_per_epoch
+    from gacrystal.training.distribution import replicas, scope, synchronize_batchnorm
+    # several workers cut each batch into one piece a replica; one too small to cut sits out
+    pieces = replicas(strategy) if several_workers else 1
+    with scope(strategy):
+        model = build_and_compile(weights=weights, lr=lr, momentum=momentum,
+                                  lr_schedule=lr_schedule,
+                                  total_steps=epochs * steps_per_epoch(train_images, batch_size,
+                                                                       pieces),
+                                  jit_compile=jit_compile, **architecture)
+        if init_weights and not backed_up:  # else the backup's weights follow
+            start_from(model, init_weights)
+        if replicas(strategy) > 1:
+            synchronize_batchnorm(model)
     return model
 
 
@@ -148,7 +184,7 @@ def train(model, splits: dict, run_dir: Path, epochs: int, batch_size: int, f1_s
                           if several else None),
         f1_rule,
         loss_rule,
-        *([HistoryRows(run_dir / runs.HISTORY)] if chief else []),
+        *([HistoryRows(run_dir / HISTORY_CSV)] if chief else []),
         BackupEachEpoch(backup_dir, nan_guard,  # after the history row: a saved epoch has one
                         extra_state=lambda: {runs.RANDOM_STATE: random_state([model])}),
     ]

@@ -8,6 +8,7 @@ backup.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import shutil
@@ -16,16 +17,16 @@ from pathlib import Path
 
 from gacrystal.classifier import config_beside
 from gacrystal.errors import UserError
-from gacrystal.files import copy_atomic, write_csv, write_text_atomic
+from gacrystal.files import (CONFIG_JSON, HISTORY_CSV, MODEL_H5, MODEL_KERAS, MODEL_ONNX,
+                             OOD_NPZ, copy_atomic, exclusive_lock, write_csv, write_text_atomic)
 
 BACKUP = "backup"  # in the run folder while training: Keras's BackupAndRestore files
 RANDOM_STATE = "random_state.json"  # in BACKUP: the dropout layers' random streams
 TRAINED_WEIGHTS = "trained.weights.h5"  # in BACKUP once training has finished
 TRAINED = "trained.json"  # in BACKUP beside them: what stopped the run
-MODEL_FILES = ("model.keras", "model.h5", "model.onnx", "config.json", "ood.npz")
+MODEL_FILES = (MODEL_KERAS, MODEL_H5, MODEL_ONNX, CONFIG_JSON, OOD_NPZ)  # a demo model's, copied
 RESUMED = "resumed run"  # where a resumed run's settings came from
 WEAK_F1 = 0.5  # a class's test F1 below this gets a warning at the end of a run
-HISTORY = "history.csv"  # a row per epoch, by gacrystal.files's CSV rule (written and read back)
 
 
 def new_run_dir(runs: str | Path, backbone: str, demo: bool = False, name: str = "") -> Path:
@@ -55,7 +56,7 @@ def read_history(run_dir: Path, before_epoch: int | None = None) -> list[dict]:
     """history.csv's rows as dicts of floats (without the epoch column), optionally only the
     rows of epochs before `before_epoch`."""
     import csv
-    path = run_dir / HISTORY
+    path = run_dir / HISTORY_CSV
     if not path.exists():
         return []
     with open(path, newline="") as f:
@@ -69,10 +70,10 @@ def write_history(run_dir: Path, rows: list[dict]):
     """history.csv of these rows (a resumed run's, cut back to its backup), as HistoryRows
     appends them: the same columns, cells and line ends."""
     if rows:
-        write_csv([{"epoch": i, **row} for i, row in enumerate(rows)], run_dir / HISTORY,
+        write_csv([{"epoch": i, **row} for i, row in enumerate(rows)], run_dir / HISTORY_CSV,
                   ["epoch", *rows[0]], line_end="\n")
     else:
-        (run_dir / HISTORY).unlink(missing_ok=True)
+        (run_dir / HISTORY_CSV).unlink(missing_ok=True)
 
 
 def columns(rows: list[dict]) -> dict[str, list[float]]:
@@ -120,7 +121,7 @@ def run_config(settings: dict, sources: dict, card: dict, counts: dict, training
 def write_config(run_dir: Path, config: dict):
     """Written when the run starts (training: {"status": "running"}), which is what --resume
     reads, and again, complete, at the end."""
-    write_text_atomic(run_dir / "config.json", json.dumps(config, indent=2, default=float))
+    write_text_atomic(run_dir / CONFIG_JSON, json.dumps(config, indent=2, default=float))
 
 
 def resumed_settings(run_dir: Path) -> tuple[dict, dict]:
@@ -129,7 +130,7 @@ def resumed_settings(run_dir: Path) -> tuple[dict, dict]:
     Returns:
         (settings, sources), every source "resumed run".
     """
-    config_path = run_dir / "config.json"
+    config_path = run_dir / CONFIG_JSON
     if not config_path.is_file():
         raise UserError(f"{run_dir} is not a run folder (no config.json); pass the folder that "
                         "GAmain.py printed as 'run folder:'")
@@ -139,6 +140,46 @@ def resumed_settings(run_dir: Path) -> tuple[dict, dict]:
     print(f"resuming the run in {run_dir} with its settings")
     settings = dict(config["settings"], resume=str(run_dir))
     return settings, {name: RESUMED for name in settings}
+
+
+@contextlib.contextmanager
+def taken_up(settings: dict, sources: dict, chief: bool):
+    """The settings and their sources of the run this command continues: --resume RUN_DIR's, or
+    (several workers) the run the same command started before; as they are when there is none.
+    The run stays locked against another training run (by the chief) while the block lasts, from
+    before its state is read."""
+    if settings["distribute"] == "multiworker" and not settings["resume"] and settings["run_name"]:
+        # the same command again, on every worker, continues the run it started
+        settings["resume"] = earlier_start(Path(settings["runs"], settings["run_name"]), settings)
+    if not settings["resume"]:
+        yield settings, sources
+        return
+    with (exclusive_lock(settings["resume"], "another training run") if chief
+          else contextlib.nullcontext()):
+        resumed, resumed_sources = resumed_settings(Path(settings["resume"]))
+        # settings newer than the run keep the block's values
+        sources = {**{name: "settings block" for name in settings}, **resumed_sources}
+        if resumed["distribute"] == "multiworker" and settings["distribute"] != "multiworker":
+            raise UserError(f"{settings['resume']} trains on several workers: continue it by "
+                            "starting every worker again with the command that started it")
+        yield {**settings, **resumed}, sources
+
+
+@contextlib.contextmanager
+def opened(settings: dict, sources: dict, card: dict, counts: dict, chief: bool):
+    """The run folder: a resumed run's; the chief's, on a worker that is not the chief; or a new
+    one (made only now: a failed build leaves no empty run folder), locked against another
+    training run while the block lasts, with a config.json that says training.status "running"
+    (what --resume reads)."""
+    if settings["resume"] or not chief:
+        yield Path(settings["resume"]) if settings["resume"] else Path(settings["runs"],
+                                                                        settings["run_name"])
+        return
+    run_dir = new_run_dir(settings["runs"], settings["backbone"], settings["demo"],
+                          settings["run_name"])
+    with exclusive_lock(run_dir, "another training run"):
+        write_config(run_dir, run_config(settings, sources, card, counts, {"status": "running"}))
+        yield run_dir
 
 
 def architecture_of(model_path: str | Path) -> dict:
@@ -155,7 +196,7 @@ def architecture_of(model_path: str | Path) -> dict:
 def earlier_start(run_dir: Path, settings: dict) -> str:
     """Several workers: the run folder when this command has run before and was stopped (the same
     command on every worker continues it), else "". Other settings than the run's are refused."""
-    config_path = run_dir / "config.json"
+    config_path = run_dir / CONFIG_JSON
     if not config_path.is_file():
         return ""
     started = json.loads(config_path.read_text())["settings"]
@@ -183,7 +224,7 @@ def print_finished(run_dir: Path, stopped_by: str, test_report: str, seconds: fl
     print(f"done in {seconds:.0f} s. Everything is in {run_dir}/:")
     for path in sorted(run_dir.iterdir()):
         print(f"  {path.name}")
-    print(f"next: python GAinfer.py --weights {run_dir / 'model.keras'} --images FOLDER")
+    print(f"next: python GAinfer.py --weights {run_dir / MODEL_KERAS} --images FOLDER")
 
 
 def weak_class_warning(test_metrics: dict, train_counts: dict) -> str | None:
@@ -202,8 +243,8 @@ def weak_class_warning(test_metrics: dict, train_counts: dict) -> str | None:
 def publish_model(run_dir: Path, weights_dir: Path):
     """Copies a demo run's model into weights_dir for GAinfer.py, unless a model that is not a
     demo model is there already (it is never replaced)."""
-    config = weights_dir / "config.json"
-    if (weights_dir / "model.keras").exists() and not (
+    config = weights_dir / CONFIG_JSON
+    if (weights_dir / MODEL_KERAS).exists() and not (
             config.exists() and json.loads(config.read_text()).get("demo")):
         print(f"{weights_dir}/ holds a model that is not a demo model; left it alone "
               f"(demo model: {run_dir})")

@@ -1,5 +1,6 @@
-"""Pictures of a training run: accuracy/loss curves and the confusion matrix (PNG files), and the
-self-contained report.html that shows the whole run."""
+"""The run report of a training run: accuracy/loss curves, the confusion matrix and the
+reliability diagram (PNG files), and the self-contained report.html that shows the whole run.
+The pieces every page is made of are gacrystal.pictures's."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,14 +8,14 @@ from pathlib import Path
 import numpy as np
 
 from gacrystal.images import CLASS_NAMES, DECISION_THRESHOLD, predicted_labels
+from gacrystal.pictures import REPORT_STYLE, data_uri, html_table, pyplot
 
-
-def pyplot():
-    import matplotlib
-    matplotlib.use("Agg")  # files only: no window, works on servers and in CI
-    import matplotlib.pyplot as plt
-    return plt
-
+# What the report adds to the run folder (gacrystal.training.deliverables writes them).
+CURVES_PNG = "training_curves.png"
+CONFUSION_PNG = "confusion_matrix.png"
+RELIABILITY_PNG = "reliability.png"  # when the run was calibrated
+TEST_REPORT_TXT = "test_report.txt"
+REPORT_HTML = "report.html"  # the whole run on one page, every picture embedded
 
 def plot_history(history: dict[str, list[float]], path: Path):
     """Training and validation accuracy and loss per epoch, side by side."""
@@ -72,60 +73,9 @@ def plot_reliability(labels, p_pg_raw, temperature: float, path: Path, title="Te
     plt.close(fig)
 
 
-def plot_embedding_map(rows: list[dict], path: Path):
-    """The 2-D map: one point per image, coloured by k-means cluster, labelled by file name."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(10, 8))
-    clusters = sorted({r["cluster"] for r in rows})
-    colours = plt.get_cmap("tab10")
-    for c in clusters:
-        members = [r for r in rows if r["cluster"] == c]
-        ax.scatter([r["x"] for r in members], [r["y"] for r in members], s=30,
-                   color=colours(c % 10), label=f"cluster {c} ({len(members)})",
-                   marker="o", edgecolor="none", alpha=0.8)
-    small = 6 if len(rows) > 60 else 8
-    for r in rows:
-        ax.annotate(f"{Path(r['file']).stem} [{r['label']}]", (r["x"], r["y"]), fontsize=small,
-                    alpha=0.7, xytext=(3, 3), textcoords="offset points")
-    ax.set(title="Pooled backbone features: PCA to 2-D, k-means clusters",
-           xlabel="principal component 1", ylabel="principal component 2")
-    ax.legend(loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 # --- the run report: one self-contained HTML file (images embedded), opens offline anywhere ---
 
 GALLERY_SIZE = 12  # misclassified and least-confident test images shown at most
-REPORT_STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
-h1{font-size:1.6em}h2{font-size:1.25em;border-bottom:1px solid #ccc;margin-top:1.6em}
-table{border-collapse:collapse;font-size:.85em}td,th{border:1px solid #ddd;padding:2px 6px;
-text-align:right}th{background:#f3f3f3}pre{background:#f7f7f7;padding:.6em;overflow-x:auto}
-.gallery{display:flex;flex-wrap:wrap;gap:12px}.card{border:1px solid #ddd;padding:6px;
-font-size:.8em;width:240px}.card img{width:115px;height:115px;image-rendering:pixelated}"""
-
-
-def data_uri(image) -> str:
-    """A PNG file's path, or a PIL image, as a data: URI to embed in HTML."""
-    import base64
-    import io
-    if isinstance(image, (str, Path)):
-        data = Path(image).read_bytes()
-    else:
-        buffer = io.BytesIO()
-        image.save(buffer, "PNG")
-        data = buffer.getvalue()
-    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
-
-
-def html_table(rows: list[dict], columns: list[str]) -> str:
-    from html import escape
-    head = "".join(f"<th>{escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(
-        f"<td>{row[c]:.4f}</td>" if isinstance(row[c], float) else f"<td>{escape(str(row[c]))}</td>"
-        for c in columns) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
 
 
 def gallery_choice(labels, p_pg, size=GALLERY_SIZE) -> list[tuple[int, str]]:
@@ -141,7 +91,7 @@ def gallery_choice(labels, p_pg, size=GALLERY_SIZE) -> list[tuple[int, str]]:
 def gallery_html(model, paths, labels, p_pg, ood_score, image_size, resize) -> str:
     """Cards of the chosen test images: the image, its Grad-CAM overlay, true class, P(PG)."""
     from html import escape
-    from gacrystal.explain import gradcam, gradcam_model, gradcam_overlay
+    from gacrystal.pictures import gradcam, gradcam_model, gradcam_overlay
     from gacrystal.images import read_rgb
     from PIL import Image
     chosen = gallery_choice(labels, p_pg)
@@ -167,7 +117,7 @@ def calibration_html(record: dict | None, run_dir: Path) -> str:
             f"{record['temperature']:.3f}. Expected calibration error on the test split: "
             f"{record['ece_before']:.4f} raw, {record['ece_after']:.4f} calibrated. Labelling "
             "reports the calibrated P(PG); the label at 0.5 is the same either way.</p>"
-            f'<img alt="reliability diagram" src="{data_uri(run_dir / "reliability.png")}" '
+            f'<img alt="reliability diagram" src="{data_uri(run_dir / RELIABILITY_PNG)}" '
             'style="max-width:480px">')
 
 
@@ -192,10 +142,10 @@ def write_html_report(path: Path, config: dict, history: dict, gallery: str, run
         ("Settings", html_table(settings, ["setting", "value"])),
         ("Data", html_table(counts, ["split", *CLASS_NAMES, "total"])
          + f"<h3>Leak check</h3><pre>{escape(leak_report or 'No leak report beside the split.')}</pre>"),
-        ("Accuracy and loss", f'<img alt="training curves" src="{data_uri(run_dir / "training_curves.png")}" style="max-width:100%">'),
+        ("Accuracy and loss", f'<img alt="training curves" src="{data_uri(run_dir / CURVES_PNG)}" style="max-width:100%">'),
         ("Per-epoch validation metrics", html_table(epochs, epoch_columns)),
-        ("Confusion matrix (test)", f'<img alt="confusion matrix" src="{data_uri(run_dir / "confusion_matrix.png")}" style="max-width:420px">'),
-        ("Test classification report", f"<pre>{escape((run_dir / 'test_report.txt').read_text())}</pre>"),
+        ("Confusion matrix (test)", f'<img alt="confusion matrix" src="{data_uri(run_dir / CONFUSION_PNG)}" style="max-width:420px">'),
+        ("Test classification report", f"<pre>{escape((run_dir / TEST_REPORT_TXT).read_text())}</pre>"),
         ("Misclassified and least-confident test images", "<p>Left: the image; right: Grad-CAM "
          "of P(PG) (red: regions that raised it).</p>" + gallery),
         ("Calibration", calibration_html(config["model"].get("calibration"), run_dir)),

@@ -1,8 +1,13 @@
-"""Grad-CAM: which regions of an image drove the model's P(PG).
+"""Pictures for people: Grad-CAM and its overlays, plots drawn off-screen, and the pieces of the
+self-contained HTML pages (report.html, the review page, monitor.html).
 
-Selvaraju et al. (2017): the last convolutional stage's feature maps, weighted by the average
-gradient of P(PG) with respect to each map, summed, and kept where positive. The map has the
-stage's resolution (7 x 7 for 224 px ResNets) and is scaled up to the image's own size.
+- Grad-CAM (Selvaraju et al., 2017): which regions of an image drove the model's P(PG). The last
+  convolutional stage's feature maps, weighted by the average gradient of P(PG) with respect to
+  each map, summed, and kept where positive. The map has the stage's resolution (7 x 7 for 224 px
+  ResNets) and is scaled up to the image's own size.
+- `pyplot()`: matplotlib that draws into files only (no window; servers and CI).
+- `REPORT_STYLE`, `data_uri`, `html_table`: a page's style, its images embedded (it opens offline
+  anywhere), its tables.
 """
 from __future__ import annotations
 
@@ -70,3 +75,42 @@ def write_overlays(cams, files: list, out_dir: Path) -> list[Path]:
             gradcam_overlay(path, cam)[1].save(temporary)
         written.append(target)
     return written
+
+
+# --- plots and pages ---
+
+def pyplot():
+    import matplotlib
+    matplotlib.use("Agg")  # files only: no window, works on servers and in CI
+    import matplotlib.pyplot as plt
+    return plt
+
+
+REPORT_STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+h1{font-size:1.6em}h2{font-size:1.25em;border-bottom:1px solid #ccc;margin-top:1.6em}
+table{border-collapse:collapse;font-size:.85em}td,th{border:1px solid #ddd;padding:2px 6px;
+text-align:right}th{background:#f3f3f3}pre{background:#f7f7f7;padding:.6em;overflow-x:auto}
+.gallery{display:flex;flex-wrap:wrap;gap:12px}.card{border:1px solid #ddd;padding:6px;
+font-size:.8em;width:240px}.card img{width:115px;height:115px;image-rendering:pixelated}"""
+
+
+def data_uri(image) -> str:
+    """A PNG file's path, or a PIL image, as a data: URI to embed in HTML."""
+    import base64
+    import io
+    if isinstance(image, (str, Path)):
+        data = Path(image).read_bytes()
+    else:
+        buffer = io.BytesIO()
+        image.save(buffer, "PNG")
+        data = buffer.getvalue()
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def html_table(rows: list[dict], columns: list[str]) -> str:
+    from html import escape
+    head = "".join(f"<th>{escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(
+        f"<td>{row[c]:.4f}</td>" if isinstance(row[c], float) else f"<td>{escape(str(row[c]))}</td>"
+        for c in columns) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"

@@ -12,9 +12,11 @@ from PIL import Image
 
 import GAinfer
 import gacrystal.cluster
+import gacrystal.labelling.shards
 from gacrystal import load_classifier
-from gacrystal.cluster import check_cluster, label_shard, model_identity, parts_folder
+from gacrystal.cluster import check_cluster, model_identity
 from gacrystal.errors import UserError
+from gacrystal.labelling.shards import label_shard, parts_folder
 from conftest import ROOT
 
 SHARDS = ["--batch_size", "2", "--shard_batches", "2"]  # shards of 4 images: several per folder
@@ -124,13 +126,13 @@ def test_a_killed_workers_shards_are_redone_and_each_image_appears_once(runs, fo
 def test_a_second_run_goes_on_where_the_first_stopped(runs, folder, tmp_path, monkeypatch,
                                                       capsys):
     model, out = runs["a"] / "model.onnx", tmp_path / "two.csv"
-    write_part = gacrystal.cluster.write_part
+    write_part = gacrystal.labelling.shards.write_part
 
     def stop_after_two(parts, index, key, records):
         write_part(parts, index, key, records)
         if len(list(parts.iterdir())) == 2:
             raise KeyboardInterrupt  # as Ctrl-C would, with two shards written
-    monkeypatch.setattr(gacrystal.cluster, "write_part", stop_after_two)
+    monkeypatch.setattr(gacrystal.labelling.shards, "write_part", stop_after_two)
     with pytest.raises(KeyboardInterrupt):
         label(model, folder, out, "--cluster", "local:1")
     monkeypatch.undo()
