@@ -124,6 +124,10 @@ def main(argv=None):
 
     regions, left = reviewed_regions(run_dir, corrections, s["unreviewed"] == "predicted")
     verdicts = sum(bool(verdict) for *_, verdict in regions)
+    if not verdicts and left["frames missing"]:
+        raise UserError(f"the frames of {run_dir} are gone ({left['frames missing']} regions "
+                        "whose frame cannot be read, at the path its monitor.json names): put "
+                        "them back where they were monitored")
     if not verdicts:
         raise UserError(f"{corrections} gives no region a class: mark regions on "
                         f"{run_dir / 'monitor.html'} (C, P or N) and save them")

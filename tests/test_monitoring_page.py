@@ -88,6 +88,8 @@ HTMLAnchorElement.prototype.click = function () {
   fetch(this.href).then(r => r.text()).then(t => { document.body.dataset.csv = t; });
 };
 addEventListener('load', () => {
+  // a mark made earlier on a region the page no longer offers
+  localStorage.setItem(STORE, JSON.stringify({'frame (9).png#4': {verdict: 'CEX', box: '1,2,3,4,PG,0.9'}}));
   for (const key of ['p', 'n']) dispatchEvent(new KeyboardEvent('keydown', {key}));
   document.body.dataset.counter = document.getElementById('marked').textContent;
   saveCorrections();
@@ -101,8 +103,10 @@ addEventListener('load', () => {
     rows = list(csv.DictReader(io.StringIO(text)))
     assert list(rows[0]) == CORRECTION_COLUMNS
     assert [r["verdict"] for r in rows[:2]] == ["PG", "neither"]
-    assert all(r["verdict"] == "" for r in rows[2:])
-    assert f'data-counter="2 of {len(rows)} marked"' in dom
+    assert rows[-1] == {**dict(zip(CORRECTION_COLUMNS, ["frame (9).png", "4", "1", "2", "3", "4",
+                                                        "PG", "0.9", "CEX"]))}  # still saved
+    assert all(r["verdict"] == "" for r in rows[2:-1])
+    assert f'data-counter="2 of {len(rows) - 1} marked"' in dom
     saved = tmp_path / "corrections.csv"
     saved.write_text(text)
     assert read_corrections(saved)[(rows[0]["frame"], int(rows[0]["particle"]))] == "PG"

@@ -71,3 +71,25 @@ def test_memory_is_bounded_in_the_run_length(monkeypatch):
     fed(pool, frames=40, per_frame=25)
     assert len(pool.sample) == 50 and all(len(h) <= 10 for h in pool.heaps.values())
     assert len(pool.offered()) == 10
+
+
+def test_a_model_without_a_feature_output_is_monitored_without_features():
+    """A card names feature sizes, but the file gives no features (a .keras model without its
+    ood.npz): the regions are classified all the same, with no features for the review."""
+    from gacrystal.monitoring.candidates import Candidate
+    from gacrystal.monitoring.perframe import POOLED, classify_candidates
+
+    class NoFeatures:
+        feature_sizes = [6, 8]
+
+        def label(self, crops, batch_size, threshold, reject=True, on_batch=None):
+            on_batch(list(range(len(crops))), None, None)
+            return [{"label": "CEX", "p_pg": 0.1, "confidence": 0.9, "ood_score": None}
+                    for _ in crops]
+
+        def pooled_features(self, features):
+            return None
+    rgb = np.zeros((64, 64, 3), np.uint8)
+    records = classify_candidates(NoFeatures(), [(rgb, [Candidate(0, 0, 32, 32, "tile", 1024.0)])],
+                                  8, 0.5, True, features=True)
+    assert records[0][0]["label"] == "CEX" and records[0][0].get(POOLED) is None

@@ -96,7 +96,7 @@ def classed_crops(particle_rows, frames_dir: Path, verdicts: dict[tuple[str, int
             counts["frames missing"] += 1
             continue
         x, y, w, h = (int(row[k]) for k in ("x", "y", "w", "h"))
-        yield row, rgb[y:y + h, x:x + w], class_name, verdict
+        yield row, rgb[y:y + h, x:x + w].copy(), class_name, verdict  # not a view of the frame
 
 
 def export_crops(particle_rows, frames_dir: Path, dest: Path,

@@ -76,13 +76,12 @@ def particle_cards(offered: list[tuple], frames_dir: Path) -> str:
 # arrows move, Backspace clears), a counter, the marks kept in the browser's storage so that a
 # live page's reload keeps them, and the button that writes corrections.csv from them.
 REVIEW_SCRIPT = r"""<script>
-const STORE = 'gacrystal-marks:' + location.pathname;
 const KEYS = {c: 'CEX', p: 'PG', n: 'neither'};
-let cards = [], current = 0;
+let cards = [], current = 0, STORE = '';
 function stored() { try { return JSON.parse(localStorage.getItem(STORE) || '{}'); } catch (e) { return {}; } }
-function remember(name, value) {
+function remember(input, value) {  // the mark and its region's box: saved even once it is off the page
   const marks = stored();
-  if (value) marks[name] = value; else delete marks[name];
+  if (value) marks[input.name] = {verdict: value, box: input.dataset.box}; else delete marks[input.name];
   try { localStorage.setItem(STORE, JSON.stringify(marks)); } catch (e) {}
 }
 function showProgress() {
@@ -97,10 +96,11 @@ function moveTo(i) {
   if (cards[current]) cards[current].scrollIntoView({block: 'nearest'});
 }
 addEventListener('DOMContentLoaded', () => {
+  STORE = 'gacrystal-marks:' + location.pathname + ':' + document.body.dataset.run;
   cards = [...document.querySelectorAll('.card[data-key]')];
   const marks = stored();
   for (const card of cards) {
-    const value = marks[card.dataset.key];
+    const value = (marks[card.dataset.key] || {}).verdict;
     const input = value && card.querySelector('input[value="' + value + '"]');
     if (input) input.checked = true;
     card.addEventListener('click', () => { current = cards.indexOf(card); showProgress(); });
@@ -109,20 +109,20 @@ addEventListener('DOMContentLoaded', () => {
   current = first < 0 ? 0 : first;
   showProgress();
 });
-addEventListener('change', e => { if (e.target.type === 'radio') { remember(e.target.name, e.target.value); showProgress(); } });
+addEventListener('change', e => { if (e.target.type === 'radio') { remember(e.target, e.target.value); showProgress(); } });
 addEventListener('keydown', e => {
   if (!cards.length || e.ctrlKey || e.metaKey || e.altKey) return;
   const key = e.key.toLowerCase(), card = cards[current];
   if (KEYS[key]) {
     const input = card.querySelector('input[value="' + KEYS[key] + '"]');
     input.checked = true;
-    remember(input.name, input.value);
+    remember(input, input.value);
     moveTo(current + 1);
   } else if (key === 'arrowright' || key === 'arrowdown') moveTo(current + 1);
   else if (key === 'arrowleft' || key === 'arrowup') moveTo(current - 1);
   else if (key === 'backspace') {
     card.querySelectorAll('input').forEach(i => { i.checked = false; });
-    remember(card.dataset.key, '');
+    remember(card.querySelector('input'), '');
     showProgress();
   } else return;
   e.preventDefault();
@@ -139,6 +139,12 @@ function saveCorrections() {
     rows.push([quote(input.name.slice(0, cut)), input.name.slice(cut + 1),
                input.dataset.box, picked ? picked.value : ''].join(','));
   }
+  // marks of regions the page no longer offers (the offered set changes as the run goes on)
+  for (const [name, mark] of Object.entries(stored())) {
+    if (seen.has(name)) continue;
+    const cut = name.lastIndexOf('#');
+    rows.push([quote(name.slice(0, cut)), name.slice(cut + 1), mark.box, mark.verdict].join(','));
+  }
   const blob = new Blob([head + "\n" + rows.join("\n") + "\n"], {type: 'text/csv'});
   const link = document.createElement('a');
   link.href = URL.createObjectURL(blob);
@@ -146,6 +152,14 @@ function saveCorrections() {
   link.click();
 }
 </script>"""
+
+
+def run_key(frames: list[FrameRecord], frames_dir: Path, settings: dict) -> str:
+    """What tells this run from another written to the same page (--overwrite, other frames):
+    the browser keeps a page's marks under it, so that one run's marks never tick another's."""
+    first = frames[0] if frames else None
+    return "|".join(str(v) for v in (Path(frames_dir).resolve(), settings.get("weights", ""),
+                                     first and first.frame, first and first.time))
 
 
 def state_banner(frames: list[FrameRecord], alarm_text: str) -> str:
@@ -196,7 +210,7 @@ def write_page(out: Path, frames: list[FrameRecord], settings: dict, alarm_text:
 .marking{{position:sticky;top:0;background:#fff;padding:.4em 0;border-bottom:1px solid #ccc}}
 kbd{{border:1px solid #999;border-radius:3px;padding:0 .25em;font-size:.85em}}</style>
 {REVIEW_SCRIPT}
-</head><body>
+</head><body data-run="{escape(run_key(frames, frames_dir, settings))}">
 <h1>PG monitoring: {escape(str(frames_dir))}</h1>
 {state_banner(frames, alarm_text)}{live}
 <p>{escape(figures.describe()) if figures else "The alarm is still learning its baseline."}</p>

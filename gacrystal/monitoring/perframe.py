@@ -60,7 +60,8 @@ def classify_candidates(classifier, frames: list[tuple[np.ndarray | None, list[C
     pooled = {}
 
     def keep_features(indices, pixels, batch_features):
-        for i, row in zip(indices, classifier.pooled_features(batch_features)):
+        rows = classifier.pooled_features(batch_features)
+        for i, row in zip(indices, rows if rows is not None else []):  # none: no feature output
             pooled[i] = row
     asked = {"on_batch": keep_features} if features else {}
     records = classifier.label(crops, batch_size, threshold, reject=reject, **asked) if crops else []

@@ -176,6 +176,8 @@ def write_finetuned(model, source: Path, run_dir: Path, facts: dict, export_onnx
     if statistics.is_file():
         shutil.copyfile(statistics, run_dir / statistics.name)
         files.append(run_dir / statistics.name)
-    config.update(model=card, files=[f.name for f in files])
+    config.pop("test", None)  # the old head's figures; the held-out ones are in facts
+    config.update(model=card, files=[f.name for f in files],
+                  training={"status": "finished", "fine_tuned": "GAfinetune.py"})
     write_text_atomic(run_dir / CONFIG_JSON, json.dumps(config, indent=2, default=str))
     return files
