@@ -205,30 +205,6 @@ def demo_adapt_split(weights: str, adapt_data: str):
     training_folders(data)
 
 
-def check_out(s: dict, model: Path) -> dict:
-    """OUT must be new, hold an earlier run on the same frames and model timed the same way
-    (which goes on), or be cleared with --overwrite. Returns what identifies this run."""
-    from gacrystal.monitoring.state import load_state
-    identity = {"frames": str(Path(s["frames"]).resolve()), "weights": str(model.resolve())}
-    state = load_state(Path(s["out"]))
-    if not state or s["overwrite"]:
-        return identity
-    differs = [k for k in identity if state.get(k) != identity[k]]
-    if differs:
-        raise UserError(f"{s['out']} holds a run on other {' and '.join(differs)} "
-                        f"({', '.join(str(state.get(k)) for k in differs)}); choose another "
-                        "--out, or pass --overwrite to replace it")
-    timed_by, wanted = state.get("time_source"), s["time_source"]
-    if timed_by and wanted != "auto" and wanted != timed_by:
-        raise UserError(f"the run in {s['out']} takes its times from {timed_by}, not {wanted}; "
-                        "run again without --time_source/--times/--interval to go on with it, "
-                        "or pass --overwrite to start again")
-    if timed_by == "times" and not s["times"]:
-        raise UserError(f"the run in {s['out']} takes its times from a --times CSV; pass it "
-                        f"again (--times {state['settings'].get('times', 'FILE.csv')})")
-    return identity
-
-
 def export_for_training(s: dict):
     """--export_crops DIR: OUT's counted regions as training crops, corrected where marked
     (gacrystal.monitoring.corrections); monitors nothing."""
@@ -271,10 +247,12 @@ def main(argv=None):
         make_demo_inputs(s["weights"], s["frames"], s["adapt"], s["adapt_data"])
     from gacrystal.classifier import model_file
     from gacrystal.files import exclusive_lock
+    from gacrystal.monitoring.state import run_identity
     with exclusive_lock(s["out"], "another monitoring run"):
         model = model_file(s["weights"])  # published weights by name: downloaded once
-        runs = [(RunOptions.from_settings(run_s), check_out(run_s, model))
-                for run_s in experiment_settings(s)]
+        runs = [(RunOptions.from_settings(run_s), run_identity(
+                    Path(run_s["out"]), Path(run_s["frames"]), model, run_s["time_source"],
+                    run_s["times"], run_s["overwrite"])) for run_s in experiment_settings(s)]
         if s["cluster"]:
             monitors = monitor_on_dask(s["cluster"], runs, model, s["frames_per_batch"],
                                        s["shard_batches"], engine=s["engine"])

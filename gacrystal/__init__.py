@@ -15,8 +15,8 @@ training (training/), labelling (labelling/) and monitoring (monitoring/), each 
 __init__.py; and the shared core, flat here, that every subject uses:
 - cli (settings blocks and flags), errors, files (atomic writes, locks), images (class names,
   reading, preprocessing);
-- model, classifier (loading and labelling), named_weights (published weights by name), imagenet
-  (ImageNet weights where Keras's download fails);
+- model, classifier (loading and labelling), named_weights (which model file a weights setting
+  means; published weights by name), imagenet (ImageNet weights where Keras's download fails);
 - ood (rejecting foreign images), calibration (temperature scaling), onnx_io (ONNX sessions and
   export), quantize (int8), pictures (Grad-CAM, plots, the pieces of the HTML pages);
 - crops_or_frames (which input each script takes), corrections (the verdicts and placing

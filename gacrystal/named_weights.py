@@ -1,4 +1,6 @@
-"""Published weights by name: `--weights georgia` and `load_classifier("georgia")`.
+"""Which model file a `weights` setting means (a file, a run folder where a script takes one kind
+of file, or published weights by name: `--weights georgia`, `load_classifier("georgia")`), and
+the published weights themselves.
 
 The files come through Keras's standard download and cache (`keras.utils.get_file`, into
 `~/.keras/models/`, or `$KERAS_HOME/models/`), are checked to be the expected kind of model
@@ -120,3 +122,52 @@ def onnx_input_side(path: Path) -> int | None:
     import onnx
     dims = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
     return dims[1].dim_value or None if len(dims) == 4 else None
+
+
+GET_WEIGHTS_HELP = (
+    "train a model with `python GAmain.py` (or `python GAmain.py --demo`, which puts a small one "
+    "into weights/), or use the original project's released model with --weights georgia "
+    "(downloaded once)")
+
+
+def folder_model(folder: Path, kind: str | None) -> Path | None:
+    """The one rule for a folder (a run folder, weights/) as weights: where a script takes one
+    kind of model file (GAquantize.py: kind ".onnx"), the folder stands for its model file of that
+    kind, model{kind}; None where it has none, or where the script takes several kinds (which of
+    the folder's files is meant is then the user's choice: check_weights names them)."""
+    path = Path(folder, f"model{kind}") if kind else None
+    return path if path is not None and path.is_file() else None
+
+
+def check_weights(weights: str | Path, setting: str = "weights", kind: str | None = None):
+    """Refuses weights that are neither a model file nor the name of published weights in
+    NAMED_WEIGHTS, before anything is loaded or downloaded; the error
+    names the setting that gave them. kind: the one kind of model file the script takes (see
+    folder_model), or None (every kind)."""
+    if Path(weights).is_dir():
+        if folder_model(Path(weights), kind) is not None:
+            return
+        kinds = [".keras", ".onnx", ".h5"]  # the run folder's main file first
+        models = [p for p in Path(weights).glob("model*.*") if p.suffix.lower() in kinds]
+        found = [p.name for p in sorted(models, key=lambda p: (kinds.index(p.suffix.lower()),
+                                                               p.name))]
+        if kind:
+            holds = f" (it holds {', '.join(found)})" if found else ""
+            raise UserError(f"{setting}={weights} is a folder with no model{kind}{holds}; pass "
+                            f"a run folder that has one, or a {kind} file")
+        inside = (f"pass one of its model files, e.g. {Path(weights) / found[0]} "
+                  f"({', '.join(found)})" if found else "it holds no model file")
+        raise UserError(f"{setting}={weights} is a folder; {inside}")
+    if not Path(weights).is_file() and str(weights) not in NAMED_WEIGHTS:
+        raise UserError(f"no model file at {setting}={weights}; {GET_WEIGHTS_HELP}")
+
+
+def model_file(weights: str | Path, setting: str = "weights", kind: str | None = None) -> Path:
+    """The model file of a path, of a folder where the script takes one kind (folder_model), or
+    of published weights named in NAMED_WEIGHTS (downloaded into Keras's
+    cache on first use)."""
+    check_weights(weights, setting, kind)
+    path = Path(weights)
+    if path.is_dir():
+        return folder_model(path, kind)
+    return path if path.is_file() else resolve(str(weights))
