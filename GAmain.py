@@ -23,7 +23,7 @@ from gacrystal.errors import UserError
 from gacrystal.training import runs as run_folder
 from gacrystal.training.distribution import (DISTRIBUTE, JIT_COMPILE, PRECISIONS,
                                              chosen_precision, make_strategy, replicas,
-                                             set_precision, writes_run_folder)
+                                             precision_policy, writes_run_folder)
 
 # --- settings (edit here, or override on the command line with the same names) ---
 # data
@@ -57,7 +57,7 @@ seed = 42  # seeds the head's initial weights, shuffling and augmentation (not t
 distribute = "auto"  # auto (all GPUs if more than one), none, mirrored (local devices), multiworker (TF_CONFIG's machines: docs/scale.md)
 devices = ""  # mirrored: comma-separated devices, e.g. /gpu:0,/gpu:1; empty: every GPU
 worker_timeout = 300  # multiworker: seconds to wait for every worker of TF_CONFIG to come up
-precision = "auto"  # auto (mixed_float16 with a GPU, mixed_bfloat16 with AMX, else float32), float32, mixed_bfloat16, mixed_float16
+precision = "auto"  # auto (mixed_float16 with a GPU, mixed_bfloat16 on AVX-512 BF16 or AMX, else float32), float32, mixed_bfloat16, mixed_float16
 jit_compile = "auto"  # XLA: auto (Keras's rule: on with a GPU, off on a CPU), on, off
 # output
 runs = "runs"  # each run writes a new folder here, never over an earlier one
@@ -205,7 +205,7 @@ def main(argv=None):
         precision, why = chosen_precision(s["precision"])
         if s["precision"] == "auto":  # config.json's settings_source says what auto chose, and why
             source["precision"] = f"{source['precision']} ({why}: {precision})"
-        set_precision(precision)
+        held.enter_context(precision_policy(precision))
         keras.utils.set_random_seed(s["seed"])
         backed_up = run_folder.backed_up_epochs(Path(s["resume"]) if s["resume"] else None)
         splits = training.load_splits(s["data"], s["image_size"], s["resize"], s["batch_size"],
@@ -217,7 +217,7 @@ def main(argv=None):
                             trainable_fraction=s["trainable_fraction"],
                             dropout=(s["dropout1"], s["dropout2"]), bn_momentum=s["bn_momentum"])
         print(f"training on {replicas(strategy)} device(s), {precision}")
-        model = training.build_model(
+        model, trainer = training.build_model(
             strategy, architecture, weights=backbone_weights.load, lr=s["lr"],
             momentum=s["momentum"], lr_schedule=s["lr_schedule"],
             jit_compile=JIT_COMPILE[s["jit_compile"]], epochs=s["epochs"],
@@ -229,7 +229,7 @@ def main(argv=None):
         run_dir = held.enter_context(run_folder.opened(s, source, card, counts, chief))
         print(f"run folder: {run_dir}")
         history, stopped_by = training.train_or_restore(
-            model, run_dir, splits=splits, epochs=s["epochs"], batch_size=s["batch_size"],
+            trainer, run_dir, splits=splits, epochs=s["epochs"], batch_size=s["batch_size"],
             f1_stop=s["f1_stop"], f1_patience=s["f1_patience"], loss_patience=s["loss_patience"],
             loss_min_delta=s["loss_min_delta"], from_scratch=s["weights"] is None,
             strategy=strategy, chief=chief)

@@ -4,9 +4,12 @@
     python bench/train.py --train 640 --val 256 --repeats 3 --image_size 224
     python bench/train.py --workers 2          # (c) only: multi-worker scaling
     python bench/train.py --kernels            # (d) only: oneDNN's kernels, float32 and bf16
+    python bench/train.py --original --variants float32,bf16-unfolded,float32-unfolded
 
 (a) ceiling: fit() on in-memory tensors of the same shapes, plus one predict() over the
-    validation tensors: the same model and batch size, no input pipeline, no callbacks.
+    validation tensors: the same model, batch size and precision (auto: GAmain.py's choice for
+    this machine; the BatchNorm folded, gacrystal.training.folding), no input pipeline, no
+    callbacks.
 (b) real: GAmain.main() itself on a synthetic split: decoding, caching, augmentation, the
     validation callback, CSV log, the per-epoch backup; its per-epoch time is history.csv's
     epoch_seconds plus the backup's time.
@@ -18,6 +21,8 @@
 (d) --kernels: which oneDNN kernels the ceiling's float32 and mixed_bfloat16 steps run on this
     CPU (ONEDNN_VERBOSE=1 in the child): each primitive's implementation and its share of the
     time the primitives took, one warm-up epoch and one timed.
+(e) --original: the original's epoch in Keras 2 (bench/original.py: ImageDataGenerator from the
+    files, validation three times) on the same split, in the same run as (a) and (b).
 Each runs in its own process; the first epoch (warm-up: tracing, caches) is excluded and the
 median of the rest is reported, with each process's peak resident memory.
 """
@@ -39,15 +44,16 @@ from common import ROOT, machine, median, peak_rss_mb, run_child, synthetic_spli
 def ceiling(args) -> dict:
     import numpy as np
     import keras
-    from gacrystal.training.distribution import JIT_COMPILE, set_precision
+    from gacrystal.training.distribution import JIT_COMPILE, chosen_precision, set_precision
     from gacrystal.training.fit import build_and_compile
     s = bench_settings(args)
     keras.utils.set_random_seed(0)
-    set_precision(args.precision)
-    model = build_and_compile(s["backbone"], s["weights"], s["image_size"],
-                              s["trainable_fraction"], (s["dropout1"], s["dropout2"]),
-                              s["bn_momentum"], s["lr"], s["momentum"],
-                              jit_compile=JIT_COMPILE[args.jit_compile])
+    set_precision(chosen_precision(args.precision)[0])  # auto: as GAmain.py's real epoch
+    _, model = build_and_compile(s["backbone"], s["weights"], s["image_size"],
+                                 s["trainable_fraction"], (s["dropout1"], s["dropout2"]),
+                                 s["bn_momentum"], s["lr"], s["momentum"],
+                                 jit_compile=JIT_COMPILE[args.jit_compile],
+                                 fold_batchnorm=args.fold_batchnorm == "on")
     rng = np.random.default_rng(0)
     shape = (args.image_size, args.image_size, 3)
     x = rng.integers(0, 256, (args.train, *shape)).astype(np.float32)
@@ -91,6 +97,18 @@ def real(args) -> dict:
             "backup_seconds": backup_seconds}
 
 
+def original_epochs(args) -> dict:
+    """(e): bench/original.py on this run's split, in a process of its own."""
+    result = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("original.py")), "--data",
+         str(Path(args.work, "split")), "--epochs", str(args.repeats + 1), "--image_size",
+         str(args.image_size), "--batch_size", str(args.batch_size), "--backbone", args.backbone],
+        cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    if result.returncode != 0:
+        raise RuntimeError(f"bench/original.py failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def bench_settings(args) -> dict:
     import GAmain
     from gacrystal.cli import read_settings_block
@@ -110,15 +128,19 @@ def main():
     parser.add_argument("--repeats", type=int, default=3, help="timed epochs after the warm-up")
     parser.add_argument("--onnx", action="store_true", help="include the ONNX export in (b)")
     parser.add_argument("--work", default="", help="folder for data and runs (default: temporary)")
+    parser.add_argument("--original", action="store_true",
+                        help="also time the original's epoch (bench/original.py) in this run")
     parser.add_argument("--variants", default="",
-                        help="also time the ceiling in these variants, each against float32 in "
-                        "this run: bf16, xla, onednn-off, onednn-on (comma-separated)")
+                        help="also time the ceiling in these variants, each against the "
+                        "ceiling of this run (precision auto, BatchNorm folded): "
+                        f"{', '.join(VARIANTS)} (comma-separated)")
     parser.add_argument("--workers", type=int, default=0,
                         help="instead of (a) and (b): N workers of one core each against one")
     parser.add_argument("--kernels", action="store_true",
                         help="instead of (a) and (b): the oneDNN kernels of float32 and bf16")
-    parser.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
+    parser.add_argument("--precision", default="auto", help=argparse.SUPPRESS)
     parser.add_argument("--jit_compile", default="auto", help=argparse.SUPPRESS)
+    parser.add_argument("--fold_batchnorm", default="on", help=argparse.SUPPRESS)
     parser.add_argument("--child", choices=["ceiling", "real"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -140,6 +162,8 @@ def main():
             print_kernels(precision, onednn_kernels(passed, precision))
         return
     results = {mode: run_child(Path(__file__), [mode, *passed]) for mode in ("ceiling", "real")}
+    if args.original:
+        results["original"] = original_epochs(args)
     for mode, r in results.items():
         r["median"] = median(r["epoch_seconds"][1:])
         print(f"  {mode:<8} {r['median']:7.1f} s/epoch   peak RSS {r['peak_rss_mb'] / 1024:5.2f} GB"
@@ -148,6 +172,9 @@ def main():
     print(f"  (real includes the per-epoch backup: median {median(backups):.1f} s)")
     ratio = results["ceiling"]["median"] / results["real"]["median"]
     print(f"  real epoch runs at {100 * ratio:.0f}% of the compute ceiling")
+    if args.original:
+        print(f"  real epoch: {results['original']['median'] / results['real']['median']:.2f}x "
+              "the original's speed")
     if args.variants:
         time_variants(args, passed, results["ceiling"]["median"])
 
@@ -215,25 +242,29 @@ def weights_difference(a: Path, b: Path) -> float:
 
 
 VARIANTS = {  # name -> (extra child arguments, extra environment)
+    "float32": (["--precision", "float32"], {}),
     "bf16": (["--precision", "mixed_bfloat16"], {}),
     "xla": (["--jit_compile", "on"], {}),
     "onednn-off": ([], {"TF_ENABLE_ONEDNN_OPTS": "0"}),
     "onednn-on": ([], {"TF_ENABLE_ONEDNN_OPTS": "1"}),
+    "float32-unfolded": (["--precision", "float32", "--fold_batchnorm", "off"], {}),
+    "bf16-unfolded": (["--precision", "mixed_bfloat16", "--fold_batchnorm", "off"], {}),
 }
 
 
-def time_variants(args, passed: list[str], float32_seconds: float):
-    """The ceiling again in each variant; images/s and the ratio to float32's ceiling."""
+def time_variants(args, passed: list[str], ceiling_seconds: float):
+    """The ceiling again in each variant; images/s and the ratio to this run's ceiling."""
+    from gacrystal.training.distribution import chosen_precision
     images = args.train + args.val
     print(f"  ceiling variants (images/s = {args.train} train + {args.val} val images per epoch):")
-    print(f"    {'float32':<11} {float32_seconds:7.1f} s/epoch {images / float32_seconds:7.1f} "
-          "images/s   1.00x")
+    print(f"    {'ceiling':<16} {ceiling_seconds:7.1f} s/epoch {images / ceiling_seconds:7.1f} "
+          f"images/s   1.00x   ({chosen_precision(args.precision)[0]}, BatchNorm folded)")
     for name in args.variants.split(","):
         extra, env = VARIANTS[name]
         r = run_child(Path(__file__), ["ceiling", *passed, *extra], env=env)
         seconds = median(r["epoch_seconds"][1:])
-        print(f"    {name:<11} {seconds:7.1f} s/epoch {images / seconds:7.1f} images/s "
-              f"{float32_seconds / seconds:6.2f}x   (epochs: "
+        print(f"    {name:<16} {seconds:7.1f} s/epoch {images / seconds:7.1f} images/s "
+              f"{ceiling_seconds / seconds:6.2f}x   (epochs: "
               f"{', '.join(f'{t:.1f}' for t in r['epoch_seconds'])})")
 
 

@@ -28,9 +28,11 @@ def synthetic_root(tmp_path_factory) -> Path:
 
 
 # ResNet-50, not the default ResNet-101: half the layers to build, trace and export, the same
-# code paths (test_model.py builds the ResNet-101 itself).
+# code paths (test_model.py builds the ResNet-101 itself). float32, not auto: the tests that
+# compare two runs (devices, workers, a resume) must compare the same arithmetic on every CI
+# machine, whether its CPU computes in bf16 or not; bf16 training has tests of its own.
 TINY = ["--weights", "none", "--image_size", "32", "--batch_size", "16", "--lr", "0.01",
-        "--backbone", "ResNet50"]
+        "--backbone", "ResNet50", "--precision", "float32"]
 
 
 @pytest.fixture(scope="session")

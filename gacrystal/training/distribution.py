@@ -10,9 +10,10 @@
 - `precision`: Keras's mixed-precision policies. The output layer (P(PG)) and the loss stay
   float32; mixed_float16 gets Keras's loss scaling. The model is saved in float32 whatever the
   policy, so labelling and ONNX Runtime need nothing new. "auto" (`chosen_precision`) takes
-  mixed_float16 with a GPU, mixed_bfloat16 on a CPU with AMX (its bf16 matrix units: a training
-  epoch 1.19x faster on an AMX Xeon), float32 elsewhere (an AVX-512 BF16 CPU without AMX gave
-  1.03-1.30x from run to run, within its drift; bench/RESULTS.md).
+  mixed_float16 with a GPU, mixed_bfloat16 on a CPU with bf16 arithmetic (AVX-512 BF16 or AMX:
+  with the frozen trunk's BatchNorm folded, gacrystal.training.folding, a training step 1.8x the
+  float32 step on an AVX-512 BF16 EPYC; bench/RESULTS.md), float32 elsewhere (AVX2 only, where
+  bf16 is emulated).
 - `jit_compile`: "auto" is Keras's rule (XLA with a GPU, not on a CPU); "on" / "off" force it.
 """
 from __future__ import annotations
@@ -87,14 +88,28 @@ def chosen_precision(precision: str) -> tuple[str, str]:
     import tensorflow as tf
     if tf.config.list_physical_devices("GPU"):
         return "mixed_float16", "auto: a GPU is visible"
-    if "amx_bf16" in cpu_flags():
-        return "mixed_bfloat16", "auto: this CPU has AMX (bf16 matrix units)"
-    return "float32", "auto: no GPU and no AMX, where bf16 does not pay"
+    bf16 = sorted(cpu_flags() & {"amx_bf16", "avx512_bf16"})
+    if bf16:
+        return "mixed_bfloat16", f"auto: this CPU computes in bf16 ({', '.join(bf16)})"
+    return "float32", "auto: no GPU and no bf16 arithmetic (AVX-512 BF16 or AMX) on this CPU"
 
 
 def set_precision(precision: str):
     import keras
     keras.mixed_precision.set_global_policy(precision)
+
+
+@contextlib.contextmanager
+def precision_policy(precision: str):
+    """Keras's global policy set to `precision` while the block runs, and put back after it
+    however it ends (a run stopped by an error must not leave later models in bf16)."""
+    import keras
+    before = keras.mixed_precision.global_policy()
+    set_precision(precision)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(before)
 
 
 def float32_copy(model, build, strategy=None):

@@ -99,46 +99,54 @@ def start_from(model, init_weights: str):
 def build_and_compile(backbone: str, weights, image_size: int, trainable_fraction: float,
                       dropout: tuple[float, float], bn_momentum: float, lr: float,
                       momentum: float, jit_compile="auto", lr_schedule="constant",
-                      total_steps: int = 0):
-    """The classifier, compiled with the original's optimizer and loss. Under a tf.distribute
-    strategy, call it inside the strategy's scope.
+                      total_steps: int = 0, fold_batchnorm: bool = True):
+    """The classifier, and the model that trains it compiled with the original's optimizer and
+    loss. Under a tf.distribute strategy, call it inside the strategy's scope.
 
     Args:
         lr_schedule: constant (the original), or cosine: from lr down to 0 over total_steps, so
             that the last epochs take small steps and the final weights do not land on a swing.
+        fold_batchnorm: train through gacrystal.training.folding's network (the frozen trunk's
+            BatchNormalization folded into its convolutions; the same variables); False trains
+            the classifier itself.
+
+    Returns:
+        (the classifier, the compiled model to fit: the classifier itself or its folded twin).
     """
     import keras
     from gacrystal.model import build_classifier
+    from gacrystal.training.folding import folded_for_training
     model = build_classifier(backbone, weights, image_size, trainable_fraction, dropout,
                              bn_momentum)
+    trainer = folded_for_training(model)[0] if fold_batchnorm else model
     if lr_schedule == "cosine":
         lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(total_steps, 1))
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr, momentum=momentum),
-                  loss="binary_crossentropy", metrics=["accuracy"], jit_compile=jit_compile)
-    return model
+    trainer.compile(optimizer=keras.optimizers.SGD(learning_rate=lr, momentum=momentum),
+                    loss="binary_crossentropy", metrics=["accuracy"], jit_compile=jit_compile)
+    return model, trainer
 
 
 def build_model(strategy, architecture: dict, weights, lr: float, momentum: float,
                 lr_schedule: str, jit_compile, epochs: int, train_images: int, batch_size: int,
                 several_workers: bool, init_weights: str = "", backed_up: int = 0):
-    """The compiled classifier in the strategy's scope (build_and_compile; architecture: its
-    network's arguments), starting from init_weights's trained weights unless a backup's follow
-    (backed_up epochs), its BatchNorm synchronized over several replicas."""
+    """The classifier and the compiled model that trains it, in the strategy's scope
+    (build_and_compile; architecture: its network's arguments), starting from init_weights's
+    trained weights unless a backup's follow (backed_up epochs), its BatchNorm synchronized over
+    several replicas. Train the second (train_or_restore); save the first (write_deliverables)."""
     from gacrystal.training.data import steps_per_epoch
     from gacrystal.training.distribution import replicas, scope, synchronize_batchnorm
     # several workers cut each batch into one piece a replica; one too small to cut sits out
     pieces = replicas(strategy) if several_workers else 1
     with scope(strategy):
-        model = build_and_compile(weights=weights, lr=lr, momentum=momentum,
-                                  lr_schedule=lr_schedule,
-                                  total_steps=epochs * steps_per_epoch(train_images, batch_size,
-                                                                       pieces),
-                                  jit_compile=jit_compile, **architecture)
+        model, trainer = build_and_compile(
+            weights=weights, lr=lr, momentum=momentum, lr_schedule=lr_schedule,
+            total_steps=epochs * steps_per_epoch(train_images, batch_size, pieces),
+            jit_compile=jit_compile, **architecture)
         if init_weights and not backed_up:  # else the backup's weights follow
             start_from(model, init_weights)
         if replicas(strategy) > 1:
-            synchronize_batchnorm(model)
-    return model
+            synchronize_batchnorm(model)  # the trainer's BatchNorm layers are the model's
+    return model, trainer
 
 
 def train(model, splits: dict, run_dir: Path, epochs: int, batch_size: int, f1_stop: float,
