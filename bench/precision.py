@@ -85,7 +85,7 @@ def profile(trainer, batch_size: int, image_size: int, rows: int = 14):
         for line in (l for l in plane.lines if l.name.startswith("tf_Compute")):
             for event in line.events:
                 name = plane.event_metadata[event.metadata_id].name  # "scope/op:OpType"
-                if ":" not in name:  # the executor's own spans, which hold the ops
+                if ":" not in name or name.startswith("ExecutorState"):  # spans holding the ops
                     continue
                 kind = ("grad/" if "gradient_tape" in name else "") + name.rsplit(":", 1)[1]
                 seconds[kind] += event.duration_ps / 1e12
@@ -109,12 +109,12 @@ def main():
                         "reference of the ratios")
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    print(f"{args.backbone}, {args.image_size} px, batch {args.batch_size}, last 10% trainable; "
-          f"median of {args.rounds} interleaved rounds after 1 warm-up")
+    print(f"{args.backbone}, {args.image_size} px, batch {args.batch_size}, last 10% trainable")
     if args.profile:
         trainer = build_variants([args.profile], args.backbone, args.image_size)[args.profile]
         profile(trainer, args.batch_size, args.image_size)
         return
+    print(f"median of {args.rounds} interleaved rounds after 1 warm-up")
     names = args.variants.split(",")
     times = time_rounds(build_variants(names, args.backbone, args.image_size), args.batch_size,
                         args.image_size, args.rounds)
