@@ -9,8 +9,8 @@ original's recipe), in float32 even under mixed_bfloat16, with a cast to float32
 each one: that is where a bf16 training step lost what its faster convolutions gained
 (bench/RESULTS.md, "bf16 training that pays").
 
-    trainer = folded_for_training(model)   # the same variables, fewer operations
-    trainer.compile(...); trainer.fit(...) # trains `model`'s weights
+    trainer, pairs = folded_for_training(model)  # the same variables, fewer operations
+    trainer.compile(...); trainer.fit(...)       # trains `model`'s weights; save `model`
 
 The trainer shares every variable with the model (the folded convolutions read the frozen
 convolution's and BatchNormalization's own variables at each step), so training it trains the
