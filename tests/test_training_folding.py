@@ -49,23 +49,24 @@ def test_the_folded_network_gives_the_models_answers_with_the_same_variables():
     np.testing.assert_allclose(fold(features), expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.training
 def test_a_step_on_the_folded_network_is_the_step_on_the_model_and_trains_the_model():
     x, y = images(8), np.array([0, 1] * 4, np.float32)
 
-    def one_step(fold: bool) -> tuple[list, list]:
+    def one_step(fold: bool) -> tuple[list, list, list]:
         model = classifier()
         trainer = folded_for_training(model)[0] if fold else model
         trainer.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
                         loss="binary_crossentropy")
         before = [w.numpy().copy() for w in model.weights]
         trainer.train_on_batch(x, y)
-        return before, [w.numpy() for w in model.weights]
+        return model.weights, before, [w.numpy() for w in model.weights]
 
-    before, plain = one_step(fold=False)
-    _, folded = one_step(fold=True)
+    _, before, plain = one_step(fold=False)
+    weights, _, folded = one_step(fold=True)
     changed = [not np.array_equal(b, a) for b, a in zip(before, folded)]
     assert any(changed), "training the folded network left the model's weights as they were"
-    for weight, b, p, f in zip(classifier().weights, before, plain, folded):
+    for weight, b, p, f in zip(weights, before, plain, folded):
         if not weight.trainable and "moving" not in weight.path:  # frozen: untouched
             np.testing.assert_array_equal(f, b)
         # the same step, up to the float rounding of another order of operations
