@@ -223,7 +223,8 @@ def main(argv=None):
             jit_compile=JIT_COMPILE[s["jit_compile"]], epochs=s["epochs"],
             train_images=len(splits["train"]["paths"]), batch_size=s["batch_size"],
             several_workers=s["distribute"] == "multiworker", init_weights=s["init_weights"],
-            backed_up=backed_up)
+            backed_up=backed_up,
+            fold_batchnorm=run_folder.backup_is_folded(Path(s["resume"]) if s["resume"] else None))
         card = training.model_card_of_run(s["backbone"], s["image_size"], s["resize"], s["data"],
                                           backbone_weights, splits)
         run_dir = held.enter_context(run_folder.opened(s, source, card, counts, chief))

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -131,3 +132,30 @@ def test_a_crash_while_writing_a_model_leaves_no_file_that_looks_complete(split_
     assert {"model.keras", "model.h5"} <= names and "model.onnx" not in names
     assert not [n for n in names if "partial" in n]
     assert (run_dir / "backup" / "trained.json").exists()  # --resume can still deliver
+
+
+@pytest.mark.training
+def test_a_backup_from_before_the_folding_resumes_unfolded(split_dir, tmp_path, monkeypatch,
+                                                           capsys):
+    """A run backed up by the code before gacrystal.training.folding (its weights in the
+    unfolded network's layout, no network.json) continues, unfolded, to the end."""
+    from gacrystal.training import callbacks, folding, runs
+    monkeypatch.setattr(folding, "folded_for_training", lambda model: (model, 0))
+    save = callbacks.BackupEachEpoch.on_epoch_end
+
+    def backed_up_then_stopped(self, epoch, logs=None):
+        save(self, epoch, logs)
+        (Path(self.backup_dir) / runs.NETWORK).unlink()  # as the earlier code wrote it
+        raise KeyboardInterrupt
+    monkeypatch.setattr(callbacks.BackupEachEpoch, "on_epoch_end", backed_up_then_stopped)
+    with pytest.raises(KeyboardInterrupt):
+        GAmain.main(["--data", str(split_dir), "--runs", str(tmp_path), "--epochs", "2",
+                     "--no-export_onnx", *TINY])
+    monkeypatch.undo()
+    run_dir = next(p for p in tmp_path.iterdir() if p.is_dir())
+    assert not runs.backup_is_folded(run_dir)
+    GAmain.main(["--resume", str(run_dir)])
+    assert "continues unfolded" in capsys.readouterr().out
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["training"]["status"] == "finished" and config["training"]["epochs_run"] == 2
+    assert runs.backup_is_folded(None)  # a new run folds

@@ -128,20 +128,25 @@ def build_and_compile(backbone: str, weights, image_size: int, trainable_fractio
 
 def build_model(strategy, architecture: dict, weights, lr: float, momentum: float,
                 lr_schedule: str, jit_compile, epochs: int, train_images: int, batch_size: int,
-                several_workers: bool, init_weights: str = "", backed_up: int = 0):
+                several_workers: bool, init_weights: str = "", backed_up: int = 0,
+                fold_batchnorm: bool = True):
     """The classifier and the compiled model that trains it, in the strategy's scope
     (build_and_compile; architecture: its network's arguments), starting from init_weights's
     trained weights unless a backup's follow (backed_up epochs), its BatchNorm synchronized over
-    several replicas. Train the second (train_or_restore); save the first (write_deliverables)."""
+    several replicas. Train the second (train_or_restore); save the first (write_deliverables).
+    fold_batchnorm: False for a backup written unfolded (runs.backup_is_folded)."""
     from gacrystal.training.data import steps_per_epoch
     from gacrystal.training.distribution import replicas, scope, synchronize_batchnorm
     # several workers cut each batch into one piece a replica; one too small to cut sits out
     pieces = replicas(strategy) if several_workers else 1
+    if not fold_batchnorm:
+        print("note: this run's backup was written before training folded the frozen BatchNorm "
+              "into its convolutions; the run continues unfolded (slower), as it was backed up")
     with scope(strategy):
         model, trainer = build_and_compile(
             weights=weights, lr=lr, momentum=momentum, lr_schedule=lr_schedule,
             total_steps=epochs * steps_per_epoch(train_images, batch_size, pieces),
-            jit_compile=jit_compile, **architecture)
+            jit_compile=jit_compile, fold_batchnorm=fold_batchnorm, **architecture)
         if init_weights and not backed_up:  # else the backup's weights follow
             start_from(model, init_weights)
         if replicas(strategy) > 1:
@@ -170,6 +175,7 @@ def train(model, splits: dict, run_dir: Path, epochs: int, batch_size: int, f1_s
     from gacrystal.training.callbacks import (BackupEachEpoch, EarlyStopOnValLoss, HistoryRows,
                                               StopOnNaN, StopWhenF1Reached, ValidationMetrics)
     from gacrystal.training.data import steps_per_epoch
+    from gacrystal.training.folding import is_folded
     from gacrystal.training.keras_state import random_state, restore_random_state
     earlier = runs.read_history(run_dir, before_epoch=runs.backed_up_epochs(run_dir))
     if chief:
@@ -179,6 +185,7 @@ def train(model, splits: dict, run_dir: Path, epochs: int, batch_size: int, f1_s
         restore_random_state([model], json.loads((run_dir / runs.BACKUP / runs.RANDOM_STATE)
                                                  .read_text()))
     several = multiworker.in_use(strategy)
+    folded = is_folded(model)  # the layout of the backups' weights
     train_images, val_images = len(splits["train"]["paths"]), len(splits["val"]["paths"])
     f1_rule = StopWhenF1Reached(f1_stop, f1_patience, earlier)
     loss_rule = EarlyStopOnValLoss(loss_patience, loss_min_delta, earlier)
@@ -194,7 +201,8 @@ def train(model, splits: dict, run_dir: Path, epochs: int, batch_size: int, f1_s
         loss_rule,
         *([HistoryRows(run_dir / HISTORY_CSV)] if chief else []),
         BackupEachEpoch(backup_dir, nan_guard,  # after the history row: a saved epoch has one
-                        extra_state=lambda: {runs.RANDOM_STATE: random_state([model])}),
+                        extra_state=lambda: {runs.RANDOM_STATE: random_state([model]),
+                                             runs.NETWORK: {"batchnorm_folded": folded}}),
     ]
     verbose = 2 if not sys.stdout.isatty() else 1
     try:

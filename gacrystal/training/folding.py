@@ -132,3 +132,10 @@ def folded_for_training(model: keras.Model) -> tuple[keras.Model, int]:
     folded, every variable shared; and the number of pairs folded (0: `model` itself, as for a
     model that is not a plain functional one)."""
     return fold_functional(model) if is_plain_functional(model) else (model, 0)
+
+
+def is_folded(model: keras.Model) -> bool:
+    """Whether `model` (or a model nested in it) holds folded convolutions: a trainer from
+    folded_for_training, whose backups are in its layout."""
+    return any(isinstance(layer, FoldedConvolution)
+               or (isinstance(layer, keras.Model) and is_folded(layer)) for layer in model.layers)

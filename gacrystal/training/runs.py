@@ -22,6 +22,7 @@ from gacrystal.files import (CONFIG_JSON, HISTORY_CSV, MODEL_H5, MODEL_KERAS, MO
 
 BACKUP = "backup"  # in the run folder while training: Keras's BackupAndRestore files
 RANDOM_STATE = "random_state.json"  # in BACKUP: the dropout layers' random streams
+NETWORK = "network.json"  # in BACKUP: {"batchnorm_folded": bool}, the layout its weights are in
 TRAINED_WEIGHTS = "trained.weights.h5"  # in BACKUP once training has finished
 TRAINED = "trained.json"  # in BACKUP beside them: what stopped the run
 MODEL_FILES = (MODEL_KERAS, MODEL_H5, MODEL_ONNX, CONFIG_JSON, OOD_NPZ)  # a demo model's, copied
@@ -79,6 +80,16 @@ def write_history(run_dir: Path, rows: list[dict]):
 def columns(rows: list[dict]) -> dict[str, list[float]]:
     """Rows of per-epoch logs as Keras's History does: a list of values per metric."""
     return {k: [row[k] for row in rows] for k in rows[0]} if rows else {}
+
+
+def backup_is_folded(run_dir: Path | None) -> bool:
+    """Whether a run continues with the frozen BatchNorm folded (gacrystal.training.folding):
+    a new run does; a resumed one as its backup was written (a backup from before the folding,
+    without NETWORK, holds the unfolded network's weights and continues unfolded)."""
+    if not backed_up_epochs(run_dir):
+        return True
+    network = run_dir / BACKUP / NETWORK
+    return network.exists() and json.loads(network.read_text())["batchnorm_folded"]
 
 
 def backed_up_epochs(run_dir: Path | None) -> int:
