@@ -125,12 +125,8 @@ def check_settings(s: dict, given: set):
               "chooses a threshold when alarm_threshold is 0")
     s["time_source"] = wanted_source(s["time_source"], s["times"], "interval" in given)
     if s["opcua"]:
-        from gacrystal.monitoring.opcua import check_url, check_users_are_safe
-        check_url(s["opcua"])
-        for name in ("opcua_certificate", "opcua_private_key", "opcua_users"):
-            if s[name] and not Path(s[name]).is_file():
-                raise UserError(f"no file at {name}={s[name]}")
-        check_users_are_safe(s["opcua"], s["opcua_users"], s["opcua_certificate"])
+        from gacrystal.monitoring.opcua import check_settings as check_opcua
+        check_opcua(s["opcua"], s["opcua_certificate"], s["opcua_private_key"], s["opcua_users"])
     if s["cluster"]:
         from gacrystal.cluster import check_cluster  # no Dask yet
         check_cluster(s["cluster"])
@@ -189,10 +185,8 @@ def make_demo_inputs(weights: str, frames_dir: str, adapt: bool = False, adapt_d
 
 
 def demo_adapt_split(weights: str, adapt_data: str):
-    """--demo adapts (DEMO), which fits against the model's training split: a demo model's split
-    (its config.json says demo) is drawn again where it is gone, as GAmain.py --demo draws it
-    (gacrystal/dataset/demo.py: the same images, from the same seed); any other model's is
-    checked. Both before the frames are drawn, not after them."""
+    """--demo adapts, against the model's training split: a demo model's is drawn again where it
+    is gone (gacrystal/dataset/demo.py, the same seed), any other's checked; before the frames."""
     from gacrystal.classifier import config_beside, training_data_of
     from gacrystal.monitoring.adaptation import crops_folder, training_folders
     data = adapt_data or training_data_of(weights)
@@ -208,17 +202,10 @@ def demo_adapt_split(weights: str, adapt_data: str):
 def export_for_training(s: dict):
     """--export_crops DIR: OUT's counted regions as training crops, corrected where marked
     (gacrystal.monitoring.corrections); monitors nothing."""
-    from gacrystal.monitoring.corrections import export_run
+    from gacrystal.monitoring.corrections import export_report, export_run
     counts, marked = export_run(Path(s["out"]), Path(s["export_crops"]),
                                 Path(s["corrections"]) if s["corrections"] else None)
-    dest = s["export_crops"]
-    print(f"exported to {dest}/cex and {dest}/pg: {counts['written']} crops written, "
-          f"{counts['already there']} already there, {counts['relabelled']} moved to the other "
-          f"class (their verdict changed), {counts['left out']} left out (UNKNOWN or "
-          f"marked neither), {counts['frames missing']} from frames no longer readable; "
-          f"{marked} regions corrected by {s['corrections'] or 'no corrections file'}")
-    print(f"next: python GAsplit.py --source {dest} --dest {dest}-split, then python GAmain.py "
-          f"--data {dest}-split --init_weights {s['weights']} (fine-tune the model on them)")
+    print(export_report(counts, marked, s["export_crops"], s["corrections"], s["weights"]))
     return 0
 
 

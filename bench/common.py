@@ -51,11 +51,18 @@ def peak_rss_mb() -> float:
 def run_child(script: Path, args: list[str], env: dict | None = None) -> dict:
     """Runs `script --child ARGS` in a fresh process (with `env` added to the environment) and
     returns the JSON it prints last."""
-    result = subprocess.run([sys.executable, str(script), "--child", *args], cwd=ROOT,
+    return run_script(script, ["--child", *args], env)
+
+
+def run_script(script: Path, args: list[str], env: dict | None = None) -> dict:
+    """Runs `script ARGS` in a fresh process (with `env` added to the environment) and returns
+    the JSON it prints last."""
+    result = subprocess.run([sys.executable, str(script), *args], cwd=ROOT,
                             capture_output=True, text=True,
                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {})))
     if result.returncode != 0:
-        raise RuntimeError(f"child {args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        raise RuntimeError(f"{script.name} {args} failed:\n{result.stdout[-3000:]}\n"
+                           f"{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 

@@ -72,11 +72,11 @@ def profile(trainer, batch_size: int, image_size: int, rows: int = 14):
     import tensorflow as tf
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
     x = np.random.default_rng(0).integers(0, 256, (2 * batch_size, image_size, image_size, 3))
-    y = (np.arange(2 * batch_size) % 2).astype(np.float32)
-    trainer.fit(x.astype(np.float32), y, batch_size=batch_size, verbose=0)  # traced here
+    x, y = x.astype(np.float32), (np.arange(2 * batch_size) % 2).astype(np.float32)
+    trainer.fit(x, y, batch_size=batch_size, verbose=0)  # traced here
     logdir = tempfile.mkdtemp(prefix="ga-profile-")
     tf.profiler.experimental.start(logdir)
-    trainer.fit(x.astype(np.float32), y, batch_size=batch_size, verbose=0)
+    trainer.fit(x, y, batch_size=batch_size, verbose=0)
     tf.profiler.experimental.stop()
     space = xplane_pb2.XSpace()
     space.ParseFromString(open(glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True)[0], "rb").read())

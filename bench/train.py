@@ -38,7 +38,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, machine, median, peak_rss_mb, run_child, synthetic_split
+from common import (ROOT, machine, median, peak_rss_mb, run_child, run_script,
+                    synthetic_split)
 
 
 def ceiling(args) -> dict:
@@ -99,14 +100,10 @@ def real(args) -> dict:
 
 def original_epochs(args) -> dict:
     """(e): bench/original.py on this run's split, in a process of its own."""
-    result = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("original.py")), "--data",
-         str(Path(args.work, "split")), "--epochs", str(args.repeats + 1), "--image_size",
-         str(args.image_size), "--batch_size", str(args.batch_size), "--backbone", args.backbone],
-        cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-    if result.returncode != 0:
-        raise RuntimeError(f"bench/original.py failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_script(Path(__file__).with_name("original.py"), [
+        "--data", str(Path(args.work, "split")), "--epochs", str(args.repeats + 1),
+        "--image_size", str(args.image_size), "--batch_size", str(args.batch_size),
+        "--backbone", args.backbone])
 
 
 def bench_settings(args) -> dict:

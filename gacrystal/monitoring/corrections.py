@@ -170,3 +170,15 @@ def reviewed_regions(out: Path, corrections: Path | None, unreviewed: bool) -> t
                in classed_crops(iter_rows(out / PARTICLES_CSV), Path(state["frames"]),
                                 verdicts, counts, unreviewed)]
     return regions, counts
+
+
+def export_report(counts: dict[str, int], marked: int, dest: str, corrections: str,
+                  weights: str) -> str:
+    """What export_run did (its counts, the regions given a verdict), and what to run next."""
+    return (f"exported to {dest}/cex and {dest}/pg: {counts['written']} crops written, "
+            f"{counts['already there']} already there, {counts['relabelled']} moved to the other "
+            f"class (their verdict changed), {counts['left out']} left out (UNKNOWN or "
+            f"marked neither), {counts['frames missing']} from frames no longer readable; "
+            f"{marked} regions corrected by {corrections or 'no corrections file'}\n"
+            f"next: python GAsplit.py --source {dest} --dest {dest}-split, then python GAmain.py "
+            f"--data {dest}-split --init_weights {weights} (fine-tune the model on them)")

@@ -100,16 +100,28 @@ def check_users_are_safe(url: str, users: str, certificate: str):
                         "opcua_private_key to encrypt it, or serve on 127.0.0.1")
 
 
+def check_settings(url: str, certificate: str = "", private_key: str = "", users: str = "") -> str:
+    """The one check of the OPC UA settings (GAmonitor.py's before any model loads, and the
+    server's): an opc.tcp URL, the files there, both halves of the encryption, and no passwords
+    in clear over the network. Returns the URL."""
+    url = check_url(url)
+    for name, path in (("opcua_certificate", certificate), ("opcua_private_key", private_key),
+                       ("opcua_users", users)):
+        if path and not Path(path).is_file():
+            raise UserError(f"no file at {name}={path}")
+    if bool(certificate) != bool(private_key):
+        raise UserError("opcua encryption needs both opcua_certificate and opcua_private_key")
+    check_users_are_safe(url, users, certificate)
+    return url
+
+
 class OpcUaServer:
     """An OPC UA server with the run's variables; see the module's docstring."""
 
     def __init__(self, url: str, run: str, certificate: str = "", private_key: str = "",
                  users: str = ""):
-        self.url, self.run = check_url(url), run
+        self.url, self.run = check_settings(url, certificate, private_key, users), run
         self.certificate, self.private_key = certificate, private_key
-        if bool(certificate) != bool(private_key):
-            raise UserError("opcua encryption needs both opcua_certificate and opcua_private_key")
-        check_users_are_safe(url, users, certificate)
         self.users = read_users(users) if users else None
         try:
             import asyncua  # noqa: F401
